@@ -1,0 +1,30 @@
+//! The `tandem` command: every entry point of Tandem in one binary.
+//!
+//! Each subcommand lives in its own module under `cmd/` and returns an exit code; `main` only
+//! parses arguments and maps errors. Exit codes follow the house convention: 0 ok, 1 findings or
+//! invalid input, 2 usage or unreadable input.
+
+mod cmd;
+
+use clap::Parser;
+use std::process::ExitCode;
+
+/// Tandem: the pod layer (KEDA) and the node layer (Karpenter) of Kubernetes autoscaling, in one
+/// program that reads the same YAML.
+#[derive(Debug, Parser)]
+#[command(name = "tandem", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: cmd::Command,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command.run() {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}
