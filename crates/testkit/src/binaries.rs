@@ -1,0 +1,97 @@
+//! Finding the upstream binaries built by `hack/controlplane/build.sh`.
+
+use crate::error::{Error, Result};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The binaries a control plane needs, by file name.
+pub const REQUIRED: [&str; 4] = [
+    "etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+];
+
+/// Environment variable that overrides where the binaries are looked for.
+pub const DIR_ENV: &str = "TANDEM_CONTROLPLANE_DIR";
+
+/// The workspace root, derived from this crate's manifest directory at compile time.
+pub fn workspace_root() -> PathBuf {
+    // crates/testkit -> crates -> root
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
+/// Directory holding `etcd`, `kube-apiserver`, `kube-controller-manager`, `kube-scheduler`.
+#[derive(Debug, Clone)]
+pub struct Binaries {
+    dir: PathBuf,
+}
+
+impl Binaries {
+    /// Locates the binaries: `TANDEM_CONTROLPLANE_DIR` if set, else the directory printed by
+    /// `hack/controlplane/build.sh --dir`. Fails with a hint to run the build script when any
+    /// binary is missing.
+    pub fn locate() -> Result<Self> {
+        let dir = match std::env::var_os(DIR_ENV) {
+            Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+            _ => Self::dir_from_build_script()?,
+        };
+        Self::in_dir(dir)
+    }
+
+    /// Uses `dir`, checking that every required binary is there and executable.
+    pub fn in_dir(dir: impl Into<PathBuf>) -> Result<Self> {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = dir.into();
+        for name in REQUIRED {
+            let ok = std::fs::metadata(dir.join(name))
+                .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+                .unwrap_or(false);
+            if !ok {
+                return Err(Error::BinariesMissing {
+                    dir,
+                    missing: name.to_owned(),
+                });
+            }
+        }
+        Ok(Binaries { dir })
+    }
+
+    fn dir_from_build_script() -> Result<PathBuf> {
+        let script = workspace_root().join("hack/controlplane/build.sh");
+        // `--dir` prints the directory whether or not it is built (exit 1 when not); the
+        // existence check in `in_dir` turns "not built" into the actionable error.
+        let out = Command::new("bash")
+            .arg(&script)
+            .arg("--dir")
+            .output()
+            .map_err(|source| Error::LocateBinaries {
+                script: script.clone(),
+                source,
+            })?;
+        let printed = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        if printed.is_empty() {
+            return Err(Error::LocateBinaries {
+                script,
+                source: std::io::Error::other(format!(
+                    "it printed no directory: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                )),
+            });
+        }
+        Ok(PathBuf::from(printed))
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Full path of one binary.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+}
