@@ -5,4 +5,22 @@
 //! instance types with their offerings. It must never read a clock, touch the network, await, or
 //! depend on a Kubernetes client: everything here is a plain value, so the controllers, the
 //! simulator and the benchmarks all compute the same answers from the same inputs.
+//!
+//! ```text
+//!   quantity ──► resources ──► pod (effective requests, host ports)
+//!                    │
+//!                    ▼
+//!   labels ──► requirements ──► catalog (instance types, offerings, prices)
+//!                                  ▲
+//!   taints                allocatable (capacity − overhead)
+//! ```
+//!
+//! Every collection whose order can reach output is a `BTreeMap`, `BTreeSet` or sorted `Vec`
+//! (`clippy.toml` bans `HashMap`/`HashSet`), prices are integers (pico-dollars), and the catalogs
+//! are parsed from CSV text embedded at build time, so the same inputs always give the same
+//! bytes out.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+pub mod quantity;
+pub mod resources;
