@@ -22,5 +22,7 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod labels;
 pub mod quantity;
+pub mod requirements;
 pub mod resources;
