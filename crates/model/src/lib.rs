@@ -23,6 +23,8 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod labels;
+pub mod pod;
 pub mod quantity;
 pub mod requirements;
 pub mod resources;
+pub mod taints;
