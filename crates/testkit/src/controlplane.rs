@@ -515,7 +515,7 @@ impl ControlPlane {
             dir,
         };
         eprintln!(
-            "tandem-testkit: control plane {} (etcd from {}) ready in {:.1}s at {}, {crds} CRDs; \
+            "tandem-testkit: control plane {} (binaries in {}) ready in {:.1}s at {}, {crds} CRDs; \
              KUBECONFIG={}",
             plane.version,
             binaries.dir().display(),

@@ -1,15 +1,27 @@
 //! Subcommands, one module each.
 
+pub mod up;
+pub mod validate;
+
 use clap::Subcommand;
 use std::process::ExitCode;
 
 /// Every subcommand of `tandem`.
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// Start a local control plane (etcd, kube-apiserver, kube-controller-manager,
+    /// kube-scheduler) with Tandem's CRDs and keep it running until Ctrl-C.
+    Up(up::Args),
+    /// Check manifests beyond their schema and print one line per finding.
+    Validate(validate::Args),
+}
 
 impl Command {
     /// Runs the subcommand and returns the process exit code.
     pub fn run(self) -> anyhow::Result<ExitCode> {
-        match self {}
+        match self {
+            Command::Up(args) => up::run(args),
+            Command::Validate(args) => validate::run(args),
+        }
     }
 }
