@@ -1,7 +1,6 @@
 //! Subcommands, one module each.
 
 pub mod up;
-pub mod validate;
 
 use clap::Subcommand;
 use std::process::ExitCode;
@@ -12,8 +11,6 @@ pub enum Command {
     /// Start a local control plane (etcd, kube-apiserver, kube-controller-manager,
     /// kube-scheduler) with Tandem's CRDs and keep it running until Ctrl-C.
     Up(up::Args),
-    /// Check manifests beyond their schema and print one line per finding.
-    Validate(validate::Args),
 }
 
 impl Command {
@@ -21,7 +18,6 @@ impl Command {
     pub fn run(self) -> anyhow::Result<ExitCode> {
         match self {
             Command::Up(args) => up::run(args),
-            Command::Validate(args) => validate::run(args),
         }
     }
 }
