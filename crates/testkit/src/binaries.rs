@@ -95,3 +95,26 @@ impl Binaries {
         self.dir.join(name)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_binaries_error_names_the_build_script() {
+        let err = Binaries::in_dir("/nonexistent/tandem-controlplane").unwrap_err();
+        assert!(matches!(&err, Error::BinariesMissing { missing, .. } if missing == "etcd"));
+        let text = err.to_string();
+        assert!(text.contains("hack/controlplane/build.sh"), "{text}");
+        assert!(text.contains(DIR_ENV), "{text}");
+    }
+
+    #[test]
+    fn workspace_root_holds_the_build_script() {
+        assert!(
+            workspace_root()
+                .join("hack/controlplane/build.sh")
+                .is_file()
+        );
+    }
+}

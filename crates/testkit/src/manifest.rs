@@ -175,3 +175,33 @@ pub async fn dry_run(
         Err(e) => Err(Error::kube(format!("dry-run {}", gvk.kind), e)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn multi_document_yaml_skips_empty_documents() {
+        let docs = parse_documents("---\na: 1\n---\n---\nkind: X\n").unwrap();
+        assert_eq!(
+            docs,
+            vec![
+                serde_json::json!({"a": 1}),
+                serde_json::json!({"kind": "X"})
+            ]
+        );
+    }
+
+    #[test]
+    fn core_and_grouped_api_versions_split_into_group_and_version() {
+        let core = gvk_of(&serde_json::json!({"apiVersion": "v1", "kind": "Pod"})).unwrap();
+        assert_eq!((core.group.as_str(), core.version.as_str()), ("", "v1"));
+        let np = gvk_of(&serde_json::json!({"apiVersion": "karpenter.sh/v1", "kind": "NodePool"}))
+            .unwrap();
+        assert_eq!(
+            (np.group.as_str(), np.version.as_str()),
+            ("karpenter.sh", "v1")
+        );
+        assert!(gvk_of(&serde_json::json!({"replicas": 1})).is_none());
+    }
+}

@@ -121,6 +121,20 @@ async fn hpa_scales_deployment_on_external_metric_served_through_the_aggregation
         .expect("external metrics APIService becomes Available");
     let metric = "queue-length";
     metrics.set(&ns, metric, "50");
+    // The same path the HPA controller uses, through kube-apiserver's aggregator.
+    let via_apiserver = client
+        .request_text(
+            http::Request::get(format!(
+                "/apis/external.metrics.k8s.io/v1beta1/namespaces/{ns}/{metric}"
+            ))
+            .body(Vec::new())
+            .expect("request"),
+        )
+        .await
+        .expect("read the metric through the aggregation layer");
+    let list: serde_json::Value = serde_json::from_str(&via_apiserver).expect("json");
+    assert_eq!(list["kind"], "ExternalMetricValueList", "{via_apiserver}");
+    assert_eq!(list["items"][0]["value"], "50", "{via_apiserver}");
 
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
     let deployment: Deployment = serde_json::from_value(json!({
@@ -303,7 +317,15 @@ async fn seed_manifests_pass_and_broken_manifests_fail_server_side_dry_run() {
 
     let mut rejected = 0;
     let mut accepted = Vec::new();
-    for file in yaml_files(&root.join("examples/broken")).expect("list broken") {
+    // examples/broken/api holds what the API server must refuse; examples/broken/semantic is
+    // accepted by the server and left to `tandem validate` (see examples/broken/README.md).
+    let broken = root.join("examples/broken/api");
+    let broken = if broken.is_dir() {
+        broken
+    } else {
+        root.join("examples/broken")
+    };
+    for file in yaml_files(&broken).expect("list broken") {
         let mut outcome = None;
         for doc in read_documents(&file).expect("broken example parses as YAML") {
             if let Some(ns) = namespace_of(&doc) {
@@ -338,4 +360,93 @@ async fn seed_manifests_pass_and_broken_manifests_fail_server_side_dry_run() {
         accepted.join("\n")
     );
     eprintln!("{rejected} broken examples rejected by the API server");
+}
+
+/// One raw HTTPS GET to the metrics backend, as the given client identity.
+async fn get_backend(
+    port: u16,
+    ca_der: &[u8],
+    identity: Option<(&std::path::Path, &std::path::Path)>,
+) -> Result<String, String> {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from(ca_der.to_vec()))
+        .expect("CA");
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("protocols")
+        .with_root_certificates(roots);
+    let config = match identity {
+        Some((cert, key)) => builder
+            .with_client_auth_cert(
+                vec![CertificateDer::from_pem_file(cert).expect("cert")],
+                PrivateKeyDer::from_pem_file(key).expect("key"),
+            )
+            .expect("client auth"),
+        None => builder.with_no_client_auth(),
+    };
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let exchange = async {
+        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .map_err(|e| e.to_string())?;
+        let name = ServerName::try_from("external-metrics.tandem-testkit.svc").expect("name");
+        let mut tls = connector
+            .connect(name, tcp)
+            .await
+            .map_err(|e| e.to_string())?;
+        tls.write_all(
+            b"GET /apis/external.metrics.k8s.io/v1beta1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        let mut response = Vec::new();
+        tls.read_to_end(&mut response)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(String::from_utf8_lossy(&response).into_owned())
+    };
+    tokio::time::timeout(Duration::from_secs(10), exchange)
+        .await
+        .map_err(|_| "timed out".to_owned())?
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn external_metrics_backend_only_serves_the_apiserver_front_proxy_identity() {
+    let (cp, _client) = shared().await;
+    let metrics = cp.external_metrics().await.expect("external metrics");
+    let pki = cp.pki();
+    let ok = |r: &Result<String, String>| r.as_ref().is_ok_and(|r| r.starts_with("HTTP/1.1 200"));
+
+    let front_proxy = get_backend(
+        metrics.port(),
+        pki.ca_der(),
+        Some((&pki.front_proxy_client.cert, &pki.front_proxy_client.key)),
+    )
+    .await;
+    assert!(
+        ok(&front_proxy),
+        "front-proxy identity must be served: {front_proxy:?}"
+    );
+    assert!(front_proxy.unwrap_or_default().contains("APIResourceList"));
+
+    let anonymous = get_backend(metrics.port(), pki.ca_der(), None).await;
+    assert!(
+        !ok(&anonymous),
+        "no client cert must be refused: {anonymous:?}"
+    );
+    let admin = get_backend(
+        metrics.port(),
+        pki.ca_der(),
+        Some((&pki.admin.cert, &pki.admin.key)),
+    )
+    .await;
+    assert!(
+        !ok(&admin),
+        "a cluster-CA client cert must be refused: {admin:?}"
+    );
 }
