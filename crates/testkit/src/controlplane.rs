@@ -298,7 +298,26 @@ impl ControlPlane {
 
     /// Starts a control plane: PKI, etcd, kube-apiserver, then kube-controller-manager and
     /// kube-scheduler, each awaited (bounded by `options.ready_timeout`), then the CRDs.
+    ///
+    /// Ports are picked free just before use; if another process grabs one in between (the
+    /// component exits with "address already in use"), the whole start is retried, up to
+    /// three attempts.
     pub async fn start_with(options: Options) -> Result<Self> {
+        let mut attempt = 1;
+        loop {
+            match Self::start_once(&options).await {
+                Err(Error::Exited { ref tail, .. })
+                    if attempt < 3 && tail.contains("address already in use") =>
+                {
+                    eprintln!("tandem-testkit: a port was taken meanwhile; starting again");
+                    attempt += 1;
+                }
+                result => return result,
+            }
+        }
+    }
+
+    async fn start_once(options: &Options) -> Result<Self> {
         install_crypto_provider();
         let started = Instant::now();
         let binaries = match &options.binaries_dir {
