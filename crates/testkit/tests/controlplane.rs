@@ -281,6 +281,14 @@ async fn client_and_watcher_recover_after_apiserver_restart() {
     eprintln!("memory: {}", cp.memory().await);
 }
 
+/// The API server's own words for a refusal.
+fn api_message(err: &kube::Error) -> String {
+    match err {
+        kube::Error::Api(status) => format!("{} ({})", status.message, status.code),
+        other => other.to_string(),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seed_manifests_pass_and_broken_manifests_fail_server_side_dry_run() {
     let root = workspace_root();
@@ -304,7 +312,9 @@ async fn seed_manifests_pass_and_broken_manifests_fail_server_side_dry_run() {
                 DryRun::UnknownKind(kind) => {
                     eprintln!("NOTE: skipped {} ({kind} is not served)", file.display());
                 }
-                DryRun::Rejected(err) => failures.push(format!("{}: {err}", file.display())),
+                DryRun::Rejected(err) => {
+                    failures.push(format!("{}: {}", file.display(), api_message(&err)));
+                }
             }
         }
     }
@@ -333,7 +343,7 @@ async fn seed_manifests_pass_and_broken_manifests_fail_server_side_dry_run() {
             }
             match dry_run(&client, &doc, &ns).await.expect("dry run") {
                 DryRun::Rejected(err) => {
-                    outcome = Some(Ok(err.to_string()));
+                    outcome = Some(Ok(api_message(&err)));
                     break;
                 }
                 DryRun::Accepted => outcome = outcome.or(Some(Err(()))),
