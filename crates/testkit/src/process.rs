@@ -101,7 +101,15 @@ impl Component {
             .process_group(0);
         let child = spawn(cmd).await.map_err(|source| Error::Spawn {
             component: spec.name.to_owned(),
-            source,
+            source: if source.kind() == std::io::ErrorKind::NotFound {
+                std::io::Error::new(
+                    source.kind(),
+                    "`setpriv` (util-linux) is not on PATH; it makes components die with the \
+                     test process",
+                )
+            } else {
+                source
+            },
         })?;
         watchdog.watch(child.id());
         Ok(Component { spec, child })
