@@ -1,0 +1,6 @@
+//! The simulated provider's API group, `karpenter.kwok.sh`.
+
+pub mod v1alpha1;
+
+/// The kinds of the version Tandem serves, so callers need not name the version.
+pub use v1alpha1::KWOKNodeClass;
