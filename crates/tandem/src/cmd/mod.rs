@@ -1,5 +1,6 @@
 //! Subcommands, one module each.
 
+pub mod crds;
 pub mod up;
 
 use clap::Subcommand;
@@ -11,6 +12,8 @@ pub enum Command {
     /// Start a local control plane (etcd, kube-apiserver, kube-controller-manager,
     /// kube-scheduler) with Tandem's CRDs and keep it running until Ctrl-C.
     Up(up::Args),
+    /// Print the CRDs Tandem serves, or write them one file each with --out.
+    Crds(crds::Args),
 }
 
 impl Command {
@@ -18,6 +21,7 @@ impl Command {
     pub fn run(self) -> anyhow::Result<ExitCode> {
         match self {
             Command::Up(args) => up::run(args),
+            Command::Crds(args) => crds::run(args),
         }
     }
 }
