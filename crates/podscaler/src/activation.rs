@@ -449,7 +449,12 @@ pub fn step(state: State, input: &ActivationInput, now: TimeMs) -> (State, Vec<E
         if !state.is_paused() {
             effects.push(Effect::RemoveHpa);
             effects.push(paused_condition(true));
-            effects.push(event(EventReason::ScaledObjectPaused, current, current, Vec::new()));
+            effects.push(event(
+                EventReason::ScaledObjectPaused,
+                current,
+                current,
+                Vec::new(),
+            ));
         }
         if let Some(n) = hold
             && n != current
@@ -460,7 +465,12 @@ pub fn step(state: State, input: &ActivationInput, now: TimeMs) -> (State, Vec<E
     }
     if state.is_paused() {
         effects.push(paused_condition(false));
-        effects.push(event(EventReason::ScaledObjectUnpaused, current, current, Vec::new()));
+        effects.push(event(
+            EventReason::ScaledObjectUnpaused,
+            current,
+            current,
+            Vec::new(),
+        ));
         effects.push(Effect::RestoreHpa);
     }
 
@@ -581,7 +591,12 @@ mod tests {
     #[test]
     fn activates_from_zero_to_max_of_min_and_one() {
         let (state, effects) = step(State::default(), &input(0, true), T0);
-        assert_eq!(state, State::Active { last_active: Some(T0) });
+        assert_eq!(
+            state,
+            State::Active {
+                last_active: Some(T0)
+            }
+        );
         assert_eq!(replicas(&effects), Some(1));
         assert!(effects.contains(&Effect::Event {
             reason: EventReason::KedaScaleTargetActivated,
@@ -622,7 +637,12 @@ mod tests {
         assert!(matches!(s, State::CoolingDown { .. }));
         assert_eq!(replicas(&e), None);
         let (s, e) = step(s, &input(20, false), T0.plus_secs(75));
-        assert_eq!(s, State::Inactive { last_active: Some(T0) });
+        assert_eq!(
+            s,
+            State::Inactive {
+                last_active: Some(T0)
+            }
+        );
         assert_eq!(replicas(&e), Some(0));
         assert!(e.iter().any(|e| matches!(
             e,
@@ -640,8 +660,15 @@ mod tests {
         let (s, _) = step(State::default(), &input(5, true), T0);
         let (s, _) = step(s, &input(5, false), T0.plus_secs(30));
         let (s, e) = step(s, &input(5, true), T0.plus_secs(45));
-        assert_eq!(s, State::Active { last_active: Some(T0.plus_secs(45)) });
-        assert!(e.contains(&Effect::SetLastActiveTime { at: T0.plus_secs(45) }));
+        assert_eq!(
+            s,
+            State::Active {
+                last_active: Some(T0.plus_secs(45))
+            }
+        );
+        assert!(e.contains(&Effect::SetLastActiveTime {
+            at: T0.plus_secs(45)
+        }));
         let (s, _) = step(s, &input(5, false), T0.plus_secs(100));
         assert!(matches!(s, State::CoolingDown { .. }));
     }
@@ -666,8 +693,19 @@ mod tests {
     fn min_above_zero_is_never_scaled_in_by_keda() {
         let mut i = input(4, false);
         i.config.min_replicas = 2;
-        let (s, e) = step(State::Active { last_active: Some(T0) }, &i, T0.plus_secs(999));
-        assert_eq!(s, State::Inactive { last_active: Some(T0) });
+        let (s, e) = step(
+            State::Active {
+                last_active: Some(T0),
+            },
+            &i,
+            T0.plus_secs(999),
+        );
+        assert_eq!(
+            s,
+            State::Inactive {
+                last_active: Some(T0)
+            }
+        );
         assert_eq!(replicas(&e), None);
         // Below min with no idle: KEDA lifts it to min.
         i.current_replicas = 0;
@@ -701,17 +739,38 @@ mod tests {
         // Active with an error: no lastActiveTime stamp.
         let mut i = input(4, true);
         i.trigger_error = true;
-        let (s, e) = step(State::Active { last_active: Some(T0) }, &i, T0.plus_secs(5));
+        let (s, e) = step(
+            State::Active {
+                last_active: Some(T0),
+            },
+            &i,
+            T0.plus_secs(5),
+        );
         assert_eq!(s.last_active(), Some(T0));
-        assert!(!e.iter().any(|e| matches!(e, Effect::SetLastActiveTime { .. })));
+        assert!(
+            !e.iter()
+                .any(|e| matches!(e, Effect::SetLastActiveTime { .. }))
+        );
     }
 
     #[test]
     fn pause_freezes_or_holds_and_unpause_restores_the_hpa() {
         let mut i = input(7, true);
         i.annotations.pause = Pause::Frozen;
-        let (s, e) = step(State::Active { last_active: Some(T0) }, &i, T0);
-        assert_eq!(s, State::Paused { last_active: Some(T0), hold: None });
+        let (s, e) = step(
+            State::Active {
+                last_active: Some(T0),
+            },
+            &i,
+            T0,
+        );
+        assert_eq!(
+            s,
+            State::Paused {
+                last_active: Some(T0),
+                hold: None
+            }
+        );
         assert_eq!(replicas(&e), None);
         assert!(e.contains(&Effect::RemoveHpa));
         // Still paused: nothing more to do.
@@ -734,7 +793,9 @@ mod tests {
         assert_eq!(replicas(&step(State::default(), &i, T0).1), None);
         let mut i = input(3, false);
         i.annotations.paused_scale_in = true;
-        let s = State::Active { last_active: Some(T0) };
+        let s = State::Active {
+            last_active: Some(T0),
+        };
         assert_eq!(replicas(&step(s, &i, T0.plus_secs(999)).1), None);
     }
 
@@ -750,7 +811,10 @@ mod tests {
     #[test]
     fn annotations_parse_like_keda() {
         let m = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
-            pairs.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect()
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).into(), (*v).into()))
+                .collect()
         };
         let a = Annotations::from_map(&m(&[(ANNOTATION_PAUSED, "yes")])).unwrap();
         assert_eq!(a.pause, Pause::Frozen, "a non-bool value counts as true");

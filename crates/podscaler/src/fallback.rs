@@ -213,13 +213,20 @@ mod tests {
             (FallbackBehavior::CurrentReplicasIfLower, 9, 6),
         ];
         for (behavior, current, want) in cases {
-            assert_eq!(fallback_replicas(&config(behavior), current), want, "{behavior:?}");
+            assert_eq!(
+                fallback_replicas(&config(behavior), current),
+                want,
+                "{behavior:?}"
+            );
         }
     }
 
     #[test]
     fn values_encode_the_count_for_the_hpa_formula() {
-        assert_eq!(fallback_value(5.0, TargetType::AverageValue, 6, 0), Ok(30.0));
+        assert_eq!(
+            fallback_value(5.0, TargetType::AverageValue, 6, 0),
+            Ok(30.0)
+        );
         assert_eq!(fallback_value(10.0, TargetType::Value, 6, 4), Ok(15.0));
         assert_eq!(fallback_value(1.0, TargetType::Value, 1, 3), Ok(0.333));
         assert_eq!(

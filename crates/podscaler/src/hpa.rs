@@ -404,8 +404,11 @@ pub fn reconcile(
     (history, outcome)
 }
 
-/// Per-metric proposals (`computeStatusFor*Metric` → `replica_calculator.go`).
-fn propose(spec: &HpaSpec, input: &HpaInput<'_>) -> Vec<MetricProposal> {
+/// Per-metric proposals (`computeStatusFor*Metric` → `replica_calculator.go`) without touching
+/// any history, so a caller can explain what each metric implies even on a tick where the HPA
+/// does not run.
+#[must_use]
+pub fn propose(spec: &HpaSpec, input: &HpaInput<'_>) -> Vec<MetricProposal> {
     let (up_tol, down_tol) = tolerances(spec);
     input
         .metrics
@@ -492,7 +495,11 @@ fn tolerances(spec: &HpaSpec) -> (f64, f64) {
 /// some failed and the others would scale down (then nothing may change).
 fn combine(proposals: &[MetricProposal], current: u32) -> Option<u32> {
     let invalid = proposals.iter().filter(|p| p.replicas.is_none()).count();
-    let best = proposals.iter().filter_map(|p| p.replicas).max().unwrap_or(0);
+    let best = proposals
+        .iter()
+        .filter_map(|p| p.replicas)
+        .max()
+        .unwrap_or(0);
     if invalid >= proposals.len() || (invalid > 0 && best < current) {
         return None;
     }
@@ -681,7 +688,12 @@ fn store_scale_event(spec: &HpaSpec, history: &mut History, from: u32, to: u32, 
             behavior.resolved_down(spec.downscale_stabilization_secs),
         )
     };
-    let longest = rules.policies.iter().map(|p| p.period_secs).max().unwrap_or(0);
+    let longest = rules
+        .policies
+        .iter()
+        .map(|p| p.period_secs)
+        .max()
+        .unwrap_or(0);
     let cutoff = now.minus_secs(i64::from(longest));
     events.retain(|e| e.at >= cutoff);
     events.push(ScaleEvent {
@@ -787,7 +799,11 @@ mod tests {
         ];
         for (current, target, total, want) in cases {
             let out = run(&spec, current, &[avg("m", target, total)]);
-            assert_eq!(out.proposals[0].replicas, Some(want), "{current} {target} {total}");
+            assert_eq!(
+                out.proposals[0].replicas,
+                Some(want),
+                "{current} {target} {total}"
+            );
         }
     }
 
@@ -1009,8 +1025,8 @@ mod tests {
     }
 
     fn arb_rules() -> impl Strategy<Value = Option<ScalingRules>> {
-        let policy = (any::<bool>(), 0u32..300, 1u32..120).prop_map(|(pods, value, period)| {
-            Policy {
+        let policy =
+            (any::<bool>(), 0u32..300, 1u32..120).prop_map(|(pods, value, period)| Policy {
                 kind: if pods {
                     PolicyKind::Pods
                 } else {
@@ -1018,8 +1034,7 @@ mod tests {
                 },
                 value,
                 period_secs: period,
-            }
-        });
+            });
         let select = prop_oneof![
             Just(SelectPolicy::Max),
             Just(SelectPolicy::Min),

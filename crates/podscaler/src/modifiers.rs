@@ -60,7 +60,9 @@ pub enum FormulaError {
         expected: String,
     },
     /// A call to a function we do not provide.
-    #[error("unknown function '{name}' at column {column}; expected one of min, max, abs, ceil, floor")]
+    #[error(
+        "unknown function '{name}' at column {column}; expected one of min, max, abs, ceil, floor"
+    )]
     UnknownFunction {
         /// The function name as written.
         name: String,
@@ -390,7 +392,9 @@ fn number(i: &mut &str) -> PResult<f64> {
     let text = &start[..start.len() - i.len()];
     match text.parse::<f64>() {
         Ok(v) if v.is_finite() => Ok(v),
-        _ => cut_err(fail).context(expected("a finite number")).parse_next(i),
+        _ => cut_err(fail)
+            .context(expected("a finite number"))
+            .parse_next(i),
     }
 }
 
@@ -435,10 +439,8 @@ fn primary(i: &mut &str, depth: usize) -> PResult<Node> {
             _ => Node::Ident(name.to_owned()),
         });
     }
-    fail.context(expected(
-        "a number, a trigger name, a function call or '('",
-    ))
-    .parse_next(i)
+    fail.context(expected("a number, a trigger name, a function call or '('"))
+        .parse_next(i)
 }
 
 fn call_args(i: &mut &str, depth: usize) -> PResult<Vec<Node>> {
@@ -854,7 +856,9 @@ impl ScalingModifiers {
                 .parse::<f64>()
                 .ok()
                 .filter(|v| v.is_finite())
-                .ok_or_else(|| ModifiersError::ActivationTarget { value: a.to_owned() })?,
+                .ok_or_else(|| ModifiersError::ActivationTarget {
+                    value: a.to_owned(),
+                })?,
         };
         Ok(Self {
             formula,
@@ -928,8 +932,14 @@ mod tests {
     fn keda_docs_example_formula() {
         // From the scalingModifiers docs: average of two triggers, ternary on a third.
         let f = Formula::parse("trig_one < 2 ? trig_one + trig_two : 1").unwrap();
-        assert_eq!(f.eval(&env(&[("trig_one", 1.0), ("trig_two", 3.0)])), Ok(4.0));
-        assert_eq!(f.eval(&env(&[("trig_one", 5.0), ("trig_two", 3.0)])), Ok(1.0));
+        assert_eq!(
+            f.eval(&env(&[("trig_one", 1.0), ("trig_two", 3.0)])),
+            Ok(4.0)
+        );
+        assert_eq!(
+            f.eval(&env(&[("trig_one", 5.0), ("trig_two", 3.0)])),
+            Ok(1.0)
+        );
         assert_eq!(
             f.identifiers().into_iter().collect::<Vec<_>>(),
             ["trig_one", "trig_two"]
@@ -940,14 +950,22 @@ mod tests {
     fn syntax_errors_name_the_column_and_what_was_expected() {
         let cases: &[(&str, usize, &str)] = &[
             ("1 +", 4, "an expression"),
-            ("1 + )", 5, "a number, a trigger name, a function call or '('"),
+            (
+                "1 + )",
+                5,
+                "a number, a trigger name, a function call or '('",
+            ),
             ("(a + 1", 7, "')'"),
             ("a ? 1", 6, "':' of the conditional"),
             ("a b", 3, "an operator or the end of the formula"),
             ("max(a b)", 7, "',' or ')'"),
             ("1e", 3, "digits of the exponent"),
             ("a & b", 3, "an operator or the end of the formula"),
-            ("é + 1", 1, "a number, a trigger name, a function call or '('"),
+            (
+                "é + 1",
+                1,
+                "a number, a trigger name, a function call or '('",
+            ),
         ];
         for (src, column, expected) in cases {
             let err = Formula::parse(src).unwrap_err();
@@ -995,15 +1013,31 @@ mod tests {
     fn evaluation_errors() {
         assert_eq!(
             eval("gone + 1", &[]),
-            Err(EvalError::MissingValue { name: "gone".into() })
+            Err(EvalError::MissingValue {
+                name: "gone".into()
+            })
         );
-        assert_eq!(eval("gone", &[]), Err(EvalError::MissingValue { name: "gone".into() }));
+        assert_eq!(
+            eval("gone", &[]),
+            Err(EvalError::MissingValue {
+                name: "gone".into()
+            })
+        );
         assert_eq!(eval("nil ?? nil", &[]), Err(EvalError::NilResult));
-        assert_eq!(eval("1 > 0", &[]), Err(EvalError::NotANumber { found: "a boolean" }));
+        assert_eq!(
+            eval("1 > 0", &[]),
+            Err(EvalError::NotANumber { found: "a boolean" })
+        );
         assert_eq!(eval("1 / 0", &[]), Err(EvalError::NonFinite));
         assert_eq!(eval("1 % 0", &[]), Err(EvalError::RemainderByZero));
-        assert!(matches!(eval("true + 1", &[]), Err(EvalError::TypeMismatch { .. })));
-        assert!(matches!(eval("1 ? 2 : 3", &[]), Err(EvalError::TypeMismatch { .. })));
+        assert!(matches!(
+            eval("true + 1", &[]),
+            Err(EvalError::TypeMismatch { .. })
+        ));
+        assert!(matches!(
+            eval("1 ? 2 : 3", &[]),
+            Err(EvalError::TypeMismatch { .. })
+        ));
     }
 
     #[test]
@@ -1021,9 +1055,15 @@ mod tests {
             Err(FormulaError::Syntax { .. })
         ));
         let long = vec!["1"; 600].join("+");
-        assert!(matches!(Formula::parse(&long), Err(FormulaError::TooLong { .. })));
+        assert!(matches!(
+            Formula::parse(&long),
+            Err(FormulaError::TooLong { .. })
+        ));
         let chain = vec!["1"; 500].join("+");
-        assert_eq!(Formula::parse(&chain).unwrap().eval(&BTreeMap::new()), Ok(500.0));
+        assert_eq!(
+            Formula::parse(&chain).unwrap().eval(&BTreeMap::new()),
+            Ok(500.0)
+        );
     }
 
     #[test]
@@ -1043,9 +1083,15 @@ mod tests {
     #[test]
     fn modifiers_block_parses_targets_like_the_crd_strings() {
         let m = ScalingModifiers::new("a + b", "10", None, TargetType::AverageValue).unwrap();
-        assert_eq!((m.target, m.target_is_integer, m.activation_target), (10.0, true, 0.0));
+        assert_eq!(
+            (m.target, m.target_is_integer, m.activation_target),
+            (10.0, true, 0.0)
+        );
         let m = ScalingModifiers::new("a", "2.5", Some("1.5"), TargetType::Value).unwrap();
-        assert_eq!((m.target, m.target_is_integer, m.activation_target), (2.5, false, 1.5));
+        assert_eq!(
+            (m.target, m.target_is_integer, m.activation_target),
+            (2.5, false, 1.5)
+        );
         assert!(matches!(
             ScalingModifiers::new("a", "0", None, TargetType::Value),
             Err(ModifiersError::Target { .. })

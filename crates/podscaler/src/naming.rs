@@ -192,27 +192,64 @@ mod tests {
     }
 
     fn name(index: usize, kind: &str, pairs: &[(&str, &str)]) -> String {
-        metric_name(index, kind, &md(pairs)).unwrap().as_str().to_owned()
+        metric_name(index, kind, &md(pairs))
+            .unwrap()
+            .as_str()
+            .to_owned()
     }
 
     #[test]
     fn names_per_trigger_type() {
-        let cases: &[(usize, &str, &[(&str, &str)], &str)] = &[
+        type Case<'a> = (usize, &'a str, &'a [(&'a str, &'a str)], &'a str);
+        let cases: &[Case<'_>] = &[
             (0, "prometheus", &[("query", "x")], "s0-prometheus"),
             (3, "postgresql", &[], "s3-postgresql"),
             (
                 0,
                 "aws-sqs-queue",
-                &[("queueURL", "https://sqs.eu-west-1.amazonaws.com/123456789012/orders")],
+                &[(
+                    "queueURL",
+                    "https://sqs.eu-west-1.amazonaws.com/123456789012/orders",
+                )],
                 "s0-aws-sqs-orders",
             ),
-            (1, "aws-sqs-queue", &[("queueURL", "orders.fifo")], "s1-aws-sqs-orders-fifo"),
-            (0, "rabbitmq", &[("queueName", "orders")], "s0-rabbitmq-orders"),
-            (0, "rabbitmq", &[("queueName", "a b/c")], "s0-rabbitmq-a+b-2Fc"),
+            (
+                1,
+                "aws-sqs-queue",
+                &[("queueURL", "orders.fifo")],
+                "s1-aws-sqs-orders-fifo",
+            ),
+            (
+                0,
+                "rabbitmq",
+                &[("queueName", "orders")],
+                "s0-rabbitmq-orders",
+            ),
+            (
+                0,
+                "rabbitmq",
+                &[("queueName", "a b/c")],
+                "s0-rabbitmq-a+b-2Fc",
+            ),
             (2, "redis", &[("listName", "jobs")], "s2-redis-jobs"),
-            (0, "redis-streams", &[("stream", "ev.s")], "s0-redis-streams-ev-s"),
-            (0, "kafka", &[("topic", "t1"), ("consumerGroup", "g")], "s0-kafka-t1"),
-            (0, "kafka", &[("topic", " "), ("consumerGroup", "g")], "s0-kafka-g-topics"),
+            (
+                0,
+                "redis-streams",
+                &[("stream", "ev.s")],
+                "s0-redis-streams-ev-s",
+            ),
+            (
+                0,
+                "kafka",
+                &[("topic", "t1"), ("consumerGroup", "g")],
+                "s0-kafka-t1",
+            ),
+            (
+                0,
+                "kafka",
+                &[("topic", " "), ("consumerGroup", "g")],
+                "s0-kafka-g-topics",
+            ),
             (
                 0,
                 "cron",
