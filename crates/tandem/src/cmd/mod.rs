@@ -2,6 +2,7 @@
 
 pub mod crds;
 pub mod up;
+pub mod validate;
 
 use clap::Subcommand;
 use std::process::ExitCode;
@@ -12,6 +13,8 @@ pub enum Command {
     /// Start a local control plane (etcd, kube-apiserver, kube-controller-manager,
     /// kube-scheduler) with Tandem's CRDs and keep it running until Ctrl-C.
     Up(up::Args),
+    /// Check manifests beyond their schema and print one line per finding.
+    Validate(validate::Args),
     /// Print the CRDs Tandem serves, or write them one file each with --out.
     Crds(crds::Args),
 }
@@ -21,6 +24,7 @@ impl Command {
     pub fn run(self) -> anyhow::Result<ExitCode> {
         match self {
             Command::Up(args) => up::run(args),
+            Command::Validate(args) => validate::run(args),
             Command::Crds(args) => crds::run(args),
         }
     }
