@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Runs every test of Tandem on this machine, building or starting what the tests need first.
+# This is the README's test command; .ci/run calls it after the format/lint/purity checks.
+#
+# Heavy caches live outside the clone (TANDEM_CACHE, default /var/cache/tandem): the cargo
+# target dir and the control-plane binaries built from the upstream Go modules.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export TANDEM_CACHE="${TANDEM_CACHE:-/var/cache/tandem}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$TANDEM_CACHE/target}"
+export CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-2}"
+mkdir -p "$TANDEM_CACHE"
+
+# Go (>= 1.26, preinstalled on this machine kind in /usr/local/go) builds the control plane;
+# Debian's golang-go is too old for Kubernetes 1.36, so it is no fallback.
+export PATH="/usr/local/go/bin:$PATH"
+command -v go >/dev/null || { echo "Go 1.26 is needed to build the control plane (hack/controlplane)" >&2; exit 1; }
+# setpriv (util-linux) ties the control-plane processes' lives to the test process.
+command -v setpriv >/dev/null || {
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends util-linux
+}
+
+echo "== control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl)"
+"$root/hack/controlplane/build.sh"
+
+echo "== cargo test"
+cd "$root"
+cargo test --workspace --locked
