@@ -82,9 +82,7 @@ fn normalize(crd: &mut CustomResourceDefinition) {
         walk(&mut value);
         if let Some(obj) = value.as_object_mut() {
             obj.remove("title");
-            if optional_spec
-                && let Some(Value::Array(required)) = obj.get_mut("required")
-            {
+            if optional_spec && let Some(Value::Array(required)) = obj.get_mut("required") {
                 required.retain(|r| r != "spec");
                 if required.is_empty() {
                     obj.remove("required");
