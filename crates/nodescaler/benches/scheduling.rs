@@ -1,0 +1,3 @@
+//! Karpenter's scheduling benchmark (filled in by the next commit).
+
+fn main() {}

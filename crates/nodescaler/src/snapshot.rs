@@ -1,0 +1,698 @@
+//! The immutable input of every node-layer decision.
+//!
+//! A [`Snapshot`] is everything the provisioner may look at: pending pods with all their
+//! scheduling constraints, existing nodes and the pods bound or nominated to them, NodeClaims
+//! that are launched but not yet nodes, NodePools, DaemonSets and the instance-type catalog of
+//! each NodeClass. The state crate resolves everything that upstream reads from the API server in
+//! the middle of a simulation (PVC zones, namespace labels, DaemonSet pod templates) *before* a
+//! decision runs, so a decision cannot fail on I/O and gives the same answer whenever it runs.
+//!
+//! The builders (`PendingPod::new(..).label(..).spread(..)`) exist so that tests and benchmarks
+//! construct snapshots in a few lines; every field is also public.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use tandem_model::catalog::Catalog;
+use tandem_model::labels;
+use tandem_model::pod::{Container, HostPort, PodShape, Protocol};
+use tandem_model::requirements::{Requirement, Requirements};
+use tandem_model::resources::{Bytes, MilliCpu, Resources};
+use tandem_model::taints::{Taint, Toleration};
+
+use crate::selector::{LabelSelector, Labels};
+
+/// The identity of a pod in a plan: enough for a person and for the shell to find it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PodRef {
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// UID.
+    pub uid: String,
+}
+
+impl std::fmt::Display for PodRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
+/// A required pod (anti-)affinity term.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PodAffinityTerm {
+    /// Which pods the term is about.
+    pub selector: LabelSelector,
+    /// Namespaces the selector applies to; empty means the pod's own namespace.
+    pub namespaces: Vec<String>,
+    /// The label that defines a domain (`kubernetes.io/hostname`, `topology.kubernetes.io/zone`).
+    pub topology_key: String,
+}
+
+impl PodAffinityTerm {
+    /// A term over the pod's own namespace.
+    pub fn new(topology_key: &str, selector: LabelSelector) -> Self {
+        PodAffinityTerm {
+            selector,
+            namespaces: Vec::new(),
+            topology_key: topology_key.to_owned(),
+        }
+    }
+}
+
+/// A preferred pod (anti-)affinity term with its weight (1–100).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct WeightedPodAffinityTerm {
+    /// Weight; heavier terms are relaxed last.
+    pub weight: i32,
+    /// The term.
+    pub term: PodAffinityTerm,
+}
+
+/// What the scheduler does when a spread constraint cannot be met.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub enum WhenUnsatisfiable {
+    /// A hard constraint.
+    #[default]
+    DoNotSchedule,
+    /// A soft constraint; Karpenter enforces it until relaxation removes it.
+    ScheduleAnyway,
+}
+
+/// Whether node affinity or taints decide which domains count (`nodeAffinityPolicy`,
+/// `nodeTaintsPolicy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum NodeInclusionPolicy {
+    /// Only domains the pod could be placed in count.
+    Honor,
+    /// Every domain counts.
+    Ignore,
+}
+
+/// A topology spread constraint.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TopologySpreadConstraint {
+    /// The domain label (zone, hostname, capacity type, or any node label).
+    pub topology_key: String,
+    /// Largest allowed difference between a domain's count and the smallest count.
+    pub max_skew: i32,
+    /// Hard or soft.
+    pub when_unsatisfiable: WhenUnsatisfiable,
+    /// Which pods are counted (in the pod's namespace).
+    pub selector: LabelSelector,
+    /// With fewer eligible domains than this, the global minimum is taken as 0.
+    pub min_domains: Option<i32>,
+    /// Default `Honor`.
+    pub node_affinity_policy: NodeInclusionPolicy,
+    /// Default `Ignore`.
+    pub node_taints_policy: NodeInclusionPolicy,
+}
+
+impl TopologySpreadConstraint {
+    /// A hard constraint with Kubernetes' default policies.
+    pub fn new(topology_key: &str, max_skew: i32, selector: LabelSelector) -> Self {
+        TopologySpreadConstraint {
+            topology_key: topology_key.to_owned(),
+            max_skew,
+            when_unsatisfiable: WhenUnsatisfiable::DoNotSchedule,
+            selector,
+            min_domains: None,
+            node_affinity_policy: NodeInclusionPolicy::Honor,
+            node_taints_policy: NodeInclusionPolicy::Ignore,
+        }
+    }
+}
+
+/// A pod waiting for a node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingPod {
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// UID (the last sort tie-break).
+    pub uid: String,
+    /// Creation order (smaller is older); the tie-break after CPU and memory.
+    pub creation: u64,
+    /// Containers and overhead; requests and host ports come from here.
+    pub shape: PodShape,
+    /// The pod's labels (what selectors see).
+    pub labels: Labels,
+    /// `spec.nodeSelector`.
+    pub node_selector: Labels,
+    /// Required node-affinity terms, OR-ed; empty means none.
+    pub required_affinity: Vec<Requirements>,
+    /// Preferred node-affinity terms with weights.
+    pub preferred_affinity: Vec<(i32, Requirements)>,
+    /// Tolerations.
+    pub tolerations: Vec<Toleration>,
+    /// Required pod affinity.
+    pub pod_affinity: Vec<PodAffinityTerm>,
+    /// Required pod anti-affinity.
+    pub pod_anti_affinity: Vec<PodAffinityTerm>,
+    /// Preferred pod affinity.
+    pub preferred_pod_affinity: Vec<WeightedPodAffinityTerm>,
+    /// Preferred pod anti-affinity.
+    pub preferred_pod_anti_affinity: Vec<WeightedPodAffinityTerm>,
+    /// Topology spread constraints.
+    pub topology_spread: Vec<TopologySpreadConstraint>,
+    /// Zones the pod's bound PersistentVolumes allow (already intersected); empty means any.
+    pub volume_zones: Vec<String>,
+}
+
+impl PendingPod {
+    /// A pod with one container requesting `requests`; uid defaults to `namespace/name`.
+    pub fn new(namespace: &str, name: &str, requests: Resources) -> Self {
+        PendingPod {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+            uid: format!("{namespace}/{name}"),
+            creation: 0,
+            shape: PodShape {
+                containers: vec![Container::new("main", requests)],
+                ..PodShape::default()
+            },
+            labels: Labels::new(),
+            node_selector: Labels::new(),
+            required_affinity: Vec::new(),
+            preferred_affinity: Vec::new(),
+            tolerations: Vec::new(),
+            pod_affinity: Vec::new(),
+            pod_anti_affinity: Vec::new(),
+            preferred_pod_affinity: Vec::new(),
+            preferred_pod_anti_affinity: Vec::new(),
+            topology_spread: Vec::new(),
+            volume_zones: Vec::new(),
+        }
+    }
+
+    /// The pod's identity.
+    pub fn to_ref(&self) -> PodRef {
+        PodRef {
+            namespace: self.namespace.clone(),
+            name: self.name.clone(),
+            uid: self.uid.clone(),
+        }
+    }
+
+    /// Sets the UID.
+    pub fn uid(mut self, uid: &str) -> Self {
+        self.uid = uid.to_owned();
+        self
+    }
+
+    /// Sets the creation order.
+    pub fn created(mut self, creation: u64) -> Self {
+        self.creation = creation;
+        self
+    }
+
+    /// Adds a label.
+    pub fn label(mut self, key: &str, value: &str) -> Self {
+        self.labels.insert(key.to_owned(), value.to_owned());
+        self
+    }
+
+    /// Adds a `nodeSelector` entry.
+    pub fn node_selector(mut self, key: &str, value: &str) -> Self {
+        self.node_selector.insert(key.to_owned(), value.to_owned());
+        self
+    }
+
+    /// Adds a required node-affinity term (OR-ed with the others).
+    pub fn require(mut self, term: Requirements) -> Self {
+        self.required_affinity.push(term);
+        self
+    }
+
+    /// Adds a preferred node-affinity term.
+    pub fn prefer(mut self, weight: i32, term: Requirements) -> Self {
+        self.preferred_affinity.push((weight, term));
+        self
+    }
+
+    /// Adds a toleration.
+    pub fn tolerate(mut self, toleration: Toleration) -> Self {
+        self.tolerations.push(toleration);
+        self
+    }
+
+    /// Adds required pod affinity to pods matching `selector` within `topology_key`.
+    pub fn affinity(mut self, topology_key: &str, selector: LabelSelector) -> Self {
+        self.pod_affinity
+            .push(PodAffinityTerm::new(topology_key, selector));
+        self
+    }
+
+    /// Adds required pod anti-affinity to pods matching `selector` within `topology_key`.
+    pub fn anti_affinity(mut self, topology_key: &str, selector: LabelSelector) -> Self {
+        self.pod_anti_affinity
+            .push(PodAffinityTerm::new(topology_key, selector));
+        self
+    }
+
+    /// Adds preferred pod affinity.
+    pub fn prefer_affinity(
+        mut self,
+        weight: i32,
+        topology_key: &str,
+        selector: LabelSelector,
+    ) -> Self {
+        self.preferred_pod_affinity.push(WeightedPodAffinityTerm {
+            weight,
+            term: PodAffinityTerm::new(topology_key, selector),
+        });
+        self
+    }
+
+    /// Adds preferred pod anti-affinity.
+    pub fn prefer_anti_affinity(
+        mut self,
+        weight: i32,
+        topology_key: &str,
+        selector: LabelSelector,
+    ) -> Self {
+        self.preferred_pod_anti_affinity
+            .push(WeightedPodAffinityTerm {
+                weight,
+                term: PodAffinityTerm::new(topology_key, selector),
+            });
+        self
+    }
+
+    /// Adds a hard topology spread constraint.
+    pub fn spread(self, topology_key: &str, max_skew: i32, selector: LabelSelector) -> Self {
+        self.spread_constraint(TopologySpreadConstraint::new(
+            topology_key,
+            max_skew,
+            selector,
+        ))
+    }
+
+    /// Adds any topology spread constraint.
+    pub fn spread_constraint(mut self, constraint: TopologySpreadConstraint) -> Self {
+        self.topology_spread.push(constraint);
+        self
+    }
+
+    /// Binds a TCP host port on the first container.
+    pub fn host_port(mut self, port: u16) -> Self {
+        if let Some(c) = self.shape.containers.first_mut() {
+            c.host_ports.push(HostPort {
+                ip: String::new(),
+                port,
+                protocol: Protocol::Tcp,
+            });
+        }
+        self
+    }
+
+    /// Restricts the pod to the zones of its bound volumes.
+    pub fn volume_zone(mut self, zone: &str) -> Self {
+        self.volume_zones.push(zone.to_owned());
+        self
+    }
+}
+
+/// A pod already bound (or nominated) to a node or in-flight NodeClaim: it uses room and counts
+/// for topology.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BoundPod {
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// Labels; shared, since thousands of replicas carry the same set.
+    pub labels: Arc<Labels>,
+    /// Effective requests.
+    pub requests: Resources,
+    /// Host ports it binds.
+    pub host_ports: Vec<HostPort>,
+    /// Its required anti-affinity: new pods it selects must stay out of its domains.
+    pub anti_affinity: Vec<PodAffinityTerm>,
+    /// True when only nominated (not yet bound) by an earlier plan.
+    pub nominated: bool,
+}
+
+impl BoundPod {
+    /// A bound pod with labels and requests.
+    pub fn new(namespace: &str, name: &str, labels: Arc<Labels>, requests: Resources) -> Self {
+        BoundPod {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+            labels,
+            requests,
+            host_ports: Vec::new(),
+            anti_affinity: Vec::new(),
+            nominated: false,
+        }
+    }
+}
+
+/// Where a node is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub enum NodeState {
+    /// Ready and initialized.
+    #[default]
+    Ready,
+    /// Registered but not initialized: its NodePool's startup taints and the usual not-ready
+    /// taints are expected to go away, so they do not block pods.
+    Initializing,
+    /// Being deleted: never a target, and its pods do not count for topology (they are moving).
+    Deleting,
+}
+
+/// A node of the cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExistingNode {
+    /// Node name (also its hostname domain).
+    pub name: String,
+    /// Labels (zone, capacity type, instance type, NodePool …).
+    pub labels: Labels,
+    /// Taints.
+    pub taints: Vec<Taint>,
+    /// Allocatable resources.
+    pub allocatable: Resources,
+    /// Pods bound or nominated to it, DaemonSet pods included.
+    pub pods: Vec<BoundPod>,
+    /// Life-cycle state.
+    pub state: NodeState,
+}
+
+impl ExistingNode {
+    /// A ready node; its hostname label is set from the name.
+    pub fn new(name: &str, allocatable: Resources) -> Self {
+        let mut labels = Labels::new();
+        labels.insert(labels::HOSTNAME.to_owned(), name.to_owned());
+        ExistingNode {
+            name: name.to_owned(),
+            labels,
+            taints: Vec::new(),
+            allocatable,
+            pods: Vec::new(),
+            state: NodeState::Ready,
+        }
+    }
+
+    /// Adds a label.
+    pub fn label(mut self, key: &str, value: &str) -> Self {
+        self.labels.insert(key.to_owned(), value.to_owned());
+        self
+    }
+
+    /// Adds a taint.
+    pub fn taint(mut self, taint: Taint) -> Self {
+        self.taints.push(taint);
+        self
+    }
+
+    /// Adds a bound pod.
+    pub fn pod(mut self, pod: BoundPod) -> Self {
+        self.pods.push(pod);
+        self
+    }
+
+    /// Sets the state.
+    pub fn state(mut self, state: NodeState) -> Self {
+        self.state = state;
+        self
+    }
+}
+
+/// A NodeClaim that is launched (or being launched) but whose node has not registered yet.
+///
+/// Its pods are those an earlier plan nominated to it. Upstream treats these like nodes, and so
+/// do we: a claim whose zone is still open (several zones allowed) can take pods that do not care
+/// about zone, but never pods whose constraints would have to narrow it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InFlightClaim {
+    /// NodeClaim name (also its hostname domain until the node registers).
+    pub name: String,
+    /// Owning NodePool.
+    pub nodepool: String,
+    /// What the claim is known to satisfy (zone, capacity type, instance type, labels).
+    pub requirements: Requirements,
+    /// Allocatable of the launched type (or the smallest option when not yet known).
+    pub allocatable: Resources,
+    /// Capacity of the launched type (or the largest option), charged against NodePool limits.
+    pub capacity: Resources,
+    /// Pods nominated to it.
+    pub pods: Vec<BoundPod>,
+}
+
+/// NodePool limits per resource; an absent resource is unlimited. The `nodes` entry limits the
+/// node count.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Limits {
+    /// Limit per resource name, in the unit of [`Resources`] (millicores for CPU, bytes, counts).
+    pub by_resource: BTreeMap<String, i64>,
+}
+
+impl Limits {
+    /// No limits.
+    pub fn none() -> Self {
+        Self::default()
+    }
+
+    /// Limits CPU to `cores` whole cores (`limits.cpu: 64`).
+    pub fn cpu_cores(mut self, cores: i64) -> Self {
+        self.by_resource
+            .insert("cpu".to_owned(), MilliCpu::from_cores(cores).0);
+        self
+    }
+
+    /// Limits memory.
+    pub fn memory(mut self, memory: Bytes) -> Self {
+        self.by_resource.insert("memory".to_owned(), memory.0);
+        self
+    }
+
+    /// Limits the number of nodes.
+    pub fn nodes(mut self, nodes: i64) -> Self {
+        self.by_resource.insert("nodes".to_owned(), nodes);
+        self
+    }
+
+    /// Limits any resource by name.
+    pub fn resource(mut self, name: &str, amount: i64) -> Self {
+        self.by_resource.insert(name.to_owned(), amount);
+        self
+    }
+}
+
+/// A NodePool, reduced to what provisioning reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodePool {
+    /// Name.
+    pub name: String,
+    /// Weight; higher is tried first.
+    pub weight: i32,
+    /// Template labels (nodes get them; they act as `In [value]` requirements).
+    pub labels: Labels,
+    /// Template requirements.
+    pub requirements: Requirements,
+    /// Taints every node carries; pods must tolerate them.
+    pub taints: Vec<Taint>,
+    /// Taints removed after start-up; they do not block pods.
+    pub startup_taints: Vec<Taint>,
+    /// Limits.
+    pub limits: Limits,
+    /// Capacity of the pool's registered nodes, charged against `limits`. The planner adds the
+    /// capacity of the pool's in-flight claims itself, so the state crate must not count them
+    /// here.
+    pub usage: Resources,
+    /// Number of registered nodes, charged against a `nodes` limit (in-flight claims are added
+    /// by the planner, as for `usage`).
+    pub node_count: i64,
+    /// NodeClass name; selects the catalog.
+    pub node_class: String,
+}
+
+impl NodePool {
+    /// A NodePool with no requirements, taints or limits.
+    pub fn new(name: &str, node_class: &str) -> Self {
+        NodePool {
+            name: name.to_owned(),
+            weight: 0,
+            labels: Labels::new(),
+            requirements: Requirements::new(),
+            taints: Vec::new(),
+            startup_taints: Vec::new(),
+            limits: Limits::none(),
+            usage: Resources::new(),
+            node_count: 0,
+            node_class: node_class.to_owned(),
+        }
+    }
+
+    /// Sets the weight.
+    pub fn weight(mut self, weight: i32) -> Self {
+        self.weight = weight;
+        self
+    }
+
+    /// Adds a template label.
+    pub fn label(mut self, key: &str, value: &str) -> Self {
+        self.labels.insert(key.to_owned(), value.to_owned());
+        self
+    }
+
+    /// Adds a requirement (intersected with any on the same key).
+    pub fn require(mut self, requirement: Requirement) -> Self {
+        self.requirements.add(requirement);
+        self
+    }
+
+    /// Adds a taint.
+    pub fn taint(mut self, taint: Taint) -> Self {
+        self.taints.push(taint);
+        self
+    }
+
+    /// Adds a startup taint.
+    pub fn startup_taint(mut self, taint: Taint) -> Self {
+        self.startup_taints.push(taint);
+        self
+    }
+
+    /// Sets the limits.
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Sets the current usage.
+    pub fn usage(mut self, usage: Resources, node_count: i64) -> Self {
+        self.usage = usage;
+        self.node_count = node_count;
+        self
+    }
+}
+
+/// A DaemonSet: its pod lands on every new node it can schedule onto, so its requests are
+/// overhead of every such node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DaemonSet {
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// The pod template's containers.
+    pub shape: PodShape,
+    /// `nodeSelector` of the template.
+    pub node_selector: Labels,
+    /// Required node-affinity terms (OR-ed) of the template.
+    pub required_affinity: Vec<Requirements>,
+    /// Tolerations of the template.
+    pub tolerations: Vec<Toleration>,
+}
+
+impl DaemonSet {
+    /// A DaemonSet with one container and no constraints.
+    pub fn new(namespace: &str, name: &str, requests: Resources) -> Self {
+        DaemonSet {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+            shape: PodShape {
+                containers: vec![Container::new("main", requests)],
+                ..PodShape::default()
+            },
+            node_selector: Labels::new(),
+            required_affinity: Vec::new(),
+            tolerations: Vec::new(),
+        }
+    }
+
+    /// Adds a toleration.
+    pub fn tolerate(mut self, toleration: Toleration) -> Self {
+        self.tolerations.push(toleration);
+        self
+    }
+
+    /// Adds a `nodeSelector` entry.
+    pub fn node_selector(mut self, key: &str, value: &str) -> Self {
+        self.node_selector.insert(key.to_owned(), value.to_owned());
+        self
+    }
+}
+
+/// Everything a provisioning decision reads.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    /// Pods to place.
+    pub pods: Vec<PendingPod>,
+    /// Nodes.
+    pub nodes: Vec<ExistingNode>,
+    /// Launched NodeClaims without a node yet.
+    pub in_flight: Vec<InFlightClaim>,
+    /// NodePools.
+    pub nodepools: Vec<NodePool>,
+    /// DaemonSets.
+    pub daemonsets: Vec<DaemonSet>,
+    /// Instance types per NodeClass name; shared because catalogs are large and immutable.
+    pub catalogs: BTreeMap<String, Arc<Catalog>>,
+}
+
+impl Snapshot {
+    /// An empty snapshot.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds the catalog of a NodeClass.
+    pub fn catalog(mut self, node_class: &str, catalog: Arc<Catalog>) -> Self {
+        self.catalogs.insert(node_class.to_owned(), catalog);
+        self
+    }
+
+    /// Adds a NodePool.
+    pub fn nodepool(mut self, nodepool: NodePool) -> Self {
+        self.nodepools.push(nodepool);
+        self
+    }
+
+    /// Adds a pending pod; its creation order is its position unless already set.
+    pub fn pod(mut self, mut pod: PendingPod) -> Self {
+        if pod.creation == 0 {
+            pod.creation = u64::try_from(self.pods.len()).unwrap_or(u64::MAX);
+        }
+        self.pods.push(pod);
+        self
+    }
+
+    /// Adds `n` copies of `template`, named `<name>-<i>`, in creation order.
+    pub fn replicas(mut self, n: usize, template: &PendingPod) -> Self {
+        for i in 0..n {
+            let mut pod = template.clone();
+            pod.name = format!("{}-{i}", template.name);
+            pod.uid = format!("{}/{}", pod.namespace, pod.name);
+            pod.creation = u64::try_from(self.pods.len()).unwrap_or(u64::MAX);
+            self.pods.push(pod);
+        }
+        self
+    }
+
+    /// Adds a node.
+    pub fn node(mut self, node: ExistingNode) -> Self {
+        self.nodes.push(node);
+        self
+    }
+
+    /// Adds an in-flight NodeClaim.
+    pub fn in_flight(mut self, claim: InFlightClaim) -> Self {
+        self.in_flight.push(claim);
+        self
+    }
+
+    /// Adds a DaemonSet.
+    pub fn daemonset(mut self, daemonset: DaemonSet) -> Self {
+        self.daemonsets.push(daemonset);
+        self
+    }
+}
+
+/// CPU and memory requests from millicores and MiB, the terse form tests use.
+pub fn requests(cpu_milli: i64, memory_mib: i64) -> Resources {
+    Resources::cpu_memory(MilliCpu(cpu_milli), Bytes::from_mib(memory_mib))
+}
