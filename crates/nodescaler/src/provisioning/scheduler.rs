@@ -9,9 +9,11 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use tandem_model::labels;
+use tandem_model::labels::LabelSet;
 use tandem_model::pod::HostPort;
+use tandem_model::requirements::Operator;
 use tandem_model::requirements::{Requirement, Requirements};
-use tandem_model::taints::{Taint, TaintEffect, Toleration, tolerates_all};
+use tandem_model::taints::{Taint, TaintEffect, Toleration, tolerates, tolerates_all};
 
 use super::prepare::{
     self, CAPACITY_TYPE, CPU, Dims, Keys, MAX_KEYS, MEMORY, Masks, Pool, ZONE, fits,
@@ -106,6 +108,16 @@ impl PodState<'_> {
     }
 }
 
+/// Why a topology check failed, cheap to build in the hot loop; [`Scheduler::topo_reason`]
+/// renders it when a person will read it.
+#[derive(Debug, Clone, Copy)]
+enum TopoErr {
+    /// One of the pod's own groups.
+    Own(u32),
+    /// A placed pod's required anti-affinity selects this pod.
+    Inverse(u32),
+}
+
 /// A key slot whose domain must be decided: the candidate domains, ordered by the spread
 /// group's counts when there is one.
 #[derive(Debug, Clone, Copy, Default)]
@@ -175,8 +187,18 @@ pub struct Scheduler<'a> {
     sig_index: BTreeMap<String, u32>,
     eligible: RefCell<BTreeMap<(u32, u32), u64>>,
     by_count: BTreeSet<(usize, usize)>,
+    /// Claims of this plan by CPU slack (room of the cheapest option minus use): best fit
+    /// without a scan of every claim.
+    by_slack: BTreeSet<(i64, usize)>,
     events: Vec<Event>,
 }
+
+/// How many claims [`Packing::CheapestFit`] prices when a pod fits no claim's slack: the ones
+/// closest to holding it (largest CPU slack first).
+const GROWTH_CANDIDATES: usize = 16;
+
+/// Rounds of the improvement pass ([`Scheduler::improve`]); each is one sweep over the claims.
+const IMPROVE_ROUNDS: usize = 3;
 
 impl<'a> Scheduler<'a> {
     pub fn new(snapshot: &'a Snapshot, options: &'a Options) -> Self {
@@ -227,6 +249,7 @@ impl<'a> Scheduler<'a> {
             sig_index: BTreeMap::new(),
             eligible: RefCell::new(BTreeMap::new()),
             by_count: BTreeSet::new(),
+            by_slack: BTreeSet::new(),
             events,
         };
         s.build_groups();
@@ -622,10 +645,30 @@ impl<'a> Scheduler<'a> {
         let mut order: Vec<u32> = (0..self.pods.len())
             .map(|i| u32::try_from(i).unwrap_or(u32::MAX))
             .collect();
+        // Upstream's queue: CPU, memory, creation, uid. CheapestFit first orders by the pod's
+        // dominant share of the batch's demand (so memory-heavy pods are not all left for the
+        // end, where they would only find CPU-bound claims), then as upstream.
+        let total = self.pods.iter().fold([1i64, 1i64], |acc, st| {
+            [
+                acc[0].saturating_add(st.req[CPU]),
+                acc[1].saturating_add(st.req[MEMORY]),
+            ]
+        });
+        let dominant = |st: &PodState<'_>| -> i128 {
+            let c = i128::from(st.req[CPU]) * i128::from(total[1]);
+            let m = i128::from(st.req[MEMORY]) * i128::from(total[0]);
+            c.max(m)
+        };
+        let cheapest = self.options.packing == Packing::CheapestFit;
         order.sort_by(|a, b| {
             let (pa, pb) = (&self.pods[*a as usize], &self.pods[*b as usize]);
-            pb.req[CPU]
-                .cmp(&pa.req[CPU])
+            let by_share = if cheapest {
+                dominant(pb).cmp(&dominant(pa))
+            } else {
+                std::cmp::Ordering::Equal
+            };
+            by_share
+                .then_with(|| pb.req[CPU].cmp(&pa.req[CPU]))
                 .then_with(|| pb.req[MEMORY].cmp(&pa.req[MEMORY]))
                 .then_with(|| pa.pod.creation.cmp(&pb.pod.creation))
                 .then_with(|| pa.pod.uid.cmp(&pb.pod.uid))
@@ -641,7 +684,227 @@ impl<'a> Scheduler<'a> {
                 self.pods[p as usize].last_len = queue.len();
             }
         }
+        if self.options.packing == Packing::CheapestFit {
+            for _ in 0..IMPROVE_ROUNDS {
+                if !self.improve() {
+                    break;
+                }
+            }
+        }
         self.finish()
+    }
+
+    /// True when pod `p` can move between claims without changing what any constraint sees:
+    /// no constraint of its own, no host ports, selected by no (anti-)affinity term.
+    fn movable(&self, p: usize) -> bool {
+        let st = &self.pods[p];
+        st.active.is_empty()
+            && st.ports.is_empty()
+            && st.anti_matches.is_empty()
+            && st
+                .matches
+                .iter()
+                .all(|g| matches!(self.topology.groups[*g as usize].kind, Kind::Spread { .. }))
+    }
+
+    /// The receiver's domains under which movable pod `p` can move from claim `from` to claim
+    /// `to` without changing any spread count it takes part in, whatever order the pods are
+    /// bound in: a zone-like domain stays the same (an undecided receiver is decided to the
+    /// donor's domain, as a joining pod would decide it), and a hostname count stays within the
+    /// max skew. `None` when no such domains exist.
+    fn move_masks(&self, p: usize, from: usize, to: usize) -> Option<Masks> {
+        let (a, b) = (&self.targets[from], &self.targets[to]);
+        let mut m = b.masks;
+        for g in &self.pods[p].matches {
+            let group = &self.topology.groups[*g as usize];
+            match (group.key, group.kind) {
+                (Key::Slot(k), _) => {
+                    if a.masks[k] == m[k] {
+                        continue;
+                    }
+                    if a.masks[k].count_ones() == 1 && m[k] & a.masks[k] != 0 {
+                        m[k] = a.masks[k];
+                    } else {
+                        return None;
+                    }
+                }
+                (Key::Host, Kind::Spread { max_skew, .. }) if group.count(to) < max_skew => {}
+                _ => return None,
+            }
+        }
+        Some(m)
+    }
+
+    /// One round of the improvement pass: every claim (receiver), most slack first, takes
+    /// movable pods from claims that cost more than it, as long as they fit its cheapest
+    /// option's room (its price does not change); the donors are then re-priced on the
+    /// cheapest type that holds what is left. The plan's cost never rises. True when a pod
+    /// moved.
+    fn improve(&mut self) -> bool {
+        let claims: Vec<usize> = (self.fixed..self.targets.len()).collect();
+        if claims.len() < 2 {
+            return false;
+        }
+        let mut movable: Vec<(usize, usize)> = Vec::new(); // (pod, claim)
+        for &c in &claims {
+            for &p in &self.targets[c].pods {
+                if self.movable(p as usize) {
+                    movable.push((p as usize, c));
+                }
+            }
+        }
+        if movable.is_empty() {
+            return false;
+        }
+        movable.sort_by(|a, b| {
+            let (ra, rb) = (&self.pods[a.0].req, &self.pods[b.0].req);
+            rb[CPU]
+                .cmp(&ra[CPU])
+                .then_with(|| rb[MEMORY].cmp(&ra[MEMORY]))
+                .then_with(|| a.0.cmp(&b.0))
+        });
+        let mut receivers: Vec<(i64, usize)> = claims
+            .iter()
+            .map(|&c| {
+                (
+                    -slack(&self.pools[self.targets[c].pool], &self.targets[c]),
+                    c,
+                )
+            })
+            .collect();
+        receivers.sort();
+        let mut moved_any = false;
+        let mut donors: BTreeSet<usize> = BTreeSet::new();
+        for (_, r) in receivers {
+            let pool_idx = self.targets[r].pool;
+            let Some(first) = self.targets[r].options.first().map(|o| *o as usize) else {
+                continue;
+            };
+            let room = self.pools[pool_idx].types[first].room.clone();
+            let r_price = self.targets[r].price;
+            for slot in movable.iter_mut() {
+                let (p, from) = *slot;
+                if from == r || from == usize::MAX || self.targets[from].price <= r_price {
+                    continue;
+                }
+                if self.targets[r].used[CPU] + self.pods[p].req[CPU] > room[CPU] {
+                    continue;
+                }
+                if !fits(&self.targets[r].used, &self.pods[p].req, &room) {
+                    continue;
+                }
+                let sig = &self.sigs[self.pods[p].sig as usize];
+                let Some(types) = sig.pools[pool_idx].usable() else {
+                    continue;
+                };
+                if !types.get(first).copied().unwrap_or(false)
+                    || (self.targets[r].reqs_extra
+                        && self.targets[r]
+                            .reqs
+                            .compatible_allowing(&sig.reqs, &self.pools[pool_idx].well_known)
+                            .is_err())
+                {
+                    continue;
+                }
+                let Some(masks) = self.move_masks(p, from, r) else {
+                    continue;
+                };
+                if masks != self.targets[r].masks {
+                    let same_price = self.pools[pool_idx].types[first].price_under(&masks)
+                        == Some(r_price)
+                        && self.pools[pool_idx].types[first]
+                            .generic_ok(&masks, self.targets[r].care);
+                    if !same_price {
+                        continue;
+                    }
+                    let old = self.targets[r].masks;
+                    self.rerecord(r, &old, &masks);
+                    self.targets[r].masks = masks;
+                }
+                self.move_pod(p, from, r);
+                donors.insert(from);
+                slot.1 = usize::MAX;
+                moved_any = true;
+            }
+        }
+        for d in donors {
+            self.reprice(d);
+        }
+        moved_any
+    }
+
+    fn move_pod(&mut self, p: usize, from: usize, to: usize) {
+        self.record_pod(p, from, -1);
+        let req = self.pods[p].req.clone();
+        let pid = u32::try_from(p).unwrap_or(u32::MAX);
+        let a = &mut self.targets[from];
+        for (u, r) in a.used.iter_mut().zip(&req) {
+            *u -= r;
+        }
+        a.pods.retain(|q| *q != pid);
+        let b = &mut self.targets[to];
+        add(&mut b.used, &req);
+        b.pods.push(pid);
+        let pool = &self.pools[b.pool];
+        let types = vec![true; pool.types.len()];
+        b.options = surviving_options(pool, &b.options, &types, &b.used, &b.masks, b.care);
+        self.record_pod(p, to, 1);
+    }
+
+    /// Recomputes a claim's options from all of its pool's types after pods left it (smaller
+    /// types may hold it now), within what it has reserved against limits.
+    fn reprice(&mut self, t: usize) {
+        let target = &self.targets[t];
+        let pool = &self.pools[target.pool];
+        let mut types = vec![true; pool.types.len()];
+        let mut sigs: Vec<u32> = target
+            .pods
+            .iter()
+            .map(|p| self.pods[*p as usize].sig)
+            .collect();
+        sigs.sort_unstable();
+        sigs.dedup();
+        for s in sigs {
+            match self.sigs[s as usize].pools[target.pool].usable() {
+                Some(ok) => {
+                    for (a, b) in types.iter_mut().zip(ok) {
+                        *a &= *b;
+                    }
+                }
+                None => return,
+            }
+        }
+        let budget: Vec<i64> = pool
+            .remaining
+            .iter()
+            .zip(&target.reserved)
+            .map(|(r, res)| if *r == i64::MAX { i64::MAX } else { r + res })
+            .collect();
+        let all: Vec<u32> = (0..pool.types.len())
+            .filter(|i| within(&pool.types[*i].capacity, &budget))
+            .map(|i| u32::try_from(i).unwrap_or(u32::MAX))
+            .collect();
+        let mut options =
+            surviving_options(pool, &all, &types, &target.used, &target.masks, target.care);
+        if target.ports.iter().any(|_| true) {
+            options.retain(|o| {
+                port_conflict(&pool.types[*o as usize].daemon_ports, &target.ports).is_none()
+            });
+        }
+        if options.is_empty() {
+            return;
+        }
+        let price = pool.types[options[0] as usize]
+            .price_under(&target.masks)
+            .unwrap_or(target.price);
+        if price > target.price {
+            return;
+        }
+        let target = &mut self.targets[t];
+        let pool = &mut self.pools[target.pool];
+        target.options = options;
+        target.price = price;
+        refresh_reservation(pool, target);
     }
 
     /// Tries the pod, relaxing one preference after each failure; true when placed.
@@ -724,14 +987,27 @@ impl<'a> Scheduler<'a> {
                 }
             }
             Packing::CheapestFit => {
-                for t in self.fixed..self.targets.len() {
-                    if let Ok(fit) = self.evaluate(p, Place::Target(t))
-                        && best.as_ref().is_none_or(|(d, _, _)| fit.delta < *d)
-                    {
-                        let zero = fit.delta == 0;
+                // Best fit: the claim with the least CPU slack that holds the pod at no extra
+                // cost; else the cheapest growth among the claims closest to holding it.
+                let cpu = self.pods[p].req[CPU];
+                for &(_, t) in self.by_slack.range((cpu, 0)..) {
+                    if let Some(fit) = self.evaluate_claim(p, t, true) {
                         best = Some((fit.delta, t, fit));
-                        if zero {
-                            break;
+                        break;
+                    }
+                }
+                if best.is_none() {
+                    let above = self.by_slack.range((cpu, 0)..).take(GROWTH_CANDIDATES / 2);
+                    let below = self
+                        .by_slack
+                        .range(..(cpu, 0))
+                        .rev()
+                        .take(GROWTH_CANDIDATES);
+                    for &(_, t) in above.chain(below) {
+                        if let Some(fit) = self.evaluate_claim(p, t, false)
+                            && best.as_ref().is_none_or(|(d, _, _)| fit.delta < *d)
+                        {
+                            best = Some((fit.delta, t, fit));
                         }
                     }
                 }
@@ -780,9 +1056,9 @@ impl<'a> Scheduler<'a> {
         let sig_id = self.pods[p].sig;
         match place {
             Place::Target(t) if !self.targets[t].is_claim() => {
-                self.evaluate_fixed(p, t).map_err(|r| vec![r])
+                self.evaluate_fixed(p, t).ok_or_else(Vec::new)
             }
-            Place::Target(t) => self.evaluate_claim(p, t).map_err(|r| vec![r]),
+            Place::Target(t) => self.evaluate_claim(p, t, false).ok_or_else(Vec::new),
             Place::New(pool) => {
                 let fit = &self.sigs[sig_id as usize].pools[pool];
                 match fit.usable() {
@@ -811,29 +1087,30 @@ impl<'a> Scheduler<'a> {
         }
     }
 
-    fn evaluate_fixed(&self, p: usize, t: usize) -> Result<Fit, Reason> {
+    /// Whether pod `p` fits on fixed target `t` as it is (no narrowing); reasons are not
+    /// collected because upstream reports only NodePool reasons.
+    fn evaluate_fixed(&self, p: usize, t: usize) -> Option<Fit> {
         let st = &self.pods[p];
         let target = &self.targets[t];
         if !fits(&target.used, &st.req, &target.cap) {
-            return Err(Reason::NoInstanceTypeHolds(String::new()));
+            return None;
         }
         let sig = &self.sigs[st.sig as usize];
-        tolerates_all(&sig.tolerations, &target.taints).map_err(Reason::Taint)?;
-        target
-            .reqs
-            .compatible(&sig.reqs)
-            .map_err(Reason::Requirements)?;
-        if let Some(hp) = port_conflict(&target.ports, &st.ports) {
-            return Err(Reason::HostPort(hp));
+        if !target
+            .taints
+            .iter()
+            .all(|taint| tolerates(&sig.tolerations, taint))
+            || !compatible(&target.reqs, &sig.reqs, None)
+            || port_conflict(&target.ports, &st.ports).is_some()
+        {
+            return None;
         }
         let masks = target.masks;
-        let (m, choose) = self.topology_check(p, t, masks)?;
+        let (m, choose) = self.topology_check(p, t, masks).ok()?;
         if m != masks || choose.iter().any(|c| c.cand.count_ones() > 1) {
-            return Err(Reason::Topology(
-                "the node's domain does not satisfy the pod's topology constraints".to_owned(),
-            ));
+            return None;
         }
-        Ok(Fit {
+        Some(Fit {
             masks,
             care: 0,
             price: 0,
@@ -841,39 +1118,43 @@ impl<'a> Scheduler<'a> {
         })
     }
 
-    fn evaluate_claim(&self, p: usize, t: usize) -> Result<Fit, Reason> {
+    /// Whether pod `p` fits on claim `t` of this plan, with the claim's new domains and price.
+    /// With `zero_only`, only the claim's cheapest option is tried, so only a fit that leaves
+    /// the price unchanged is found (the fast path of the best-fit scan).
+    fn evaluate_claim(&self, p: usize, t: usize, zero_only: bool) -> Option<Fit> {
         let st = &self.pods[p];
         let target = &self.targets[t];
         if !fits(&target.used, &st.req, &target.max_room) {
-            return Err(Reason::NoInstanceTypeHolds(String::new()));
+            return None;
         }
         let sig = &self.sigs[st.sig as usize];
-        let Some(types) = sig.pools[target.pool].usable() else {
-            return Err(Reason::NoNodePool);
-        };
+        let types = sig.pools[target.pool].usable()?;
         if (target.reqs_extra || !sig.reqs.is_empty())
-            && let Err(e) = target
-                .reqs
-                .compatible_allowing(&sig.reqs, &self.pools[target.pool].well_known)
+            && !compatible(
+                &target.reqs,
+                &sig.reqs,
+                Some(&self.pools[target.pool].well_known),
+            )
         {
-            return Err(Reason::Requirements(e));
+            return None;
         }
-        if let Some(hp) = port_conflict(&target.ports, &st.ports) {
-            return Err(Reason::HostPort(hp));
+        if port_conflict(&target.ports, &st.ports).is_some() {
+            return None;
         }
         let mut masks = target.masks;
         for (m, d) in masks.iter_mut().zip(&sig.dom) {
             *m &= d;
         }
         let care = target.care | sig.care;
-        let (masks, choose) = self.topology_check(p, t, masks)?;
+        let (masks, choose) = self.topology_check(p, t, masks).ok()?;
         let pool = &self.pools[target.pool];
         let found = self.choose_domains(masks, &choose, |m| {
             let sorted =
                 m[ZONE] == target.masks[ZONE] && m[CAPACITY_TYPE] == target.masks[CAPACITY_TYPE];
+            let take = if zero_only { 1 } else { usize::MAX };
             best_option(
                 pool,
-                target.options.iter().map(|o| *o as usize),
+                target.options.iter().take(take).map(|o| *o as usize),
                 types,
                 &target.used,
                 &st.req,
@@ -883,12 +1164,14 @@ impl<'a> Scheduler<'a> {
                 sorted,
             )
         });
-        let (masks, (_, price)) =
-            found.ok_or_else(|| Reason::NoInstanceTypeHolds(String::new()))?;
-        if pool.has_min_values {
-            self.check_min_values(p, t, &masks, care)?;
+        let (masks, (_, price)) = found?;
+        if zero_only && price != target.price {
+            return None;
         }
-        Ok(Fit {
+        if pool.has_min_values {
+            self.check_min_values(p, t, &masks, care).ok()?;
+        }
+        Some(Fit {
             masks,
             care: care | choose_care(&choose),
             price,
@@ -932,7 +1215,9 @@ impl<'a> Scheduler<'a> {
         }
         let care = sig.care;
         let host = self.targets.len();
-        let (masks, choose) = self.topology_check(p, host, masks).map_err(|r| vec![r])?;
+        let (masks, choose) = self
+            .topology_check(p, host, masks)
+            .map_err(|e| vec![self.topo_reason(e)])?;
         let n = pool.types.len();
         let found = self.choose_domains(masks, &choose, |m| {
             let sorted =
@@ -999,7 +1284,7 @@ impl<'a> Scheduler<'a> {
         p: usize,
         host: usize,
         masks: Masks,
-    ) -> Result<(Masks, Choices), Reason> {
+    ) -> Result<(Masks, Choices), TopoErr> {
         let mut m = masks;
         let mut choose: Choices = [Choice::default(); MAX_KEYS];
         let mut pin = [false; MAX_KEYS];
@@ -1007,39 +1292,21 @@ impl<'a> Scheduler<'a> {
         for &g in &self.pods[p].active {
             let selfm = self.pods[p].matches.contains(&g);
             let group = &self.topology.groups[g as usize];
-            let fail = |what: &str| {
-                Reason::Topology(format!(
-                    "{what} on {} ({}): {}",
-                    group.key_name,
-                    group.selector,
-                    match group.kind {
-                        Kind::Spread { max_skew, .. } =>
-                            format!("no domain within max skew {max_skew}"),
-                        Kind::Affinity => "no matching pod in a reachable domain".to_owned(),
-                        Kind::Anti => "every reachable domain has a matching pod".to_owned(),
-                    }
-                ))
-            };
-            let what = match group.kind {
-                Kind::Spread { .. } => "topology spread",
-                Kind::Affinity => "pod affinity",
-                Kind::Anti => "pod anti-affinity",
-            };
             match (group.key, group.kind) {
-                (Key::Untracked, _) => return Err(fail(what)),
+                (Key::Untracked, _) => return Err(TopoErr::Own(g)),
                 (Key::Host, Kind::Affinity) => {
                     if !(group.count(host) > 0 || (group.any == 0 && selfm)) {
-                        return Err(fail(what));
+                        return Err(TopoErr::Own(g));
                     }
                 }
                 (Key::Host, Kind::Anti) => {
                     if group.count(host) > 0 {
-                        return Err(fail(what));
+                        return Err(TopoErr::Own(g));
                     }
                 }
                 (Key::Host, Kind::Spread { max_skew, .. }) => {
                     if group.count(host) + i32::from(selfm) > max_skew {
-                        return Err(fail(what));
+                        return Err(TopoErr::Own(g));
                     }
                 }
                 (Key::Slot(k), Kind::Affinity) => {
@@ -1049,13 +1316,13 @@ impl<'a> Scheduler<'a> {
                     } else if group.any == 0 && selfm && m[k] != 0 {
                         pin[k] = true;
                     } else {
-                        return Err(fail(what));
+                        return Err(TopoErr::Own(g));
                     }
                 }
                 (Key::Slot(k), Kind::Anti) => {
                     m[k] &= !group.occupied();
                     if m[k] == 0 {
-                        return Err(fail(what));
+                        return Err(TopoErr::Own(g));
                     }
                 }
                 (
@@ -1085,7 +1352,7 @@ impl<'a> Scheduler<'a> {
                     });
                     m[k] = allowed;
                     if allowed == 0 {
-                        return Err(fail(what));
+                        return Err(TopoErr::Own(g));
                     }
                     pin[k] = true;
                     spread_order[k] = Some(g);
@@ -1103,10 +1370,7 @@ impl<'a> Scheduler<'a> {
                 Key::Untracked => false,
             };
             if blocked {
-                return Err(Reason::Topology(format!(
-                    "a placed pod's anti-affinity on {} ({}) excludes every reachable domain",
-                    group.key_name, group.selector
-                )));
+                return Err(TopoErr::Inverse(*g));
             }
         }
         for k in 0..MAX_KEYS {
@@ -1158,6 +1422,39 @@ impl<'a> Scheduler<'a> {
             }
         }
         probe(&m).map(|r| (m, r))
+    }
+
+    fn topo_reason(&self, e: TopoErr) -> Reason {
+        match e {
+            TopoErr::Own(g) => {
+                let group = &self.topology.groups[g as usize];
+                let (what, why) = match group.kind {
+                    Kind::Spread { max_skew, .. } => (
+                        "topology spread",
+                        format!("no domain within max skew {max_skew}"),
+                    ),
+                    Kind::Affinity => (
+                        "pod affinity",
+                        "no matching pod in a reachable domain".to_owned(),
+                    ),
+                    Kind::Anti => (
+                        "pod anti-affinity",
+                        "every reachable domain has a matching pod".to_owned(),
+                    ),
+                };
+                Reason::Topology(format!(
+                    "{what} on {} ({}): {why}",
+                    group.key_name, group.selector
+                ))
+            }
+            TopoErr::Inverse(g) => {
+                let group = &self.topology.groups[g as usize];
+                Reason::Topology(format!(
+                    "a placed pod's anti-affinity on {} ({}) excludes every reachable domain",
+                    group.key_name, group.selector
+                ))
+            }
+        }
     }
 
     /// Domains a spread group counts for the pod's minimum (core `domainMinCount` over
@@ -1221,6 +1518,7 @@ impl<'a> Scheduler<'a> {
             let target = &mut self.targets[t];
             let pool = &mut self.pools[target.pool];
             self.by_count.remove(&(target.pods.len(), t));
+            self.by_slack.remove(&(slack(pool, target), t));
             target.masks = fit.masks;
             target.care |= fit.care;
             add(&mut target.used, &st.req);
@@ -1242,6 +1540,7 @@ impl<'a> Scheduler<'a> {
             refresh_reservation(pool, target);
             target.pods.push(u32::try_from(p).unwrap_or(u32::MAX));
             self.by_count.insert((target.pods.len(), t));
+            self.by_slack.insert((slack(pool, target), t));
         } else {
             let st = &self.pods[p];
             let target = &mut self.targets[t];
@@ -1292,6 +1591,7 @@ impl<'a> Scheduler<'a> {
         };
         pool.nodes_remaining = pool.nodes_remaining.saturating_sub(1);
         refresh_reservation(pool, &mut target);
+        self.by_slack.insert((slack(pool, &target), t));
         self.targets.push(target);
         self.by_count.insert((1, t));
         self.record_pod(p, t, 1);
@@ -1664,6 +1964,13 @@ fn refresh_reservation(pool: &mut Pool<'_>, target: &mut Target) {
     target.max_room = max_room;
 }
 
+/// CPU room of the claim's cheapest option minus what its pods use.
+fn slack(pool: &Pool<'_>, target: &Target) -> i64 {
+    target.options.first().map_or(i64::MIN, |o| {
+        pool.types[*o as usize].room[CPU] - target.used[CPU]
+    })
+}
+
 fn add(a: &mut [i64], b: &[i64]) {
     for (x, y) in a.iter_mut().zip(b) {
         *x = x.saturating_add(*y);
@@ -1673,6 +1980,17 @@ fn add(a: &mut [i64], b: &[i64]) {
 /// `cap ≤ remaining` in every limited dimension.
 fn within(cap: &[i64], remaining: &[i64]) -> bool {
     cap.iter().zip(remaining).all(|(c, r)| c <= r)
+}
+
+/// Upstream `Compatible` as a yes/no, without building an error: every incoming key is
+/// defined by `have` (or allowed undefined, or only excludes values), and shared keys
+/// intersect.
+fn compatible(have: &Requirements, incoming: &Requirements, allow: Option<&LabelSet>) -> bool {
+    incoming.iter().all(|r| {
+        have.contains_key(r.key())
+            || allow.is_some_and(|a| a.contains(r.key()))
+            || matches!(r.operator(), Operator::NotIn | Operator::DoesNotExist)
+    }) && have.intersects(incoming)
 }
 
 fn port_conflict(have: &[HostPort], want: &[HostPort]) -> Option<HostPort> {
