@@ -286,3 +286,6 @@ impl Plan {
 pub fn plan(snapshot: &Snapshot, options: &Options) -> Plan {
     scheduler::Scheduler::new(snapshot, options).run()
 }
+
+#[cfg(test)]
+mod tests;

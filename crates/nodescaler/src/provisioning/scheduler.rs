@@ -1324,6 +1324,10 @@ impl<'a> Scheduler<'a> {
                     if m[k] == 0 {
                         return Err(TopoErr::Own(g));
                     }
+                    // Decide the domain now: an undecided claim would block every domain it
+                    // could still end in (upstream leaves it open, which is why its benchmark
+                    // avoids zonal anti-affinity).
+                    pin[k] = true;
                 }
                 (
                     Key::Slot(k),
@@ -1365,6 +1369,7 @@ impl<'a> Scheduler<'a> {
                 Key::Host => group.owner(host) > 0,
                 Key::Slot(k) => {
                     m[k] &= !group.owned();
+                    pin[k] = true;
                     m[k] == 0
                 }
                 Key::Untracked => false,
