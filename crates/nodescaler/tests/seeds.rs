@@ -116,44 +116,56 @@ fn inflate_like(n: usize, name: &str, cpu_milli: i64) -> Snapshot {
 }
 
 #[test]
-fn seed_000_inflate_5_cpus_fit_one_cheapest_node_of_the_seed_004_pool() {
+fn seed_000_inflate_5_cpus_cost_no_more_than_the_cheapest_node_for_all() {
     let snap = inflate_like(5, "inflate", 1000);
     let plan = plan(&snap, &Options::default());
     assert!(plan.unschedulable.is_empty(), "{:?}", plan.unschedulable);
-    assert_eq!(plan.launches.len(), 1);
-    let l = &plan.launches[0];
-    assert_eq!(l.pods.len(), 5);
-    assert_eq!(l.requests.cpu, MilliCpu(5000));
-    let want = cheapest_holding(&aws_catalog(), &seed_004_nodepool(), &l.requests);
-    assert_eq!(l.price.as_picos(), want);
-    check_launch_invariants(&plan, &aws_catalog(), &seed_004_nodepool());
-    // limits.cpu 64: no option may be larger, so whichever is launched the pool stays within.
-    for o in &l.instance_types {
-        let it = aws_catalog().get(&o.name).cloned().unwrap();
-        assert!(it.capacity().cpu <= MilliCpu::from_cores(64), "{}", o.name);
+    assert_eq!(plan.placed(), 5);
+    // Never dearer than the cheapest single node that holds all five (prices are linear within
+    // a family, so two half-size nodes can tie with it).
+    let all = Resources {
+        pods: 5,
+        ..requests(5000, 0)
+    };
+    let one_node = cheapest_holding(&aws_catalog(), &seed_004_nodepool(), &all);
+    assert!(plan.cost().as_picos() <= one_node);
+    for l in &plan.launches {
+        let want = cheapest_holding(&aws_catalog(), &seed_004_nodepool(), &l.requests);
+        assert_eq!(
+            l.price.as_picos(),
+            want,
+            "each launch is on its cheapest holding type"
+        );
+        // limits.cpu 64: no option may be larger, so whichever is launched the pool stays
+        // within.
+        for o in &l.instance_types {
+            let it = aws_catalog().get(&o.name).cloned().unwrap();
+            assert!(it.capacity().cpu <= MilliCpu::from_cores(64), "{}", o.name);
+        }
     }
+    check_launch_invariants(&plan, &aws_catalog(), &seed_004_nodepool());
     assert!(cost_ratio(&plan, &snap) >= 1.0 - 1e-9);
 }
 
 #[test]
-fn seed_004_ten_nginx_of_500m_share_one_node() {
+fn seed_004_ten_nginx_of_500m_cost_no_more_than_one_node_for_all() {
     let snap = inflate_like(10, "nginx", 500);
     let plan = plan(&snap, &Options::default());
     assert!(plan.unschedulable.is_empty());
-    assert_eq!(plan.launches.len(), 1);
-    assert_eq!(plan.launches[0].pods.len(), 10);
-    let want = cheapest_holding(
-        &aws_catalog(),
-        &seed_004_nodepool(),
-        &plan.launches[0].requests,
-    );
-    assert_eq!(plan.launches[0].price.as_picos(), want);
+    assert_eq!(plan.placed(), 10);
+    let all = Resources {
+        pods: 10,
+        ..requests(5000, 0)
+    };
+    let one_node = cheapest_holding(&aws_catalog(), &seed_004_nodepool(), &all);
+    assert!(plan.cost().as_picos() <= one_node);
+    for l in &plan.launches {
+        let want = cheapest_holding(&aws_catalog(), &seed_004_nodepool(), &l.requests);
+        assert_eq!(l.price.as_picos(), want);
+        let ct = l.requirements.get(labels::CAPACITY_TYPE).unwrap();
+        assert!(ct.values().iter().all(|v| v == "spot" || v == "on-demand"));
+    }
     check_launch_invariants(&plan, &aws_catalog(), &seed_004_nodepool());
-    let ct = plan.launches[0]
-        .requirements
-        .get(labels::CAPACITY_TYPE)
-        .unwrap();
-    assert!(ct.values().iter().all(|v| v == "spot" || v == "on-demand"));
 }
 
 #[test]

@@ -25,10 +25,13 @@
 //!   nothing, and a claim is only grown when that is no dearer than opening a new one. Launch
 //!   prices are always the cheapest instance type that holds the claim's final pods, so the last
 //!   step of upstream's "re-pack onto the cheapest type" is built in.
-//! - **Limits.** A claim reserves, per resource, the largest capacity among its instance-type
-//!   options, as upstream does, so whichever option the cloud launches the NodePool stays within
-//!   its limits. Unlike upstream, the reservation shrinks as the options shrink (pods added,
-//!   zone narrowed), so later pods may still use the room.
+//! - **Limits.** A claim reserves, per resource, the largest capacity among the options it
+//!   will actually launch with (the first [`Options::max_instance_types`] by price), so
+//!   whichever option the cloud picks the NodePool stays within its limits, counting in-flight
+//!   claims and every launch of the plan. Upstream reserves the largest of *all* options at
+//!   creation and never gives it back, which on a real catalog (24 TiB `u-*` types) exhausts a
+//!   memory limit after a few hundred claims; here options that no longer fit the claim's budget
+//!   are dropped and the reservation follows the options as they shrink.
 //! - **Topology.** A pod on a claim whose zone is still open counts for zone spread and affinity
 //!   only once the claim's zone is decided, as upstream; unlike upstream, the counts are updated
 //!   when a later pod decides it, and anti-affinity counts every zone the claim could still end

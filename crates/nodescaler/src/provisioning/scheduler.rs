@@ -904,7 +904,7 @@ impl<'a> Scheduler<'a> {
         let pool = &mut self.pools[target.pool];
         target.options = options;
         target.price = price;
-        refresh_reservation(pool, target);
+        refresh_reservation(pool, target, self.options.max_instance_types);
     }
 
     /// Tries the pod, relaxing one preference after each failure; true when placed.
@@ -1159,6 +1159,7 @@ impl<'a> Scheduler<'a> {
                 &target.used,
                 &st.req,
                 &st.ports,
+                Some((&pool.remaining, &target.reserved)),
                 m,
                 care,
                 sorted,
@@ -1229,6 +1230,7 @@ impl<'a> Scheduler<'a> {
                 &zero,
                 &st.req,
                 &st.ports,
+                None,
                 m,
                 care,
                 sorted,
@@ -1542,7 +1544,7 @@ impl<'a> Scheduler<'a> {
                 target.care,
             );
             target.price = fit.price;
-            refresh_reservation(pool, target);
+            refresh_reservation(pool, target, self.options.max_instance_types);
             target.pods.push(u32::try_from(p).unwrap_or(u32::MAX));
             self.by_count.insert((target.pods.len(), t));
             self.by_slack.insert((slack(pool, target), t));
@@ -1595,7 +1597,7 @@ impl<'a> Scheduler<'a> {
             max_room: Vec::new(),
         };
         pool.nodes_remaining = pool.nodes_remaining.saturating_sub(1);
-        refresh_reservation(pool, &mut target);
+        refresh_reservation(pool, &mut target, self.options.max_instance_types);
         self.by_slack.insert((slack(pool, &target), t));
         self.targets.push(target);
         self.by_count.insert((1, t));
@@ -1875,6 +1877,7 @@ fn best_option(
     used: &[i64],
     req: &[i64],
     ports: &[HostPort],
+    budget: Option<(&[i64], &[i64])>,
     masks: &Masks,
     care: u8,
     sorted: bool,
@@ -1886,6 +1889,11 @@ fn best_option(
         }
         let pt = &pool.types[o];
         if !fits(used, req, &pt.room) || !pt.generic_ok(masks, care) {
+            continue;
+        }
+        if let Some((remaining, reserved)) = budget
+            && !within_budget(&pt.capacity, remaining, reserved)
+        {
             continue;
         }
         if !ports.is_empty() && port_conflict(&pt.daemon_ports, ports).is_some() {
@@ -1942,14 +1950,22 @@ fn surviving_options(
 
 /// Re-reserves the largest capacity among the claim's options against the pool's limits,
 /// giving back what shrinking options no longer need; also refreshes the quick-reject room.
-fn refresh_reservation(pool: &mut Pool<'_>, target: &mut Target) {
+fn refresh_reservation(pool: &mut Pool<'_>, target: &mut Target, window: usize) {
     let n = target.reserved.len();
+    if pool.remaining.iter().any(|r| *r != i64::MAX) {
+        let (remaining, reserved) = (&pool.remaining, &target.reserved);
+        target
+            .options
+            .retain(|o| within_budget(&pool.types[*o as usize].capacity, remaining, reserved));
+    }
     let mut max_cap = vec![0i64; n];
     let mut max_room = vec![i64::MIN; n];
-    for o in &target.options {
+    for (i, o) in target.options.iter().enumerate() {
         let pt = &pool.types[*o as usize];
-        for (m, c) in max_cap.iter_mut().zip(&pt.capacity) {
-            *m = (*m).max(*c);
+        if i < window {
+            for (m, c) in max_cap.iter_mut().zip(&pt.capacity) {
+                *m = (*m).max(*c);
+            }
         }
         for (m, r) in max_room.iter_mut().zip(&pt.room) {
             *m = (*m).max(*r);
@@ -1980,6 +1996,14 @@ fn add(a: &mut [i64], b: &[i64]) {
     for (x, y) in a.iter_mut().zip(b) {
         *x = x.saturating_add(*y);
     }
+}
+
+/// `cap ≤ remaining + reserved` in every dimension: what a claim may still grow into.
+fn within_budget(cap: &[i64], remaining: &[i64], reserved: &[i64]) -> bool {
+    cap.iter()
+        .zip(remaining)
+        .zip(reserved)
+        .all(|((c, r), res)| *r == i64::MAX || *c <= r.saturating_add(*res))
 }
 
 /// `cap ≤ remaining` in every limited dimension.
