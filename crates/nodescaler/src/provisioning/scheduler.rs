@@ -163,6 +163,9 @@ struct Fit {
     care: u8,
     price: i64,
     delta: i64,
+    /// Room the cheapest holding option leaves unused, as parts per million of its room in
+    /// CPU plus in memory: the 2-D best-fit tie-break (lower is tighter).
+    waste: i64,
 }
 
 /// Where [`Scheduler::evaluate`] looks: an existing target or a new claim of a pool.
@@ -196,6 +199,16 @@ pub struct Scheduler<'a> {
 /// How many claims [`Packing::CheapestFit`] prices when a pod fits no claim's slack: the ones
 /// closest to holding it (largest CPU slack first).
 const GROWTH_CANDIDATES: usize = 16;
+
+/// Claims that hold a pod at no extra cost compared by [`Packing::CheapestFit`] before it
+/// takes the tightest (2-D best fit among the tightest CPU fits).
+const ZERO_CANDIDATES: usize = 8;
+
+/// Movable pods of one request vector, as (pod, claim) with `usize::MAX` once moved.
+type Shape = (Vec<i64>, Vec<(usize, usize)>);
+
+/// Candidate pods of one shape the improvement pass tries per receiver before moving on.
+const MOVE_TRIES: usize = 24;
 
 /// Rounds of the improvement pass ([`Scheduler::improve`]); each is one sweep over the claims.
 const IMPROVE_ROUNDS: usize = 3;
@@ -694,28 +707,31 @@ impl<'a> Scheduler<'a> {
         self.finish()
     }
 
-    /// True when pod `p` can move between claims without changing what any constraint sees:
-    /// no constraint of its own, no host ports, selected by no (anti-)affinity term.
+    /// True when pod `p` may be moved by the improvement pass: no host ports, and every group
+    /// it owns or is selected by is either zone-like (a move within the same domain changes no
+    /// count) or a hostname spread (checked per receiver in [`Scheduler::move_masks`]).
     fn movable(&self, p: usize) -> bool {
         let st = &self.pods[p];
-        st.active.is_empty()
-            && st.ports.is_empty()
-            && st.anti_matches.is_empty()
-            && st
-                .matches
-                .iter()
-                .all(|g| matches!(self.topology.groups[*g as usize].kind, Kind::Spread { .. }))
+        let ok = |g: &u32| {
+            let group = &self.topology.groups[*g as usize];
+            matches!(
+                (group.key, group.kind),
+                (Key::Slot(_), _) | (Key::Host, Kind::Spread { .. })
+            )
+        };
+        st.ports.is_empty() && st.active.iter().all(ok) && st.matches.iter().all(ok)
     }
 
     /// The receiver's domains under which movable pod `p` can move from claim `from` to claim
-    /// `to` without changing any spread count it takes part in, whatever order the pods are
-    /// bound in: a zone-like domain stays the same (an undecided receiver is decided to the
-    /// donor's domain, as a joining pod would decide it), and a hostname count stays within the
+    /// `to` keeping every constraint it takes part in valid whatever order the pods are bound
+    /// in: a zone-like domain stays the same (an undecided receiver is decided to the donor's
+    /// domain, as a joining pod would decide it), and hostname spread counts stay within the
     /// max skew. `None` when no such domains exist.
     fn move_masks(&self, p: usize, from: usize, to: usize) -> Option<Masks> {
         let (a, b) = (&self.targets[from], &self.targets[to]);
+        let st = &self.pods[p];
         let mut m = b.masks;
-        for g in &self.pods[p].matches {
+        for g in st.matches.iter().chain(&st.active) {
             let group = &self.topology.groups[*g as usize];
             match (group.key, group.kind) {
                 (Key::Slot(k), _) => {
@@ -728,7 +744,12 @@ impl<'a> Scheduler<'a> {
                         return None;
                     }
                 }
-                (Key::Host, Kind::Spread { max_skew, .. }) if group.count(to) < max_skew => {}
+                (Key::Host, Kind::Spread { max_skew, .. }) => {
+                    let selected = st.matches.contains(g);
+                    if group.count(to) + i32::from(selected) > max_skew {
+                        return None;
+                    }
+                }
                 _ => return None,
             }
         }
@@ -745,22 +766,26 @@ impl<'a> Scheduler<'a> {
         if claims.len() < 2 {
             return false;
         }
-        let mut movable: Vec<(usize, usize)> = Vec::new(); // (pod, claim)
+        // Movable pods grouped by request vector (replicas share one), biggest first.
+        let mut by_shape: BTreeMap<Vec<i64>, Vec<(usize, usize)>> = BTreeMap::new();
         for &c in &claims {
             for &p in &self.targets[c].pods {
                 if self.movable(p as usize) {
-                    movable.push((p as usize, c));
+                    by_shape
+                        .entry(self.pods[p as usize].req.clone())
+                        .or_default()
+                        .push((p as usize, c));
                 }
             }
         }
-        if movable.is_empty() {
+        if by_shape.is_empty() {
             return false;
         }
-        movable.sort_by(|a, b| {
-            let (ra, rb) = (&self.pods[a.0].req, &self.pods[b.0].req);
-            rb[CPU]
-                .cmp(&ra[CPU])
-                .then_with(|| rb[MEMORY].cmp(&ra[MEMORY]))
+        let mut shapes: Vec<Shape> = by_shape.into_iter().collect();
+        shapes.sort_by(|a, b| {
+            b.0[CPU]
+                .cmp(&a.0[CPU])
+                .then_with(|| b.0[MEMORY].cmp(&a.0[MEMORY]))
                 .then_with(|| a.0.cmp(&b.0))
         });
         let mut receivers: Vec<(i64, usize)> = claims
@@ -782,49 +807,52 @@ impl<'a> Scheduler<'a> {
             };
             let room = self.pools[pool_idx].types[first].room.clone();
             let r_price = self.targets[r].price;
-            for slot in movable.iter_mut() {
-                let (p, from) = *slot;
-                if from == r || from == usize::MAX || self.targets[from].price <= r_price {
-                    continue;
-                }
-                if self.targets[r].used[CPU] + self.pods[p].req[CPU] > room[CPU] {
-                    continue;
-                }
-                if !fits(&self.targets[r].used, &self.pods[p].req, &room) {
-                    continue;
-                }
-                let sig = &self.sigs[self.pods[p].sig as usize];
-                let Some(types) = sig.pools[pool_idx].usable() else {
-                    continue;
-                };
-                if !types.get(first).copied().unwrap_or(false)
-                    || (self.targets[r].reqs_extra
-                        && self.targets[r]
-                            .reqs
-                            .compatible_allowing(&sig.reqs, &self.pools[pool_idx].well_known)
-                            .is_err())
-                {
-                    continue;
-                }
-                let Some(masks) = self.move_masks(p, from, r) else {
-                    continue;
-                };
-                if masks != self.targets[r].masks {
-                    let same_price = self.pools[pool_idx].types[first].price_under(&masks)
-                        == Some(r_price)
-                        && self.pools[pool_idx].types[first]
-                            .generic_ok(&masks, self.targets[r].care);
-                    if !same_price {
+            for (shape, slots) in shapes.iter_mut() {
+                let mut tries = 0;
+                for slot in slots.iter_mut() {
+                    if tries >= MOVE_TRIES || !fits(&self.targets[r].used, shape, &room) {
+                        break;
+                    }
+                    let (p, from) = *slot;
+                    if from == r || from == usize::MAX || self.targets[from].price <= r_price {
                         continue;
                     }
-                    let old = self.targets[r].masks;
-                    self.rerecord(r, &old, &masks);
-                    self.targets[r].masks = masks;
+                    tries += 1;
+                    let sig = &self.sigs[self.pods[p].sig as usize];
+                    let Some(types) = sig.pools[pool_idx].usable() else {
+                        continue;
+                    };
+                    if !types.get(first).copied().unwrap_or(false)
+                        || (self.targets[r].reqs_extra
+                            && !compatible(
+                                &self.targets[r].reqs,
+                                &sig.reqs,
+                                Some(&self.pools[pool_idx].well_known),
+                            ))
+                    {
+                        continue;
+                    }
+                    let Some(masks) = self.move_masks(p, from, r) else {
+                        continue;
+                    };
+                    if masks != self.targets[r].masks {
+                        let same_price = self.pools[pool_idx].types[first].price_under(&masks)
+                            == Some(r_price)
+                            && self.pools[pool_idx].types[first]
+                                .generic_ok(&masks, self.targets[r].care);
+                        if !same_price {
+                            continue;
+                        }
+                        let old = self.targets[r].masks;
+                        self.rerecord(r, &old, &masks);
+                        self.targets[r].masks = masks;
+                    }
+                    self.move_pod(p, from, r);
+                    donors.insert(from);
+                    slot.1 = usize::MAX;
+                    moved_any = true;
                 }
-                self.move_pod(p, from, r);
-                donors.insert(from);
-                slot.1 = usize::MAX;
-                moved_any = true;
+                slots.retain(|(_, c)| *c != usize::MAX);
             }
         }
         for d in donors {
@@ -990,10 +1018,16 @@ impl<'a> Scheduler<'a> {
                 // Best fit: the claim with the least CPU slack that holds the pod at no extra
                 // cost; else the cheapest growth among the claims closest to holding it.
                 let cpu = self.pods[p].req[CPU];
+                let mut zero_fits = 0;
                 for &(_, t) in self.by_slack.range((cpu, 0)..) {
                     if let Some(fit) = self.evaluate_claim(p, t, true) {
-                        best = Some((fit.delta, t, fit));
-                        break;
+                        if best.as_ref().is_none_or(|(_, _, b)| fit.waste < b.waste) {
+                            best = Some((fit.delta, t, fit));
+                        }
+                        zero_fits += 1;
+                        if zero_fits >= ZERO_CANDIDATES {
+                            break;
+                        }
                     }
                 }
                 if best.is_none() {
@@ -1005,7 +1039,9 @@ impl<'a> Scheduler<'a> {
                         .take(GROWTH_CANDIDATES);
                     for &(_, t) in above.chain(below) {
                         if let Some(fit) = self.evaluate_claim(p, t, false)
-                            && best.as_ref().is_none_or(|(d, _, _)| fit.delta < *d)
+                            && best
+                                .as_ref()
+                                .is_none_or(|(d, _, b)| (fit.delta, fit.waste) < (*d, b.waste))
                         {
                             best = Some((fit.delta, t, fit));
                         }
@@ -1115,6 +1151,7 @@ impl<'a> Scheduler<'a> {
             care: 0,
             price: 0,
             delta: 0,
+            waste: 0,
         })
     }
 
@@ -1165,7 +1202,7 @@ impl<'a> Scheduler<'a> {
                 sorted,
             )
         });
-        let (masks, (_, price)) = found?;
+        let (masks, (option, price)) = found?;
         if zero_only && price != target.price {
             return None;
         }
@@ -1177,6 +1214,7 @@ impl<'a> Scheduler<'a> {
             care: care | choose_care(&choose),
             price,
             delta: price - target.price,
+            waste: waste(&pool.types[option].room, &target.used, &st.req),
         })
     }
 
@@ -1236,7 +1274,7 @@ impl<'a> Scheduler<'a> {
                 sorted,
             )
         });
-        let (masks, (_, price)) = found.ok_or_else(|| {
+        let (masks, (option, price)) = found.ok_or_else(|| {
             vec![Reason::Topology(
                 "no instance type offers a domain the pod's topology constraints allow".to_owned(),
             )]
@@ -1246,6 +1284,7 @@ impl<'a> Scheduler<'a> {
             care: care | choose_care(&choose),
             price,
             delta: price,
+            waste: waste(&pool.types[option].room, &zero, &st.req),
         })
     }
 
@@ -1983,6 +2022,18 @@ fn refresh_reservation(pool: &mut Pool<'_>, target: &mut Target, window: usize) 
     }
     target.reserved = max_cap;
     target.max_room = max_room;
+}
+
+/// Unused room of `room` after `used + req`, in parts per million of CPU plus of memory.
+fn waste(room: &[i64], used: &[i64], req: &[i64]) -> i64 {
+    [CPU, MEMORY]
+        .iter()
+        .map(|&r| {
+            let free = i128::from(room[r] - used[r] - req[r]).max(0);
+            let total = i128::from(room[r].max(1));
+            i64::try_from(free * 1_000_000 / total).unwrap_or(i64::MAX)
+        })
+        .sum()
 }
 
 /// CPU room of the claim's cheapest option minus what its pods use.
