@@ -277,6 +277,15 @@ fn main() {
         analyze(5000);
         return;
     }
+    if args.iter().any(|a| a == "profile-aws") {
+        if let Ok(c) = Catalog::aws_us_east_1() {
+            let mut rng = Rng(SEED);
+            let snap = snapshot(&Arc::new(c), diverse_pods(5000, &mut rng));
+            let p = plan(&snap, &Options::default());
+            println!("{} launches", p.launches.len());
+        }
+        return;
+    }
     if want("memory") {
         memory_mode();
     }

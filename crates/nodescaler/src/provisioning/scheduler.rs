@@ -200,6 +200,10 @@ pub struct Scheduler<'a> {
 /// closest to holding it (largest CPU slack first).
 const GROWTH_CANDIDATES: usize = 16;
 
+/// Options of a claim priced when growing it: growth that needs a type dearer than the 128
+/// cheapest that still hold the claim is not worth pricing (a new claim is cheaper).
+const GROWTH_OPTIONS: usize = 128;
+
 /// Claims that hold a pod at no extra cost compared by [`Packing::CheapestFit`] before it
 /// takes the tightest (2-D best fit among the tightest CPU fits).
 const ZERO_CANDIDATES: usize = 8;
@@ -1188,7 +1192,7 @@ impl<'a> Scheduler<'a> {
         let found = self.choose_domains(masks, &choose, |m| {
             let sorted =
                 m[ZONE] == target.masks[ZONE] && m[CAPACITY_TYPE] == target.masks[CAPACITY_TYPE];
-            let take = if zero_only { 1 } else { usize::MAX };
+            let take = if zero_only { 1 } else { GROWTH_OPTIONS };
             best_option(
                 pool,
                 target.options.iter().take(take).map(|o| *o as usize),
@@ -1574,14 +1578,26 @@ impl<'a> Scheduler<'a> {
             }
             target.ports.extend(st.ports.iter().cloned());
             let types: &[bool] = sig.pools[target.pool].usable().unwrap_or(&[]);
-            target.options = surviving_options(
-                pool,
-                &target.options,
-                types,
-                &target.used,
-                &target.masks,
-                target.care,
-            );
+            if fit.masks[ZONE] == old[ZONE] && fit.masks[CAPACITY_TYPE] == old[CAPACITY_TYPE] {
+                // Prices under the claim's domains are unchanged: filter in place, order kept.
+                let (used, masks, care) = (&target.used, &target.masks, target.care);
+                target.options.retain(|o| {
+                    let i = *o as usize;
+                    let pt = &pool.types[i];
+                    types.get(i).copied().unwrap_or(false)
+                        && pt.room.iter().zip(used).all(|(r, u)| u <= r)
+                        && pt.generic_ok(masks, care)
+                });
+            } else {
+                target.options = surviving_options(
+                    pool,
+                    &target.options,
+                    types,
+                    &target.used,
+                    &target.masks,
+                    target.care,
+                );
+            }
             target.price = fit.price;
             refresh_reservation(pool, target, self.options.max_instance_types);
             target.pods.push(u32::try_from(p).unwrap_or(u32::MAX));
