@@ -677,10 +677,19 @@ impl<'a> Scheduler<'a> {
             c.max(m)
         };
         let cheapest = self.options.packing == Packing::CheapestFit;
+        // Pods that need a node of their own (required hostname anti-affinity) go first, so
+        // the nodes they force exist while the other pods can still fill them.
+        let own_node = |st: &PodState<'_>| {
+            st.req_anti
+                .iter()
+                .any(|g| self.topology.groups[*g as usize].key == Key::Host)
+        };
         order.sort_by(|a, b| {
             let (pa, pb) = (&self.pods[*a as usize], &self.pods[*b as usize]);
             let by_share = if cheapest {
-                dominant(pb).cmp(&dominant(pa))
+                own_node(pb)
+                    .cmp(&own_node(pa))
+                    .then_with(|| dominant(pb).cmp(&dominant(pa)))
             } else {
                 std::cmp::Ordering::Equal
             };
@@ -1165,7 +1174,13 @@ impl<'a> Scheduler<'a> {
     fn evaluate_claim(&self, p: usize, t: usize, zero_only: bool) -> Option<Fit> {
         let st = &self.pods[p];
         let target = &self.targets[t];
-        if !fits(&target.used, &st.req, &target.max_room) {
+        let quick_room = if zero_only {
+            let first = *target.options.first()? as usize;
+            &self.pools[target.pool].types[first].room
+        } else {
+            &target.max_room
+        };
+        if !fits(&target.used, &st.req, quick_room) {
             return None;
         }
         let sig = &self.sigs[st.sig as usize];
