@@ -4,7 +4,8 @@
 //! ```text
 //!   Snapshot ──► prepare (pools × instance types, DaemonSet overhead, limits,
 //!                          topology groups and domains, pod signatures)
-//!            ──► queue (CPU ↓, memory ↓, creation ↑, uid ↑)
+//!            ──► queue ([CheapestFit: own-node pods, dominant share ↓,] CPU ↓, memory ↓,
+//!                       creation ↑, uid ↑)
 //!                  │ per pod, strictest form first:
 //!                  │   1. existing nodes and in-flight claims   → Nominate
 //!                  │   2. NodeClaims opened earlier in this plan (packing rule below)
@@ -20,11 +21,17 @@
 //! or differently, the item says so:
 //!
 //! - **Packing.** Upstream adds a pod to the in-flight claim with the fewest pods that can take
-//!   it ([`Packing::FewestPods`]). The default, [`Packing::CheapestFit`], adds it where the plan's
-//!   price rises least: a claim whose cheapest holding instance type does not change costs
-//!   nothing, and a claim is only grown when that is no dearer than opening a new one. Launch
-//!   prices are always the cheapest instance type that holds the claim's final pods, so the last
-//!   step of upstream's "re-pack onto the cheapest type" is built in.
+//!   it ([`Packing::FewestPods`], kept for comparison). The default, [`Packing::CheapestFit`],
+//!   adds it where the plan's price rises least: among claims whose cheapest holding type does
+//!   not change, the tightest (best fit on CPU, then on unused room in CPU and memory); else the
+//!   cheapest growth of the claims closest to holding it, unless a new claim is cheaper. It
+//!   queues pods that need a node of their own (required hostname anti-affinity) first and the
+//!   rest by dominant share of the batch's demand, then upstream's order (CPU, memory, creation,
+//!   uid), so forced nodes exist while other pods can fill them and memory-heavy pods are not
+//!   all left for CPU-bound claims. A final pass moves pods whose constraints stay satisfied
+//!   (same zone, hostname spread within max skew) from dearer claims into cheaper claims' spare
+//!   room and re-prices the donors on the cheapest type that still holds them; the plan's cost
+//!   never rises. Launch prices are always the cheapest option that holds the claim's pods.
 //! - **Limits.** A claim reserves, per resource, the largest capacity among the options it
 //!   will actually launch with (the first [`Options::max_instance_types`] by price), so
 //!   whichever option the cloud picks the NodePool stays within its limits, counting in-flight
