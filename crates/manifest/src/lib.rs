@@ -12,6 +12,7 @@
 
 pub mod cron;
 pub mod finding;
+pub mod migrate;
 pub mod object;
 pub mod source;
 pub mod typed;

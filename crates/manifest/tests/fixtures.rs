@@ -77,3 +77,48 @@ fn every_broken_manifest_gives_its_expected_findings() {
     }
     assert!(checked >= 15, "only {checked} broken fixtures");
 }
+
+/// All seed manifests concatenated, as one realistic input to cut and mutate.
+fn seed_text() -> String {
+    let mut text = String::new();
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(root().join("examples/seeds"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .collect();
+    dirs.sort();
+    for d in dirs {
+        for f in files_in(&d, "yaml") {
+            text.push_str("---\n");
+            text.push_str(&std::fs::read_to_string(f).unwrap());
+        }
+    }
+    text
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+    /// Truncated input never panics anywhere in validate (parse, schema, typed, rules, references).
+    #[test]
+    fn truncated_manifests_never_panic(cut in 0usize..20_000) {
+        let text = seed_text();
+        let cut = text.char_indices().map(|(i, _)| i).take_while(|i| *i <= cut).last().unwrap_or(0);
+        let _ = validate(&[tandem_manifest::source::from_text("cut.yaml", &text[..cut])]);
+    }
+
+    /// Random edits (a byte replaced by YAML-significant characters) never panic either.
+    #[test]
+    fn mutated_manifests_never_panic(edits in proptest::collection::vec((0usize..20_000, 0usize..12), 1..8)) {
+        let mut bytes = seed_text().into_bytes();
+        const SPICE: &[u8] = b":-[]{}&*!|>'\"#";
+        for (at, what) in edits {
+            if !bytes.is_empty() {
+                let i = at % bytes.len();
+                bytes[i] = SPICE[what % SPICE.len()];
+            }
+        }
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let _ = validate(&[tandem_manifest::source::from_text("mutated.yaml", &text)]);
+    }
+}

@@ -2,10 +2,10 @@
 //!
 //! Three passes, each adding findings and never stopping the others:
 //! 1. per document: identity (apiVersion, kind, name), then the CRD's OpenAPI schema for the kinds
-//!    Tandem serves ([`schema`]), then the typed parse, then the semantic rules of each kind that
+//!    Tandem serves (module `schema`), then the typed parse, then the semantic rules of each kind that
 //!    the API server enforces with CEL or the upstream controllers enforce at run time
-//!    ([`karpenter`], [`keda`], [`triggers`], [`workload`]);
-//! 2. across documents: references between objects of the same input ([`references`]).
+//!    (modules `karpenter`, `keda`, `triggers`, `workload`);
+//! 2. across documents: references between objects of the same input (module `references`).
 //!
 //! An invalid object never hides findings in another: each document is judged on its own.
 
@@ -55,7 +55,7 @@ pub(crate) struct Located<'a> {
 
 /// Validates every document of every file.
 pub fn validate(files: &[SourceFile]) -> Report {
-    let schemas = schema::Schemas::load();
+    let schemas = schema::Schemas::get();
     let mut report = Report {
         files: files.len(),
         ..Report::default()
@@ -63,7 +63,7 @@ pub fn validate(files: &[SourceFile]) -> Report {
     let mut objects: Vec<(usize, usize, ObjectRef)> = Vec::new();
     for (fi, file) in files.iter().enumerate() {
         for (di, doc) in file.documents.iter().enumerate() {
-            if let Some(obj) = check_document(&file.name, doc, &schemas, &mut report.findings) {
+            if let Some(obj) = check_document(&file.name, doc, schemas, &mut report.findings) {
                 objects.push((fi, di, obj));
             }
         }

@@ -20,8 +20,15 @@ pub(crate) struct KindSchema {
 pub(crate) struct Schemas(Vec<KindSchema>);
 
 impl Schemas {
+    /// The schemas of every CRD Tandem generates, built once per process: they are immutable
+    /// and generating them is the costliest step of a small validation.
+    pub(crate) fn get() -> &'static Schemas {
+        static SCHEMAS: std::sync::OnceLock<Schemas> = std::sync::OnceLock::new();
+        SCHEMAS.get_or_init(Schemas::load)
+    }
+
     /// Loads the schemas of every CRD Tandem generates.
-    pub(crate) fn load() -> Schemas {
+    fn load() -> Schemas {
         let mut out = Vec::new();
         for crd in tandem_api::crds::all() {
             let spec = &crd.spec;

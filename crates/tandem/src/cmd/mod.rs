@@ -1,6 +1,7 @@
 //! Subcommands, one module each.
 
 pub mod crds;
+pub mod migrate;
 pub mod up;
 pub mod validate;
 
@@ -15,6 +16,8 @@ pub enum Command {
     Up(up::Args),
     /// Check manifests beyond their schema and print one line per finding.
     Validate(validate::Args),
+    /// Convert v1alpha5 Provisioners and v1alpha1 AWSNodeTemplates to v1 NodePools and EC2NodeClasses.
+    Migrate(migrate::Args),
     /// Print the CRDs Tandem serves, or write them one file each with --out.
     Crds(crds::Args),
 }
@@ -25,6 +28,7 @@ impl Command {
         match self {
             Command::Up(args) => up::run(args),
             Command::Validate(args) => validate::run(args),
+            Command::Migrate(args) => migrate::run(args),
             Command::Crds(args) => crds::run(args),
         }
     }
