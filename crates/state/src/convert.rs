@@ -1,0 +1,521 @@
+//! Live Kubernetes objects → the node layer's model types.
+//!
+//! Everything here is a total function: a field the model cannot represent (an unknown
+//! operator, an unparsable quantity) is dropped rather than failing the whole object, because
+//! the API server has validated the object already and one odd field must not hide a pod from
+//! the provisioner. What "provisionable" means follows upstream `pkg/utils/pod/scheduling.go`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use k8s_openapi::api::apps::v1::DaemonSet as K8sDaemonSet;
+use k8s_openapi::api::core::v1::{
+    Container as K8sContainer, Node, NodeSelectorTerm, Pod, PodAffinityTerm as K8sAffinityTerm,
+    PodSpec, Taint as K8sTaint, Toleration as K8sToleration,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity as K8sQuantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector as K8sSelector;
+use tandem_api::karpenter::NodePool as ApiNodePool;
+use tandem_model::pod::{Container, ContainerRestartPolicy, HostPort, PodShape, Protocol};
+use tandem_model::quantity::Quantity;
+use tandem_model::requirements::{Operator, Requirement, Requirements, SelectorRequirement};
+use tandem_model::resources::Resources;
+use tandem_model::taints::{Taint, TaintEffect, Toleration, TolerationOperator};
+use tandem_nodescaler::selector::{LabelSelector, SelectorExpression, SelectorOperator};
+use tandem_nodescaler::snapshot::{
+    BoundPod, DaemonSet, Limits, NodePool, NodeState, PendingPod, PodAffinityTerm,
+    TopologySpreadConstraint, WeightedPodAffinityTerm, WhenUnsatisfiable,
+};
+
+/// A resource list of the API as model resources.
+pub fn resources(list: Option<&BTreeMap<String, K8sQuantity>>) -> Resources {
+    let mut out = Resources::new();
+    for (name, q) in list.into_iter().flatten() {
+        if let Ok(q) = q.0.parse::<Quantity>() {
+            out.set(name, &q);
+        }
+    }
+    out
+}
+
+fn container(c: &K8sContainer) -> Container {
+    let requests = c.resources.as_ref().and_then(|r| {
+        // Kubernetes defaults requests to limits when only limits are set.
+        r.requests.as_ref().or(r.limits.as_ref())
+    });
+    Container {
+        name: c.name.clone(),
+        requests: resources(requests),
+        restart_policy: match c.restart_policy.as_deref() {
+            Some("Always") => ContainerRestartPolicy::Always,
+            _ => ContainerRestartPolicy::Unset,
+        },
+        host_ports: c
+            .ports
+            .iter()
+            .flatten()
+            .filter_map(|p| {
+                let port = u16::try_from(p.host_port?).ok().filter(|p| *p > 0)?;
+                Some(HostPort {
+                    ip: p.host_ip.clone().unwrap_or_default(),
+                    port,
+                    protocol: match p.protocol.as_deref() {
+                        Some("UDP") => Protocol::Udp,
+                        Some("SCTP") => Protocol::Sctp,
+                        _ => Protocol::Tcp,
+                    },
+                })
+            })
+            .collect(),
+    }
+}
+
+/// The parts of a pod spec that decide its size on a node.
+pub fn shape(spec: &PodSpec) -> PodShape {
+    PodShape {
+        containers: spec.containers.iter().map(container).collect(),
+        init_containers: spec
+            .init_containers
+            .iter()
+            .flatten()
+            .map(container)
+            .collect(),
+        overhead: resources(spec.overhead.as_ref()),
+    }
+}
+
+/// A node-selector term as requirements; `None` when an expression cannot be represented
+/// (the term then matches nothing, which is what an unknown operator means).
+fn term(t: &NodeSelectorTerm) -> Option<Requirements> {
+    let mut reqs = Requirements::new();
+    for e in t.match_expressions.iter().flatten() {
+        let operator: Operator = e.operator.parse().ok()?;
+        let api = SelectorRequirement {
+            key: e.key.clone(),
+            operator,
+            values: e.values.clone().unwrap_or_default(),
+            min_values: None,
+        };
+        reqs.add(Requirement::from_api(&api).ok()?);
+    }
+    Some(reqs)
+}
+
+fn selector(s: Option<&K8sSelector>) -> LabelSelector {
+    let Some(s) = s else {
+        return LabelSelector::default();
+    };
+    LabelSelector {
+        match_labels: s.match_labels.clone().unwrap_or_default(),
+        match_expressions: s
+            .match_expressions
+            .iter()
+            .flatten()
+            .filter_map(|e| {
+                let operator = match e.operator.as_str() {
+                    "In" => SelectorOperator::In,
+                    "NotIn" => SelectorOperator::NotIn,
+                    "Exists" => SelectorOperator::Exists,
+                    "DoesNotExist" => SelectorOperator::DoesNotExist,
+                    _ => return None,
+                };
+                let mut values = e.values.clone().unwrap_or_default();
+                values.sort();
+                Some(SelectorExpression {
+                    key: e.key.clone(),
+                    operator,
+                    values,
+                })
+            })
+            .collect(),
+    }
+}
+
+fn affinity_term(t: &K8sAffinityTerm) -> PodAffinityTerm {
+    PodAffinityTerm {
+        selector: selector(t.label_selector.as_ref()),
+        namespaces: t.namespaces.clone().unwrap_or_default(),
+        topology_key: t.topology_key.clone(),
+    }
+}
+
+/// A taint effect from its API spelling.
+pub fn effect(s: &str) -> Option<TaintEffect> {
+    s.parse().ok()
+}
+
+/// A node taint as the model's.
+pub fn taint(t: &K8sTaint) -> Option<Taint> {
+    Some(Taint::new(
+        &t.key,
+        t.value.as_deref().unwrap_or_default(),
+        effect(&t.effect)?,
+    ))
+}
+
+fn toleration(t: &K8sToleration) -> Toleration {
+    Toleration {
+        key: t.key.clone().unwrap_or_default(),
+        operator: TolerationOperator::from(t.operator.as_deref().unwrap_or_default()),
+        value: t.value.clone().unwrap_or_default(),
+        effect: t.effect.as_deref().and_then(effect),
+        toleration_seconds: t.toleration_seconds,
+    }
+}
+
+/// Required node-affinity terms (OR-ed) of a spec.
+fn required_affinity(spec: &PodSpec) -> Vec<Requirements> {
+    spec.affinity
+        .as_ref()
+        .and_then(|a| a.node_affinity.as_ref())
+        .and_then(|n| {
+            n.required_during_scheduling_ignored_during_execution
+                .as_ref()
+        })
+        .map(|r| r.node_selector_terms.iter().filter_map(term).collect())
+        .unwrap_or_default()
+}
+
+/// True when the pod is one the provisioner should find capacity for: not bound, not being
+/// deleted, not finished, not gated, not a DaemonSet pod (those are overhead), and reported
+/// Unschedulable by kube-scheduler (upstream waits for the scheduler's verdict so that pods
+/// which fit existing nodes never trigger a launch).
+pub fn is_provisionable(pod: &Pod) -> bool {
+    let Some(spec) = pod.spec.as_ref() else {
+        return false;
+    };
+    let status = pod.status.as_ref();
+    let unschedulable = status
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|c| c.iter().find(|c| c.type_ == "PodScheduled"))
+        .is_some_and(|c| c.status == "False" && c.reason.as_deref() == Some("Unschedulable"));
+    spec.node_name.is_none()
+        && pod.metadata.deletion_timestamp.is_none()
+        && !is_terminal(pod)
+        && spec.scheduling_gates.as_ref().is_none_or(Vec::is_empty)
+        && !is_owned_by(pod, "DaemonSet")
+        && status
+            .and_then(|s| s.nominated_node_name.as_ref())
+            .is_none()
+        && unschedulable
+}
+
+/// True for a Succeeded or Failed pod.
+pub fn is_terminal(pod: &Pod) -> bool {
+    matches!(
+        pod.status.as_ref().and_then(|s| s.phase.as_deref()),
+        Some("Succeeded" | "Failed")
+    )
+}
+
+/// True when the pod's controller owner has this kind.
+pub fn is_owned_by(pod: &Pod, kind: &str) -> bool {
+    pod.metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .any(|o| o.kind == kind && o.controller == Some(true))
+}
+
+/// A pending pod as the provisioner sees it; `creation` orders pods of equal size.
+pub fn pending_pod(pod: &Pod, creation: u64) -> Option<PendingPod> {
+    let spec = pod.spec.as_ref()?;
+    let namespace = pod.metadata.namespace.clone().unwrap_or_default();
+    let preferred_affinity = spec
+        .affinity
+        .as_ref()
+        .and_then(|a| a.node_affinity.as_ref())
+        .and_then(|n| {
+            n.preferred_during_scheduling_ignored_during_execution
+                .as_ref()
+        })
+        .map(|p| {
+            p.iter()
+                .filter_map(|w| Some((w.weight, term(&w.preference)?)))
+                .collect()
+        })
+        .unwrap_or_default();
+    let pod_affinity = spec.affinity.as_ref().and_then(|a| a.pod_affinity.as_ref());
+    let anti = spec
+        .affinity
+        .as_ref()
+        .and_then(|a| a.pod_anti_affinity.as_ref());
+    let required = |terms: Option<&Vec<K8sAffinityTerm>>| -> Vec<PodAffinityTerm> {
+        terms.into_iter().flatten().map(affinity_term).collect()
+    };
+    let preferred = |terms: Option<&Vec<k8s_openapi::api::core::v1::WeightedPodAffinityTerm>>| {
+        terms
+            .into_iter()
+            .flatten()
+            .map(|w| WeightedPodAffinityTerm {
+                weight: w.weight,
+                term: affinity_term(&w.pod_affinity_term),
+            })
+            .collect::<Vec<_>>()
+    };
+    Some(PendingPod {
+        namespace,
+        name: pod.metadata.name.clone().unwrap_or_default(),
+        uid: pod.metadata.uid.clone().unwrap_or_default(),
+        creation,
+        shape: shape(spec),
+        labels: pod.metadata.labels.clone().unwrap_or_default(),
+        node_selector: spec.node_selector.clone().unwrap_or_default(),
+        required_affinity: required_affinity(spec),
+        preferred_affinity,
+        tolerations: spec.tolerations.iter().flatten().map(toleration).collect(),
+        pod_affinity: required(pod_affinity.and_then(|a| {
+            a.required_during_scheduling_ignored_during_execution
+                .as_ref()
+        })),
+        pod_anti_affinity: required(anti.and_then(|a| {
+            a.required_during_scheduling_ignored_during_execution
+                .as_ref()
+        })),
+        preferred_pod_affinity: preferred(pod_affinity.and_then(|a| {
+            a.preferred_during_scheduling_ignored_during_execution
+                .as_ref()
+        })),
+        preferred_pod_anti_affinity: preferred(anti.and_then(|a| {
+            a.preferred_during_scheduling_ignored_during_execution
+                .as_ref()
+        })),
+        topology_spread: spec
+            .topology_spread_constraints
+            .iter()
+            .flatten()
+            .map(|c| {
+                let mut t = TopologySpreadConstraint::new(
+                    &c.topology_key,
+                    c.max_skew,
+                    selector(c.label_selector.as_ref()),
+                );
+                if c.when_unsatisfiable == "ScheduleAnyway" {
+                    t.when_unsatisfiable = WhenUnsatisfiable::ScheduleAnyway;
+                }
+                t.min_domains = c.min_domains;
+                t
+            })
+            .collect(),
+        volume_zones: Vec::new(),
+    })
+}
+
+/// A pod bound to a node, as room it takes and labels topology counts.
+pub fn bound_pod(pod: &Pod, labels: Arc<BTreeMap<String, String>>) -> BoundPod {
+    let spec = pod.spec.clone().unwrap_or_default();
+    let sh = shape(&spec);
+    let mut b = BoundPod::new(
+        pod.metadata.namespace.as_deref().unwrap_or_default(),
+        pod.metadata.name.as_deref().unwrap_or_default(),
+        labels,
+        sh.effective_requests(),
+    );
+    b.host_ports = sh
+        .containers
+        .iter()
+        .flat_map(|c| c.host_ports.iter().cloned())
+        .collect();
+    b.anti_affinity = spec
+        .affinity
+        .as_ref()
+        .and_then(|a| a.pod_anti_affinity.as_ref())
+        .and_then(|a| {
+            a.required_during_scheduling_ignored_during_execution
+                .as_ref()
+        })
+        .into_iter()
+        .flatten()
+        .map(affinity_term)
+        .collect();
+    b
+}
+
+/// Node life-cycle state: Deleting once deletion started; Initializing while not Ready or, for
+/// a node Tandem manages, until it is labelled `karpenter.sh/initialized=true`.
+pub fn node_state(node: &Node) -> NodeState {
+    if node.metadata.deletion_timestamp.is_some() {
+        return NodeState::Deleting;
+    }
+    let labels = node.metadata.labels.clone().unwrap_or_default();
+    let ready = node
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|c| c.iter().find(|c| c.type_ == "Ready"))
+        .is_some_and(|c| c.status == "True");
+    let managed = labels.contains_key(tandem_model::labels::NODEPOOL);
+    let initialized = labels.get(crate::INITIALIZED_LABEL).map(String::as_str) == Some("true");
+    if !ready || (managed && !initialized) {
+        NodeState::Initializing
+    } else {
+        NodeState::Ready
+    }
+}
+
+/// API requirements (NodePool, NodeClaim) in the model's normal form; unparsable entries are
+/// dropped (the API server validated them).
+pub fn api_requirements(list: &[tandem_api::karpenter::v1::Requirement]) -> Requirements {
+    let mut reqs = Requirements::new();
+    for r in list {
+        let api: Option<SelectorRequirement> = serde_json::to_value(r)
+            .ok()
+            .and_then(|v| serde_json::from_value(v).ok());
+        if let Some(one) = api.and_then(|a| Requirement::from_api(&a).ok()) {
+            reqs.add(one);
+        }
+    }
+    reqs
+}
+
+fn api_taints(list: &[tandem_api::karpenter::v1::Taint]) -> Vec<Taint> {
+    list.iter()
+        .filter_map(|t| {
+            let effect = serde_json::to_value(t.effect).ok()?;
+            Some(Taint::new(
+                &t.key,
+                t.value.as_deref().unwrap_or_default(),
+                effect.as_str()?.parse().ok()?,
+            ))
+        })
+        .collect()
+}
+
+/// A NodePool as provisioning reads it, without usage (the index adds it).
+pub fn nodepool(np: &ApiNodePool) -> NodePool {
+    let name = np.metadata.name.clone().unwrap_or_default();
+    let t = &np.spec.template;
+    let mut limits = Limits::none();
+    for (k, q) in &np.spec.limits {
+        if let Ok(q) = q.as_str().parse::<Quantity>() {
+            let amount = if k == tandem_model::resources::CPU {
+                q.as_milli()
+            } else {
+                q.as_value()
+            };
+            limits = limits.resource(k, amount);
+        }
+    }
+    NodePool {
+        name,
+        weight: np.spec.weight.unwrap_or(0),
+        labels: t.metadata.labels.clone(),
+        requirements: api_requirements(&t.spec.requirements),
+        taints: api_taints(&t.spec.taints),
+        startup_taints: api_taints(&t.spec.startup_taints),
+        limits,
+        usage: Resources::new(),
+        node_count: 0,
+        node_class: t.spec.node_class_ref.name.clone(),
+    }
+}
+
+/// A DaemonSet's template as per-node overhead.
+pub fn daemonset(ds: &K8sDaemonSet) -> Option<DaemonSet> {
+    let spec = ds.spec.as_ref()?.template.spec.as_ref()?;
+    Some(DaemonSet {
+        namespace: ds.metadata.namespace.clone().unwrap_or_default(),
+        name: ds.metadata.name.clone().unwrap_or_default(),
+        shape: shape(spec),
+        node_selector: spec.node_selector.clone().unwrap_or_default(),
+        required_affinity: required_affinity(spec),
+        tolerations: spec.tolerations.iter().flatten().map(toleration).collect(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn pod(v: serde_json::Value) -> Pod {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn pending_pod_carries_requests_selectors_affinity_tolerations_and_spread() {
+        let p = pod(json!({
+            "metadata": {"name": "a", "namespace": "ns", "uid": "u1", "labels": {"app": "x"}},
+            "spec": {
+                "nodeSelector": {"kubernetes.io/arch": "amd64"},
+                "containers": [{"name": "c", "resources": {"requests": {"cpu": "500m", "memory": "1Gi"}},
+                                "ports": [{"containerPort": 80, "hostPort": 8080}]}],
+                "tolerations": [{"key": "k", "operator": "Exists", "effect": "NoSchedule"}],
+                "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+                    "nodeSelectorTerms": [{"matchExpressions": [
+                        {"key": "karpenter.sh/capacity-type", "operator": "In", "values": ["spot"]}]}]}},
+                    "podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+                        {"topologyKey": "kubernetes.io/hostname", "labelSelector": {"matchLabels": {"app": "x"}}}]}},
+                "topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone",
+                    "whenUnsatisfiable": "ScheduleAnyway", "labelSelector": {"matchLabels": {"app": "x"}}}],
+            },
+        }));
+        let pp = pending_pod(&p, 7).unwrap();
+        assert_eq!(pp.uid, "u1");
+        assert_eq!(pp.creation, 7);
+        let req = pp.shape.effective_requests();
+        assert_eq!(req.cpu.0, 500);
+        assert_eq!(req.memory.0, 1 << 30);
+        assert_eq!(pp.shape.containers[0].host_ports[0].port, 8080);
+        assert_eq!(pp.node_selector["kubernetes.io/arch"], "amd64");
+        assert_eq!(pp.required_affinity.len(), 1);
+        assert!(pp.required_affinity[0].has("karpenter.sh/capacity-type", "spot"));
+        assert_eq!(pp.tolerations[0].operator, TolerationOperator::Exists);
+        assert_eq!(
+            pp.pod_anti_affinity[0].topology_key,
+            "kubernetes.io/hostname"
+        );
+        assert_eq!(
+            pp.topology_spread[0].when_unsatisfiable,
+            WhenUnsatisfiable::ScheduleAnyway
+        );
+    }
+
+    #[test]
+    fn only_unschedulable_unbound_live_pods_are_provisionable() {
+        let base = json!({
+            "metadata": {"name": "a", "namespace": "ns"},
+            "spec": {"containers": [{"name": "c"}]},
+            "status": {"phase": "Pending", "conditions": [
+                {"type": "PodScheduled", "status": "False", "reason": "Unschedulable"}]},
+        });
+        assert!(is_provisionable(&pod(base.clone())));
+        let mut not_yet = base.clone();
+        not_yet["status"]["conditions"] = json!([]);
+        assert!(!is_provisionable(&pod(not_yet)));
+        let mut bound = base.clone();
+        bound["spec"]["nodeName"] = json!("n");
+        assert!(!is_provisionable(&pod(bound)));
+        let mut ds = base.clone();
+        ds["metadata"]["ownerReferences"] = json!([{"apiVersion": "apps/v1", "kind": "DaemonSet",
+            "name": "d", "uid": "x", "controller": true}]);
+        assert!(!is_provisionable(&pod(ds)));
+        let mut deleting = base;
+        deleting["metadata"]["deletionTimestamp"] = json!("2024-01-01T00:00:00Z");
+        assert!(!is_provisionable(&pod(deleting)));
+    }
+
+    #[test]
+    fn nodepool_limits_are_in_model_units() {
+        let np: ApiNodePool = serde_json::from_value(json!({
+            "apiVersion": "karpenter.sh/v1", "kind": "NodePool",
+            "metadata": {"name": "default"},
+            "spec": {
+                "limits": {"cpu": "4", "memory": "1Gi", "nodes": "3"},
+                "template": {"metadata": {"labels": {"team": "a"}}, "spec": {
+                    "requirements": [{"key": "kubernetes.io/arch", "operator": "In", "values": ["amd64"]}],
+                    "taints": [{"key": "dedicated", "value": "x", "effect": "NoSchedule"}],
+                    "nodeClassRef": {"group": "karpenter.kwok.sh", "kind": "KWOKNodeClass", "name": "kc"}}},
+            },
+        }))
+        .unwrap();
+        let m = nodepool(&np);
+        assert_eq!(m.limits.by_resource["cpu"], 4000);
+        assert_eq!(m.limits.by_resource["memory"], 1 << 30);
+        assert_eq!(m.limits.by_resource["nodes"], 3);
+        assert_eq!(m.node_class, "kc");
+        assert_eq!(m.labels["team"], "a");
+        assert!(m.requirements.has("kubernetes.io/arch", "amd64"));
+        assert_eq!(m.taints[0].to_string(), "dedicated=x:NoSchedule");
+    }
+}

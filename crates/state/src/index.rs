@@ -1,0 +1,494 @@
+//! The synchronous index: one writer applies watch events per kind, readers get immutable
+//! [`ClusterState`]s.
+//!
+//! Each kind keeps its objects by key and follows kube-runtime's relist protocol: `Init` opens
+//! a buffer, `InitApply` fills it, `InitDone` swaps it in and marks the kind synced, so a
+//! relist never shows readers a half-empty cluster. [`Index::state`] is `synced` only when
+//! every kind has been listed once; no decision may run before that.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use k8s_openapi::api::apps::v1::DaemonSet as K8sDaemonSet;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::runtime::watcher::Event;
+use tandem_api::karpenter::{NodeClaim, NodePool};
+use tandem_api::kwok::KWOKNodeClass;
+use tandem_model::catalog::Catalog;
+use tandem_model::resources::Resources;
+use tandem_nodescaler::snapshot::{ExistingNode, InFlightClaim, PendingPod, Snapshot};
+
+use crate::convert;
+
+/// One kind's objects, with the relist buffer.
+#[derive(Debug)]
+struct Kind<T> {
+    objects: BTreeMap<String, T>,
+    relist: Option<BTreeMap<String, T>>,
+    synced: bool,
+}
+
+impl<T> Default for Kind<T> {
+    fn default() -> Self {
+        Kind {
+            objects: BTreeMap::new(),
+            relist: None,
+            synced: false,
+        }
+    }
+}
+
+impl<T> Kind<T> {
+    fn apply(&mut self, key: String, value: T) {
+        self.objects.insert(key, value);
+    }
+
+    fn delete(&mut self, key: &str) {
+        self.objects.remove(key);
+    }
+
+    /// Replaces every object at once (a finished relist).
+    fn reset(&mut self, objects: BTreeMap<String, T>) {
+        self.objects = objects;
+        self.synced = true;
+    }
+
+    fn event<K>(&mut self, ev: Event<K>, key: impl Fn(&K) -> String, value: impl Fn(K) -> T) {
+        match ev {
+            Event::Init => self.relist = Some(BTreeMap::new()),
+            Event::InitApply(obj) => {
+                let k = key(&obj);
+                self.relist
+                    .get_or_insert_with(BTreeMap::new)
+                    .insert(k, value(obj));
+            }
+            Event::InitDone => {
+                let objects = self.relist.take().unwrap_or_default();
+                self.reset(objects);
+            }
+            Event::Apply(obj) => {
+                let k = key(&obj);
+                self.apply(k, value(obj));
+            }
+            Event::Delete(obj) => self.delete(&key(&obj)),
+        }
+    }
+}
+
+/// A pod with what the snapshot needs precomputed at apply time.
+#[derive(Debug, Clone)]
+pub struct PodRecord {
+    /// The object.
+    pub pod: Arc<Pod>,
+    /// Set when the pod is provisionable (see [`convert::is_provisionable`]).
+    pub pending: Option<PendingPod>,
+}
+
+fn ns_key(meta: &kube::api::ObjectMeta) -> String {
+    format!(
+        "{}/{}",
+        meta.namespace.as_deref().unwrap_or_default(),
+        meta.name.as_deref().unwrap_or_default()
+    )
+}
+
+fn name_key(meta: &kube::api::ObjectMeta) -> String {
+    meta.name.clone().unwrap_or_default()
+}
+
+fn pod_record(pod: Pod) -> PodRecord {
+    let pending = if convert::is_provisionable(&pod) {
+        let creation = pod
+            .metadata
+            .creation_timestamp
+            .as_ref()
+            .map_or(0, |t| u64::try_from(t.0.as_microsecond()).unwrap_or(0));
+        convert::pending_pod(&pod, creation)
+    } else {
+        None
+    };
+    PodRecord {
+        pod: Arc::new(pod),
+        pending,
+    }
+}
+
+/// What readers see: the provisioning snapshot plus the live objects the lifecycle and
+/// termination controllers act on. Immutable; a new one is published after every change.
+#[derive(Debug, Clone, Default)]
+pub struct ClusterState {
+    /// True once every kind was listed; before that nothing may be decided.
+    pub synced: bool,
+    /// The input of `nodescaler::plan`.
+    pub snapshot: Arc<Snapshot>,
+    /// NodePools by name.
+    pub nodepools: BTreeMap<String, Arc<NodePool>>,
+    /// NodeClaims by name.
+    pub nodeclaims: BTreeMap<String, Arc<NodeClaim>>,
+    /// Nodes by name.
+    pub nodes: BTreeMap<String, Arc<Node>>,
+    /// Pods bound to each node, by node name.
+    pub pods_by_node: BTreeMap<String, Vec<Arc<Pod>>>,
+    /// Ready NodeClasses by name.
+    pub node_classes: BTreeMap<String, bool>,
+}
+
+impl ClusterState {
+    /// The Node whose `spec.providerID` is `provider_id`.
+    pub fn node_by_provider_id(&self, provider_id: &str) -> Option<&Arc<Node>> {
+        self.nodes
+            .values()
+            .find(|n| n.spec.as_ref().and_then(|s| s.provider_id.as_deref()) == Some(provider_id))
+    }
+}
+
+/// The index; owned by one task (the writer).
+#[derive(Debug)]
+pub struct Index {
+    node_class_catalog: Arc<Catalog>,
+    pods: Kind<PodRecord>,
+    nodes: Kind<Arc<Node>>,
+    nodepools: Kind<Arc<NodePool>>,
+    nodeclaims: Kind<Arc<NodeClaim>>,
+    node_classes: Kind<bool>,
+    daemonsets: Kind<tandem_nodescaler::snapshot::DaemonSet>,
+}
+
+impl Index {
+    /// An empty, unsynced index whose KWOKNodeClasses launch from `catalog`.
+    pub fn new(catalog: Arc<Catalog>) -> Self {
+        Index {
+            node_class_catalog: catalog,
+            pods: Kind::default(),
+            nodes: Kind::default(),
+            nodepools: Kind::default(),
+            nodeclaims: Kind::default(),
+            node_classes: Kind::default(),
+            daemonsets: Kind::default(),
+        }
+    }
+
+    /// Applies a Pod watch event.
+    pub fn pod_event(&mut self, ev: Event<Pod>) {
+        self.pods.event(ev, |p| ns_key(&p.metadata), pod_record);
+    }
+
+    /// Adds or replaces a Pod.
+    pub fn apply_pod(&mut self, pod: Pod) {
+        self.pod_event(Event::Apply(pod));
+    }
+
+    /// Removes a Pod.
+    pub fn delete_pod(&mut self, pod: &Pod) {
+        self.pods.delete(&ns_key(&pod.metadata));
+    }
+
+    /// Replaces all Pods (a completed list).
+    pub fn reset_pods(&mut self, pods: Vec<Pod>) {
+        self.pods.reset(
+            pods.into_iter()
+                .map(|p| (ns_key(&p.metadata), pod_record(p)))
+                .collect(),
+        );
+    }
+
+    /// Applies a Node watch event.
+    pub fn node_event(&mut self, ev: Event<Node>) {
+        self.nodes.event(ev, |n| name_key(&n.metadata), Arc::new);
+    }
+
+    /// Adds or replaces a Node.
+    pub fn apply_node(&mut self, node: Node) {
+        self.node_event(Event::Apply(node));
+    }
+
+    /// Removes a Node.
+    pub fn delete_node(&mut self, node: &Node) {
+        self.nodes.delete(&name_key(&node.metadata));
+    }
+
+    /// Replaces all Nodes.
+    pub fn reset_nodes(&mut self, nodes: Vec<Node>) {
+        self.nodes.reset(
+            nodes
+                .into_iter()
+                .map(|n| (name_key(&n.metadata), Arc::new(n)))
+                .collect(),
+        );
+    }
+
+    /// Applies a NodePool watch event.
+    pub fn nodepool_event(&mut self, ev: Event<NodePool>) {
+        self.nodepools
+            .event(ev, |n| name_key(&n.metadata), Arc::new);
+    }
+
+    /// Adds or replaces a NodePool.
+    pub fn apply_nodepool(&mut self, np: NodePool) {
+        self.nodepool_event(Event::Apply(np));
+    }
+
+    /// Removes a NodePool.
+    pub fn delete_nodepool(&mut self, np: &NodePool) {
+        self.nodepools.delete(&name_key(&np.metadata));
+    }
+
+    /// Replaces all NodePools.
+    pub fn reset_nodepools(&mut self, list: Vec<NodePool>) {
+        self.nodepools.reset(
+            list.into_iter()
+                .map(|n| (name_key(&n.metadata), Arc::new(n)))
+                .collect(),
+        );
+    }
+
+    /// Applies a NodeClaim watch event.
+    pub fn nodeclaim_event(&mut self, ev: Event<NodeClaim>) {
+        self.nodeclaims
+            .event(ev, |n| name_key(&n.metadata), Arc::new);
+    }
+
+    /// Adds or replaces a NodeClaim.
+    pub fn apply_nodeclaim(&mut self, nc: NodeClaim) {
+        self.nodeclaim_event(Event::Apply(nc));
+    }
+
+    /// Removes a NodeClaim.
+    pub fn delete_nodeclaim(&mut self, nc: &NodeClaim) {
+        self.nodeclaims.delete(&name_key(&nc.metadata));
+    }
+
+    /// Replaces all NodeClaims.
+    pub fn reset_nodeclaims(&mut self, list: Vec<NodeClaim>) {
+        self.nodeclaims.reset(
+            list.into_iter()
+                .map(|n| (name_key(&n.metadata), Arc::new(n)))
+                .collect(),
+        );
+    }
+
+    /// Applies a KWOKNodeClass watch event.
+    pub fn node_class_event(&mut self, ev: Event<KWOKNodeClass>) {
+        self.node_classes
+            .event(ev, |n| name_key(&n.metadata), |n| node_class_ready(&n));
+    }
+
+    /// Adds or replaces a KWOKNodeClass.
+    pub fn apply_node_class(&mut self, nc: KWOKNodeClass) {
+        self.node_class_event(Event::Apply(nc));
+    }
+
+    /// Replaces all KWOKNodeClasses.
+    pub fn reset_node_classes(&mut self, list: Vec<KWOKNodeClass>) {
+        self.node_classes.reset(
+            list.iter()
+                .map(|n| (name_key(&n.metadata), node_class_ready(n)))
+                .collect(),
+        );
+    }
+
+    /// Applies a DaemonSet watch event.
+    pub fn daemonset_event(&mut self, ev: Event<K8sDaemonSet>) {
+        match ev {
+            Event::Apply(ds) | Event::InitApply(ds) if convert::daemonset(&ds).is_none() => {
+                self.daemonsets.delete(&ns_key(&ds.metadata));
+            }
+            ev => self.daemonsets.event(
+                ev,
+                |d| ns_key(&d.metadata),
+                |d| {
+                    convert::daemonset(&d).unwrap_or_else(|| {
+                        tandem_nodescaler::snapshot::DaemonSet::new("", "", Resources::new())
+                    })
+                },
+            ),
+        }
+    }
+
+    /// Replaces all DaemonSets.
+    pub fn reset_daemonsets(&mut self, list: Vec<K8sDaemonSet>) {
+        self.daemonsets.reset(
+            list.iter()
+                .filter_map(|d| Some((ns_key(&d.metadata), convert::daemonset(d)?)))
+                .collect(),
+        );
+    }
+
+    /// Marks every kind synced without a list; for tests that feed objects by hand.
+    pub fn mark_synced(&mut self) {
+        self.pods.synced = true;
+        self.nodes.synced = true;
+        self.nodepools.synced = true;
+        self.nodeclaims.synced = true;
+        self.node_classes.synced = true;
+        self.daemonsets.synced = true;
+    }
+
+    /// True once every kind has been listed.
+    pub fn synced(&self) -> bool {
+        self.pods.synced
+            && self.nodes.synced
+            && self.nodepools.synced
+            && self.nodeclaims.synced
+            && self.node_classes.synced
+            && self.daemonsets.synced
+    }
+
+    /// Builds the immutable state readers see.
+    pub fn state(&self) -> ClusterState {
+        let nodes = &self.nodes.objects;
+        let mut pods_by_node: BTreeMap<String, Vec<Arc<Pod>>> = BTreeMap::new();
+        let mut pending = Vec::new();
+        for rec in self.pods.objects.values() {
+            if let Some(p) = &rec.pending {
+                pending.push(p.clone());
+            }
+            if let Some(node) = rec.pod.spec.as_ref().and_then(|s| s.node_name.clone())
+                && !convert::is_terminal(&rec.pod)
+            {
+                pods_by_node.entry(node).or_default().push(rec.pod.clone());
+            }
+        }
+        let mut snapshot = Snapshot::new();
+        snapshot.pods = pending;
+        let mut usage: BTreeMap<String, (Resources, i64)> = BTreeMap::new();
+        let mut registered_ids = std::collections::BTreeSet::new();
+        for (name, node) in nodes {
+            let labels = node.metadata.labels.clone().unwrap_or_default();
+            if let Some(pid) = node.spec.as_ref().and_then(|s| s.provider_id.clone()) {
+                registered_ids.insert(pid);
+            }
+            let status = node.status.as_ref();
+            let capacity = convert::resources(status.and_then(|s| s.capacity.as_ref()));
+            if let Some(pool) = labels.get(tandem_model::labels::NODEPOOL) {
+                let u = usage.entry(pool.clone()).or_default();
+                u.0.add_assign(&capacity);
+                u.1 += 1;
+            }
+            let mut existing = ExistingNode::new(
+                name,
+                convert::resources(status.and_then(|s| s.allocatable.as_ref())),
+            );
+            existing.labels.extend(labels);
+            existing.taints = node
+                .spec
+                .as_ref()
+                .and_then(|s| s.taints.as_ref())
+                .into_iter()
+                .flatten()
+                .filter_map(convert::taint)
+                .collect();
+            existing.state = convert::node_state(node);
+            existing.pods = pods_by_node
+                .get(name)
+                .into_iter()
+                .flatten()
+                .map(|p| {
+                    convert::bound_pod(p, Arc::new(p.metadata.labels.clone().unwrap_or_default()))
+                })
+                .collect();
+            snapshot.nodes.push(existing);
+        }
+        for (name, claim) in &self.nodeclaims.objects {
+            if claim.metadata.deletion_timestamp.is_some() {
+                continue;
+            }
+            let status = claim.status.clone().unwrap_or_default();
+            if status
+                .provider_id
+                .as_ref()
+                .is_some_and(|p| registered_ids.contains(p))
+            {
+                continue;
+            }
+            snapshot
+                .in_flight
+                .push(self.in_flight(name, claim, &status));
+        }
+        for (name, np) in &self.nodepools.objects {
+            if np.metadata.deletion_timestamp.is_some() {
+                continue;
+            }
+            let mut m = convert::nodepool(np);
+            if let Some((res, count)) = usage.remove(name) {
+                m.usage = res;
+                m.node_count = count;
+            }
+            snapshot.nodepools.push(m);
+        }
+        snapshot.daemonsets = self.daemonsets.objects.values().cloned().collect();
+        for (name, ready) in &self.node_classes.objects {
+            if *ready {
+                snapshot
+                    .catalogs
+                    .insert(name.clone(), self.node_class_catalog.clone());
+            }
+        }
+        ClusterState {
+            synced: self.synced(),
+            snapshot: Arc::new(snapshot),
+            nodepools: self.nodepools.objects.clone(),
+            nodeclaims: self.nodeclaims.objects.clone(),
+            nodes: nodes.clone(),
+            pods_by_node,
+            node_classes: self.node_classes.objects.clone(),
+        }
+    }
+
+    /// A claim that has no Node yet: what it is known to satisfy and how big it can be.
+    fn in_flight(
+        &self,
+        name: &str,
+        claim: &NodeClaim,
+        status: &tandem_api::karpenter::v1::NodeClaimStatus,
+    ) -> InFlightClaim {
+        let mut requirements = convert::api_requirements(&claim.spec.requirements);
+        let labels = claim.metadata.labels.clone().unwrap_or_default();
+        requirements.add_all(&tandem_model::requirements::Requirements::from_labels(
+            labels.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        ));
+        let to_res = |list: &tandem_api::quantity::ResourceList| {
+            let mut r = Resources::new();
+            for (k, q) in list {
+                if let Ok(q) = q.as_str().parse() {
+                    r.set(k, &q);
+                }
+            }
+            r
+        };
+        let requests = to_res(&claim.spec.resources.requests);
+        let (allocatable, capacity) = if status.allocatable.is_empty() {
+            // Not launched yet: it holds what it was made for, and may become the largest of
+            // its options, which is what limits must reserve.
+            let mut cap = Resources::new();
+            if let Some(types) = requirements.get(tandem_model::labels::INSTANCE_TYPE) {
+                for t in types.values() {
+                    if let Some(it) = self.node_class_catalog.get(t) {
+                        cap = cap.max(it.capacity());
+                    }
+                }
+            }
+            (requests, cap)
+        } else {
+            (to_res(&status.allocatable), to_res(&status.capacity))
+        };
+        InFlightClaim {
+            name: name.to_owned(),
+            nodepool: labels
+                .get(tandem_model::labels::NODEPOOL)
+                .cloned()
+                .unwrap_or_default(),
+            requirements,
+            allocatable,
+            capacity,
+            pods: Vec::new(),
+        }
+    }
+}
+
+fn node_class_ready(nc: &KWOKNodeClass) -> bool {
+    nc.status
+        .as_ref()
+        .and_then(|s| tandem_api::condition::find(&s.conditions, "Ready"))
+        .is_none_or(tandem_api::condition::Condition::is_true)
+}

@@ -1,0 +1,30 @@
+//! The in-memory cluster index of the node layer: watchers feed it, it publishes immutable
+//! snapshots.
+//!
+//! This crate owns the translation of live objects (Pods, Nodes, NodePools, NodeClaims,
+//! KWOKNodeClasses, DaemonSets) into `nodescaler`'s [`Snapshot`](tandem_nodescaler::Snapshot)
+//! and the relist-safe index that holds them. It must never decide anything (that is
+//! nodescaler's job) nor write to the API server (that is the controllers'): one writer task
+//! applies watch events, readers get an `Arc<ClusterState>` that never changes under them.
+//!
+//! ```text
+//!   watch Pods ──────┐
+//!   watch Nodes ─────┤                 Index (one writer)            watch::Receiver
+//!   watch NodePools ─┼─► ready_chunks ─► apply / delete / reset ─► Arc<ClusterState> ──► controllers
+//!   watch NodeClaims ┤                   (relist buffered until      { synced, snapshot,
+//!   watch NodeClasses┤                    InitDone)                    nodeclaims, nodes … }
+//!   watch DaemonSets ┘
+//!
+//!   Node ──spec.providerID── NodeClaim.status.providerID      (claims without a Node are in flight)
+//!   Node ──label karpenter.sh/nodepool── NodePool             (usage, node count)
+//!   Pod ──spec.nodeName── Node                                 (bound pods; unbound + Unschedulable = pending)
+//! ```
+
+pub mod convert;
+pub mod index;
+pub mod watch;
+
+pub use index::{ClusterState, Index, PodRecord};
+
+/// Node label Karpenter sets once a node is initialized.
+pub const INITIALIZED_LABEL: &str = "karpenter.sh/initialized";

@@ -1,0 +1,89 @@
+//! The writer task: one watch per kind feeding the [`Index`], a new [`ClusterState`] published
+//! after every batch of events.
+//!
+//! Events that arrive together are applied together (`ready_chunks`) and published once, so a
+//! relist of thousands of pods costs one snapshot, not thousands. Watch errors are retried with
+//! kube-runtime's default backoff; the state keeps serving the last good view meanwhile.
+
+use std::sync::Arc;
+
+use futures::{StreamExt as _, stream};
+use k8s_openapi::api::apps::v1::DaemonSet;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::runtime::WatchStreamExt as _;
+use kube::runtime::watcher::{self, Event};
+use kube::{Api, Client};
+use tandem_api::karpenter::{NodeClaim, NodePool};
+use tandem_api::kwok::KWOKNodeClass;
+use tokio::sync::watch;
+
+use crate::index::{ClusterState, Index};
+
+enum Change {
+    Pod(Event<Pod>),
+    Node(Event<Node>),
+    NodePool(Event<NodePool>),
+    NodeClaim(Event<NodeClaim>),
+    NodeClass(Event<KWOKNodeClass>),
+    DaemonSet(Event<DaemonSet>),
+}
+
+fn apply(index: &mut Index, change: Change) {
+    match change {
+        Change::Pod(ev) => index.pod_event(ev),
+        Change::Node(ev) => index.node_event(ev),
+        Change::NodePool(ev) => index.nodepool_event(ev),
+        Change::NodeClaim(ev) => index.nodeclaim_event(ev),
+        Change::NodeClass(ev) => index.node_class_event(ev),
+        Change::DaemonSet(ev) => index.daemonset_event(ev),
+    }
+}
+
+/// Starts the watches and the writer on the current runtime; the receiver always holds the
+/// latest state (unsynced until every kind was listed). The task ends when every receiver is
+/// dropped.
+pub fn spawn(client: Client, mut index: Index) -> watch::Receiver<Arc<ClusterState>> {
+    let (tx, rx) = watch::channel(Arc::new(index.state()));
+    let cfg = watcher::Config::default;
+    let streams = vec![
+        watcher::watcher(Api::<Pod>::all(client.clone()), cfg())
+            .default_backoff()
+            .map(|r| r.map(Change::Pod))
+            .boxed(),
+        watcher::watcher(Api::<Node>::all(client.clone()), cfg())
+            .default_backoff()
+            .map(|r| r.map(Change::Node))
+            .boxed(),
+        watcher::watcher(Api::<NodePool>::all(client.clone()), cfg())
+            .default_backoff()
+            .map(|r| r.map(Change::NodePool))
+            .boxed(),
+        watcher::watcher(Api::<NodeClaim>::all(client.clone()), cfg())
+            .default_backoff()
+            .map(|r| r.map(Change::NodeClaim))
+            .boxed(),
+        watcher::watcher(Api::<KWOKNodeClass>::all(client.clone()), cfg())
+            .default_backoff()
+            .map(|r| r.map(Change::NodeClass))
+            .boxed(),
+        watcher::watcher(Api::<DaemonSet>::all(client), cfg())
+            .default_backoff()
+            .map(|r| r.map(Change::DaemonSet))
+            .boxed(),
+    ];
+    let mut all = stream::select_all(streams).ready_chunks(4096);
+    tokio::spawn(async move {
+        while let Some(batch) = all.next().await {
+            for item in batch {
+                match item {
+                    Ok(change) => apply(&mut index, change),
+                    Err(e) => tracing::warn!(error = %e, "watch failed; retrying"),
+                }
+            }
+            if tx.send(Arc::new(index.state())).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
