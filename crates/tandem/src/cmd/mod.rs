@@ -2,6 +2,7 @@
 
 pub mod crds;
 pub mod migrate;
+pub mod simulate;
 pub mod up;
 pub mod validate;
 
@@ -20,6 +21,9 @@ pub enum Command {
     Migrate(migrate::Args),
     /// Print the CRDs Tandem serves, or write them one file each with --out.
     Crds(crds::Args),
+    /// Simulate a scenario (manifests + workload) on a virtual clock: pods, nodes, pending
+    /// time and cost, as a table, JSON or an HTML report.
+    Simulate(simulate::Args),
 }
 
 impl Command {
@@ -30,6 +34,7 @@ impl Command {
             Command::Validate(args) => validate::run(args),
             Command::Migrate(args) => migrate::run(args),
             Command::Crds(args) => crds::run(args),
+            Command::Simulate(args) => simulate::run(args),
         }
     }
 }
