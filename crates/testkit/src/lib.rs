@@ -92,6 +92,7 @@ mod metrics;
 mod node;
 mod pki;
 mod process;
+pub mod services;
 mod wait;
 
 pub use binaries::{Binaries, DIR_ENV, REQUIRED, workspace_root};
