@@ -1,0 +1,144 @@
+//! Redis lists and streams, with a password.
+
+use super::*;
+use tandem_testkit::services::Redis;
+
+const PASSWORD: &str = "canary-redis-secret";
+
+#[tokio::test]
+async fn redis_lists_and_streams_value_activation_push_auth_and_down() {
+    let mut server = started(Redis::start(Some(PASSWORD)).await);
+    let client =
+        ::redis::Client::open(format!("redis://default:{PASSWORD}@{}/0", server.address()))
+            .expect("client");
+    let mut c = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
+    let cmd = |args: &[&str]| {
+        let mut c = ::redis::cmd(args[0]);
+        for a in &args[1..] {
+            c.arg(*a);
+        }
+        c
+    };
+    let address = server.address();
+    let _: i64 = cmd(&["RPUSH", "jobs", "a", "b", "c", "d", "e", "f", "g"])
+        .query_async(&mut c)
+        .await
+        .expect("rpush");
+
+    let list = |activation: &str, pw: &str| {
+        params(
+            "redis",
+            &[
+                ("address", address.as_str()),
+                ("listName", "jobs"),
+                ("listLength", "5"),
+                ("activationListLength", activation),
+            ],
+            &[("password", pw)],
+        )
+    };
+    let s = build(list("0", PASSWORD)).await;
+    assert_eq!(value(&*s).await, (7.0, true));
+    assert_eq!(
+        value(&*build(list("7", PASSWORD)).await).await,
+        (7.0, false)
+    );
+
+    // Streams: XLEN, pending entries of a group, and the group's lag.
+    let _: () = cmd(&["XGROUP", "CREATE", "events", "workers", "$", "MKSTREAM"])
+        .query_async(&mut c)
+        .await
+        .expect("xgroup");
+    for i in 0..4 {
+        let _: String = cmd(&["XADD", "events", "*", "n", i.to_string().as_str()])
+            .query_async(&mut c)
+            .await
+            .expect("xadd");
+    }
+    let _: ::redis::Value = cmd(&[
+        "XREADGROUP",
+        "GROUP",
+        "workers",
+        "c1",
+        "COUNT",
+        "3",
+        "STREAMS",
+        "events",
+        ">",
+    ])
+    .query_async(&mut c)
+    .await
+    .expect("xreadgroup");
+    let stream = |extra: &[(&str, &str)]| {
+        let mut md = vec![
+            ("address", address.clone()),
+            ("stream", "events".to_owned()),
+        ];
+        md.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
+        let md: Vec<(&str, &str)> = md.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        params("redis-streams", &md, &[("password", PASSWORD)])
+    };
+    assert_eq!(value(&*build(stream(&[])).await).await, (4.0, true));
+    assert_eq!(
+        value(&*build(stream(&[("consumerGroup", "workers")])).await).await,
+        (3.0, true)
+    );
+    assert_eq!(
+        value(&*build(stream(&[("consumerGroup", "workers"), ("lagCount", "1")])).await).await,
+        (1.0, true)
+    );
+    assert_eq!(
+        value(
+            &*build(stream(&[
+                ("consumerGroup", "workers"),
+                ("activationLagCount", "3")
+            ]))
+            .await
+        )
+        .await,
+        (3.0, false)
+    );
+
+    // Push: keyspace notification for the list, blocking XREAD for the stream.
+    let mut wl = s.watch().expect("list watch");
+    let st = build(stream(&[])).await;
+    let mut ws = st.watch().expect("stream watch");
+    tokio::time::sleep(Duration::from_millis(500)).await; // subscriptions in place
+    let _: i64 = cmd(&["RPUSH", "jobs", "h"])
+        .query_async(&mut c)
+        .await
+        .expect("rpush");
+    eprintln!(
+        "  redis list push wake {:?}",
+        next_wake(&mut wl, Duration::from_secs(10)).await
+    );
+    let _: String = cmd(&["XADD", "events", "*", "n", "9"])
+        .query_async(&mut c)
+        .await
+        .expect("xadd");
+    eprintln!(
+        "  redis stream push wake {:?}",
+        next_wake(&mut ws, Duration::from_secs(15)).await
+    );
+
+    // Wrong credential.
+    let e = measure(&*build(list("0", "canary-wrong-pw")).await)
+        .await
+        .unwrap_err();
+    assert_clean(
+        &e,
+        "Unauthorized",
+        "redis trigger 0",
+        &["canary-wrong-pw", PASSWORD],
+    );
+
+    // Down.
+    server.stop();
+    let e = measure(&*build(list("0", PASSWORD)).await)
+        .await
+        .unwrap_err();
+    assert_clean(&e, "SourceUnreachable", "redis trigger 0", &[PASSWORD]);
+}
