@@ -15,10 +15,21 @@ mkdir -p "$TANDEM_CACHE"
 # Debian's golang-go is too old for Kubernetes 1.36, so it is no fallback.
 export PATH="/usr/local/go/bin:$PATH"
 command -v go >/dev/null || { echo "Go 1.26 is needed to build the control plane (hack/controlplane)" >&2; exit 1; }
-# setpriv (util-linux) ties the control-plane processes' lives to the test process.
-command -v setpriv >/dev/null || {
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends util-linux
-}
+# Debian packages the tests drive: setpriv (util-linux) ties the control plane's processes to
+# the test process; chromium renders the simulator's HTML report in a real browser.
+need=()
+command -v setpriv >/dev/null || need+=(util-linux)
+command -v chromium >/dev/null || need+=(chromium)
+if [ "${#need[@]}" -gt 0 ]; then
+  echo "== apt-get install ${need[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+# The HTML-report test skips without a browser; in this script a missing browser is an error.
+export TANDEM_REQUIRE_CHROMIUM=1
+
+echo "== data servers for the scaler tests (Prometheus, RabbitMQ, Redis, PostgreSQL, moto)"
+bash "$root/hack/services.sh"
 
 echo "== control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl)"
 "$root/hack/controlplane/build.sh"

@@ -792,6 +792,11 @@ mod tests {
         let page = dir.join("report.html");
         std::fs::write(&page, html::render(&report)).unwrap();
         let Some(browser) = chromium() else {
+            // hack/test.sh installs chromium and sets this, so CI never skips silently.
+            assert!(
+                std::env::var_os("TANDEM_REQUIRE_CHROMIUM").is_none(),
+                "TANDEM_REQUIRE_CHROMIUM is set but no chromium was found"
+            );
             eprintln!(
                 "skipped: no chromium (apt-get install -y chromium, or set TANDEM_CHROMIUM); the report is at {}",
                 page.display()
