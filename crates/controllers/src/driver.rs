@@ -1,0 +1,653 @@
+//! The async shells: the provisioner loop and the lifecycle loop. Each reads the latest
+//! [`ClusterState`], calls the pure core, and executes; neither decides anything itself.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::{Api, Client};
+use serde_json::json;
+use tandem_api::condition::{Condition, ConditionStatus};
+use tandem_api::karpenter::{NodeClaim, NodePool};
+use tandem_cloud::CloudProvider;
+use tandem_model::catalog::Catalog;
+use tandem_nodescaler::provisioning::{Plan, Reason};
+use tandem_state::{ClusterState, Index};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::FIELD_MANAGER;
+use crate::batcher::{BatchOptions, Batcher};
+use crate::events::{Recorder, Regarding};
+use crate::lifecycle::{self, Effect, Facts, Input, NodeFacts, TERMINATION_FINALIZER};
+use crate::provisioner::nodeclaim_for;
+
+/// Knobs of the controllers; defaults are upstream's.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Batch window.
+    pub batch: BatchOptions,
+    /// Provisioning options passed to `nodescaler::plan`.
+    pub plan: tandem_nodescaler::Options,
+}
+
+struct Ctx {
+    client: Client,
+    cloud: Arc<dyn CloudProvider>,
+    recorder: Recorder,
+    options: Options,
+}
+
+/// The running controllers; dropping it stops them.
+pub struct Controllers {
+    tasks: Vec<JoinHandle<()>>,
+    state: watch::Receiver<Arc<ClusterState>>,
+}
+
+impl std::fmt::Debug for Controllers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Controllers").finish_non_exhaustive()
+    }
+}
+
+impl Controllers {
+    /// Starts the index watches, the provisioner and the lifecycle loop on the current runtime.
+    pub fn spawn(
+        client: Client,
+        cloud: Arc<dyn CloudProvider>,
+        catalog: Arc<Catalog>,
+        options: Options,
+    ) -> Self {
+        let state = tandem_state::watch::spawn(client.clone(), Index::new(catalog));
+        let ctx = Arc::new(Ctx {
+            recorder: Recorder::new(client.clone()),
+            client,
+            cloud,
+            options,
+        });
+        let tasks = vec![
+            tokio::spawn(provision_loop(ctx.clone(), state.clone())),
+            tokio::spawn(lifecycle_loop(ctx, state.clone())),
+        ];
+        Controllers { tasks, state }
+    }
+
+    /// The latest published state (for tests and health checks).
+    pub fn state(&self) -> Arc<ClusterState> {
+        self.state.borrow().clone()
+    }
+}
+
+impl Drop for Controllers {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+fn pod_ref(p: &tandem_nodescaler::snapshot::PodRef) -> Regarding {
+    Regarding {
+        api_version: "v1",
+        kind: "Pod",
+        namespace: p.namespace.clone(),
+        name: p.name.clone(),
+        uid: p.uid.clone(),
+    }
+}
+
+fn nodepool_ref(np: &NodePool) -> Regarding {
+    Regarding {
+        api_version: "karpenter.sh/v1",
+        kind: "NodePool",
+        namespace: String::new(),
+        name: np.metadata.name.clone().unwrap_or_default(),
+        uid: np.metadata.uid.clone().unwrap_or_default(),
+    }
+}
+
+fn claim_ref(c: &NodeClaim) -> Regarding {
+    Regarding {
+        api_version: "karpenter.sh/v1",
+        kind: "NodeClaim",
+        namespace: String::new(),
+        name: c.metadata.name.clone().unwrap_or_default(),
+        uid: c.metadata.uid.clone().unwrap_or_default(),
+    }
+}
+
+async fn provision_loop(ctx: Arc<Ctx>, mut rx: watch::Receiver<Arc<ClusterState>>) {
+    let mut batcher = Batcher::new(ctx.options.batch);
+    let mut awaiting: BTreeSet<String> = BTreeSet::new();
+    let mut awaiting_since = Instant::now();
+    let mut last_status: BTreeMap<String, serde_json::Value> = BTreeMap::new();
+    let mut tick = tokio::time::interval(Duration::from_millis(50));
+    loop {
+        tokio::select! {
+            r = rx.changed() => if r.is_err() { return },
+            _ = tick.tick() => {}
+        }
+        let st = rx.borrow().clone();
+        if !st.synced {
+            continue;
+        }
+        nodepool_status(&ctx, &st, &mut last_status).await;
+        // The claims of the last plan must be in the index before the next plan counts them.
+        awaiting.retain(|n| !st.nodeclaims.contains_key(n));
+        if !awaiting.is_empty() && awaiting_since.elapsed() < Duration::from_secs(10) {
+            continue;
+        }
+        let pending = st.snapshot.pods.iter().map(|p| p.uid.as_str());
+        if !batcher.observe(pending, Instant::now()) {
+            continue;
+        }
+        let plan = tandem_nodescaler::plan(&st.snapshot, &ctx.options.plan);
+        awaiting = execute_plan(&ctx, &st, &plan).await;
+        awaiting_since = Instant::now();
+    }
+}
+
+/// Creates the plan's NodeClaims and publishes its Events; returns the created claim names.
+async fn execute_plan(ctx: &Ctx, st: &ClusterState, plan: &Plan) -> BTreeSet<String> {
+    let claims: Api<NodeClaim> = Api::all(ctx.client.clone());
+    let mut created = BTreeSet::new();
+    for launch in &plan.launches {
+        let Some(np) = st.nodepools.get(&launch.nodepool) else {
+            continue;
+        };
+        let claim = nodeclaim_for(launch, np);
+        match claims.create(&PostParams::default(), &claim).await {
+            Ok(c) => {
+                let name = c.metadata.name.clone().unwrap_or_default();
+                tracing::info!(nodeclaim = %name, nodepool = %launch.nodepool, pods = launch.pods.len(), "created nodeclaim");
+                for pod in &launch.pods {
+                    ctx.recorder
+                        .publish(
+                            &pod_ref(pod),
+                            false,
+                            "Nominated",
+                            &format!("Pod should schedule on: nodeclaim/{name}"),
+                        )
+                        .await;
+                }
+                created.insert(name);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, nodepool = %launch.nodepool, "creating nodeclaim failed")
+            }
+        }
+    }
+    for nom in &plan.nominations {
+        let target = if st.nodes.contains_key(&nom.node) {
+            format!("node/{}", nom.node)
+        } else {
+            format!("nodeclaim/{}", nom.node)
+        };
+        ctx.recorder
+            .publish(
+                &pod_ref(&nom.pod),
+                false,
+                "Nominated",
+                &format!("Pod should schedule on: {target}"),
+            )
+            .await;
+    }
+    let mut limited: BTreeMap<String, String> = BTreeMap::new();
+    for u in &plan.unschedulable {
+        ctx.recorder
+            .publish(
+                &pod_ref(&u.pod),
+                true,
+                "FailedScheduling",
+                &format!("Failed to schedule pod, {u}"),
+            )
+            .await;
+        for p in &u.by_nodepool {
+            for r in &p.reasons {
+                if let Reason::Limit { .. } = r {
+                    limited.insert(p.nodepool.clone(), r.to_string());
+                }
+            }
+        }
+    }
+    for (pool, why) in limited {
+        if let Some(np) = st.nodepools.get(&pool) {
+            ctx.recorder
+                .publish(
+                    &nodepool_ref(np),
+                    true,
+                    "NodePoolLimitReached",
+                    &format!("cannot launch for pending pods: {why}"),
+                )
+                .await;
+        }
+    }
+    created
+}
+
+/// `status.resources` (capacity of the pool's nodes and launched claims) and `status.nodes`,
+/// written by server-side apply when they change.
+async fn nodepool_status(
+    ctx: &Ctx,
+    st: &ClusterState,
+    last: &mut BTreeMap<String, serde_json::Value>,
+) {
+    let api: Api<NodePool> = Api::all(ctx.client.clone());
+    for (name, np) in &st.nodepools {
+        let usage = st
+            .snapshot
+            .nodepools
+            .iter()
+            .find(|p| &p.name == name)
+            .map(|p| (p.usage.clone(), p.node_count))
+            .unwrap_or_default();
+        let resources: BTreeMap<String, String> = usage
+            .0
+            .to_quantities()
+            .into_iter()
+            .map(|(k, v)| (k, v.to_string()))
+            .collect();
+        let status = json!({"resources": resources, "nodes": usage.1});
+        if last.get(name) == Some(&status) {
+            continue;
+        }
+        let body = json!({"apiVersion": "karpenter.sh/v1", "kind": "NodePool",
+                          "metadata": {"name": name}, "status": status});
+        match api
+            .patch_status(
+                name,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&body),
+            )
+            .await
+        {
+            Ok(_) => {
+                last.insert(name.clone(), status);
+            }
+            Err(e) => tracing::debug!(error = %e, nodepool = %name, "nodepool status not written"),
+        }
+        let _ = np;
+    }
+}
+
+fn condition_true(claim: &NodeClaim, type_: &str) -> Option<Timestamp> {
+    claim
+        .status
+        .as_ref()
+        .and_then(|s| tandem_api::condition::find(&s.conditions, type_))
+        .filter(|c| c.is_true())
+        .map(|c| {
+            c.last_transition_time
+                .as_ref()
+                .map_or_else(Timestamp::now, |t| t.0)
+        })
+}
+
+/// What the lifecycle machine needs to know about a claim.
+fn facts(claim: &NodeClaim, st: &ClusterState) -> Facts {
+    let status = claim.status.clone().unwrap_or_default();
+    let launched = match (&status.provider_id, condition_true(claim, "Launched")) {
+        (Some(p), Some(at)) => Some((p.clone(), at)),
+        _ => None,
+    };
+    let node = status
+        .provider_id
+        .as_deref()
+        .and_then(|p| st.node_by_provider_id(p))
+        .map(|n| node_facts(n, claim));
+    Facts {
+        has_finalizer: claim
+            .metadata
+            .finalizers
+            .iter()
+            .flatten()
+            .any(|f| f == TERMINATION_FINALIZER),
+        deleting: claim.metadata.deletion_timestamp.is_some(),
+        created: claim
+            .metadata
+            .creation_timestamp
+            .as_ref()
+            .map_or_else(Timestamp::now, |t| t.0),
+        launched,
+        registered: condition_true(claim, "Registered").is_some(),
+        initialized: condition_true(claim, "Initialized").is_some(),
+        node,
+    }
+}
+
+fn node_facts(n: &Node, claim: &NodeClaim) -> NodeFacts {
+    let taints = n
+        .spec
+        .as_ref()
+        .and_then(|s| s.taints.clone())
+        .unwrap_or_default();
+    NodeFacts {
+        name: n.metadata.name.clone().unwrap_or_default(),
+        ready: n
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .and_then(|c| c.iter().find(|c| c.type_ == "Ready"))
+            .is_some_and(|c| c.status == "True"),
+        startup_taints: claim.spec.startup_taints.iter().any(|st| {
+            taints
+                .iter()
+                .any(|t| t.key == st.key && format!("{:?}", st.effect) == t.effect)
+        }),
+        deleting: n.metadata.deletion_timestamp.is_some(),
+    }
+}
+
+/// Per claim: `None` while effects run, `Some((resourceVersion, when))` once they finished.
+type Busy = Arc<Mutex<BTreeMap<String, Option<(String, Instant)>>>>;
+
+async fn lifecycle_loop(ctx: Arc<Ctx>, mut rx: watch::Receiver<Arc<ClusterState>>) {
+    // Claims with effects running, and claims whose effects finished at a resourceVersion the
+    // index has not moved past yet (so a stale view does not repeat them at once).
+    let busy: Busy = Arc::new(Mutex::new(BTreeMap::new()));
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            r = rx.changed() => if r.is_err() { return },
+            _ = tick.tick() => {}
+        }
+        let st = rx.borrow().clone();
+        if !st.synced {
+            continue;
+        }
+        let now = Timestamp::now();
+        for (name, claim) in &st.nodeclaims {
+            let rv = claim.metadata.resource_version.clone().unwrap_or_default();
+            {
+                let mut b = busy
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                match b.get(name) {
+                    Some(None) => continue,
+                    Some(Some((seen, at)))
+                        if *seen == rv && at.elapsed() < Duration::from_secs(2) =>
+                    {
+                        continue;
+                    }
+                    _ => {}
+                }
+                let (_, effects) = lifecycle::step(Input::Observed(facts(claim, &st)), now);
+                if effects.is_empty() {
+                    b.remove(name);
+                    continue;
+                }
+                b.insert(name.clone(), None);
+                let ctx = ctx.clone();
+                let busy = busy.clone();
+                let claim = claim.clone();
+                let st = st.clone();
+                let name = name.clone();
+                tokio::spawn(async move {
+                    execute(&ctx, &claim, &st, effects).await;
+                    busy.lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .insert(name, Some((rv, Instant::now())));
+                });
+            }
+        }
+    }
+}
+
+/// Executes one step's effects for a claim, feeding launch results back into the machine.
+async fn execute(ctx: &Ctx, claim: &NodeClaim, st: &ClusterState, effects: Vec<Effect>) {
+    let name = claim.metadata.name.clone().unwrap_or_default();
+    let claims: Api<NodeClaim> = Api::all(ctx.client.clone());
+    let nodes: Api<Node> = Api::all(ctx.client.clone());
+    let mut status = claim.status.clone().unwrap_or_default();
+    let mut status_dirty = false;
+    let mut queue: std::collections::VecDeque<Effect> = effects.into();
+    while let Some(effect) = queue.pop_front() {
+        let result: Result<(), kube::Error> = match effect {
+            Effect::AddFinalizer => {
+                let mut f = claim.metadata.finalizers.clone().unwrap_or_default();
+                f.push(TERMINATION_FINALIZER.to_owned());
+                claims
+                    .patch(
+                        &name,
+                        &PatchParams::default(),
+                        &Patch::Merge(&json!({"metadata": {"finalizers": f}})),
+                    )
+                    .await
+                    .map(|_| ())
+            }
+            Effect::Launch => {
+                let input = match ctx.cloud.create(claim).await {
+                    Ok(i) => Input::LaunchSucceeded(Box::new(i)),
+                    Err(e) => {
+                        tracing::warn!(error = %e, nodeclaim = %name, "launch failed");
+                        Input::LaunchFailed {
+                            category: e.category(),
+                            retryable: e.is_retryable(),
+                            message: e.to_string(),
+                        }
+                    }
+                };
+                let (_, more) = lifecycle::step(input, Timestamp::now());
+                queue.extend(more);
+                Ok(())
+            }
+            Effect::RecordLaunch(instance) => {
+                let instance = *instance;
+                status.provider_id = Some(instance.provider_id.clone());
+                let q = |r: &tandem_model::resources::Resources| {
+                    r.to_quantities()
+                        .into_iter()
+                        .map(|(k, v)| (k, tandem_api::quantity::Quantity(v.to_string())))
+                        .collect()
+                };
+                status.capacity = q(&instance.capacity);
+                status.allocatable = q(&instance.allocatable);
+                status_dirty = true;
+                let mut labels = instance.labels.clone();
+                labels.remove(tandem_model::labels::HOSTNAME);
+                for (k, v) in claim.metadata.labels.clone().unwrap_or_default() {
+                    labels.insert(k, v);
+                }
+                claims
+                    .patch(
+                        &name,
+                        &PatchParams::default(),
+                        &Patch::Merge(&json!({"metadata": {"labels": labels}})),
+                    )
+                    .await
+                    .map(|_| ())
+            }
+            Effect::Conditions(list) => {
+                for c in list {
+                    set_condition(
+                        &mut status.conditions,
+                        c.type_,
+                        c.status,
+                        c.reason,
+                        &c.message,
+                    );
+                }
+                status_dirty = true;
+                Ok(())
+            }
+            Effect::SyncNode { node } => {
+                status.node_name = Some(node.clone());
+                status_dirty = true;
+                sync_node(&nodes, claim, st.nodes.get(&node).map(AsRef::as_ref), &node).await
+            }
+            Effect::MarkNodeInitialized { node } => nodes
+                .patch(
+                    &node,
+                    &PatchParams::default(),
+                    &Patch::Merge(
+                        &json!({"metadata": {"labels": {tandem_state::INITIALIZED_LABEL: "true"}}}),
+                    ),
+                )
+                .await
+                .map(|_| ()),
+            Effect::DeleteClaim { reason } => {
+                tracing::info!(nodeclaim = %name, reason, "deleting nodeclaim");
+                ignore_not_found(
+                    claims
+                        .delete(&name, &DeleteParams::default())
+                        .await
+                        .map(|_| ()),
+                )
+            }
+            Effect::DeleteNode { node } => ignore_not_found(
+                nodes
+                    .delete(&node, &DeleteParams::default())
+                    .await
+                    .map(|_| ()),
+            ),
+            Effect::DeleteInstance { provider_id } => {
+                if let Err(e) = ctx.cloud.delete(&provider_id).await {
+                    tracing::warn!(error = %e, nodeclaim = %name, "instance termination failed; retrying");
+                    return;
+                }
+                Ok(())
+            }
+            Effect::RemoveFinalizer => {
+                let f: Vec<String> = claim
+                    .metadata
+                    .finalizers
+                    .clone()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|f| f != TERMINATION_FINALIZER)
+                    .collect();
+                ignore_not_found(
+                    claims
+                        .patch(
+                            &name,
+                            &PatchParams::default(),
+                            &Patch::Merge(&json!({"metadata": {"finalizers": f}})),
+                        )
+                        .await
+                        .map(|_| ()),
+                )
+            }
+            Effect::Event {
+                warning,
+                reason,
+                message,
+            } => {
+                ctx.recorder
+                    .publish(&claim_ref(claim), warning, reason, &message)
+                    .await;
+                Ok(())
+            }
+        };
+        if let Err(e) = result {
+            tracing::warn!(error = %e, nodeclaim = %name, "lifecycle effect failed; retrying on the next pass");
+            return;
+        }
+    }
+    if status_dirty && claim.metadata.deletion_timestamp.is_none() {
+        let conds: BTreeMap<String, String> = status
+            .conditions
+            .iter()
+            .map(|c| (c.type_.clone(), c.status.to_string()))
+            .collect();
+        let (s, reason) = if lifecycle::ready(&conds) {
+            ("True", "Ready")
+        } else {
+            ("False", "NotReady")
+        };
+        set_condition(&mut status.conditions, "Ready", s, reason, "");
+        let body = json!({"apiVersion": "karpenter.sh/v1", "kind": "NodeClaim",
+                          "metadata": {"name": name}, "status": status});
+        if let Err(e) = claims
+            .patch_status(
+                &name,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&body),
+            )
+            .await
+        {
+            tracing::warn!(error = %e, nodeclaim = %name, "nodeclaim status not written");
+        }
+    }
+}
+
+fn ignore_not_found(r: Result<(), kube::Error>) -> Result<(), kube::Error> {
+    match r {
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        other => other,
+    }
+}
+
+/// Sets a condition, keeping its transition time when the status does not change.
+fn set_condition(
+    list: &mut Vec<Condition>,
+    type_: &str,
+    status: &str,
+    reason: &str,
+    message: &str,
+) {
+    let status = match status {
+        "True" => ConditionStatus::True,
+        "False" => ConditionStatus::False,
+        _ => ConditionStatus::Unknown,
+    };
+    let now = Some(Time(Timestamp::now()));
+    if let Some(c) = list.iter_mut().find(|c| c.type_ == type_) {
+        if c.status != status {
+            c.last_transition_time = now;
+        }
+        c.status = status;
+        c.reason = Some(reason.to_owned());
+        c.message = Some(message.to_owned());
+    } else {
+        list.push(Condition {
+            type_: type_.to_owned(),
+            status,
+            observed_generation: None,
+            last_transition_time: now,
+            reason: Some(reason.to_owned()),
+            message: Some(message.to_owned()),
+        });
+    }
+}
+
+/// Registration sync: the claim's labels and taints on the Node, the unregistered taint gone,
+/// the Node owned by the claim and labelled registered.
+async fn sync_node(
+    nodes: &Api<Node>,
+    claim: &NodeClaim,
+    node: Option<&Node>,
+    name: &str,
+) -> Result<(), kube::Error> {
+    let mut labels = claim.metadata.labels.clone().unwrap_or_default();
+    labels.insert("karpenter.sh/registered".into(), "true".into());
+    let mut taints: Vec<serde_json::Value> = node
+        .and_then(|n| n.spec.as_ref())
+        .and_then(|s| s.taints.clone())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|t| t.key != tandem_cloud::kwok::UNREGISTERED_TAINT)
+        .filter_map(|t| serde_json::to_value(t).ok())
+        .collect();
+    for t in claim.spec.taints.iter().chain(&claim.spec.startup_taints) {
+        let v = json!({"key": t.key, "value": t.value, "effect": t.effect});
+        let dup = taints
+            .iter()
+            .any(|x| x["key"] == v["key"] && x["effect"] == v["effect"]);
+        if !dup {
+            taints.push(v);
+        }
+    }
+    let patch = json!({"metadata": {
+        "labels": labels,
+        "ownerReferences": [{"apiVersion": "karpenter.sh/v1", "kind": "NodeClaim",
+            "name": claim.metadata.name, "uid": claim.metadata.uid, "blockOwnerDeletion": true}],
+    }, "spec": {"taints": taints}});
+    nodes
+        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map(|_| ())
+}
