@@ -2,6 +2,7 @@
 
 pub mod crds;
 pub mod migrate;
+pub mod plan;
 pub mod simulate;
 pub mod up;
 pub mod validate;
@@ -19,6 +20,8 @@ pub enum Command {
     Validate(validate::Args),
     /// Convert v1alpha5 Provisioners and v1alpha1 AWSNodeTemplates to v1 NodePools and EC2NodeClasses.
     Migrate(migrate::Args),
+    /// Show what both layers would decide for the given manifests and metric values.
+    Plan(plan::Args),
     /// Print the CRDs Tandem serves, or write them one file each with --out.
     Crds(crds::Args),
     /// Simulate a scenario (manifests + workload) on a virtual clock: pods, nodes, pending
@@ -33,6 +36,7 @@ impl Command {
             Command::Up(args) => up::run(args),
             Command::Validate(args) => validate::run(args),
             Command::Migrate(args) => migrate::run(args),
+            Command::Plan(args) => plan::run(args),
             Command::Crds(args) => crds::run(args),
             Command::Simulate(args) => simulate::run(args),
         }
