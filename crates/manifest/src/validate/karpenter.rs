@@ -411,14 +411,21 @@ fn quantities(ctx: &mut Ctx<'_>, v: &Value, path: &str) {
     }
 }
 
+/// Reads a quantity written as a string or a number (as the API server accepts it); `None` for
+/// any other JSON type, which the schema walk reports.
+pub(crate) fn read_quantity(
+    q: &Value,
+) -> Option<Result<Quantity, tandem_model::quantity::QuantityError>> {
+    match q {
+        Value::String(s) => Some(Quantity::from_str(s)),
+        Value::Number(n) => Some(Quantity::from_str(&n.to_string())),
+        _ => None,
+    }
+}
+
 /// A quantity written as a string or a number.
 pub(crate) fn quantity(ctx: &mut Ctx<'_>, q: &Value, path: &str) {
-    let text = match q {
-        Value::String(s) => s.clone(),
-        Value::Number(n) => n.to_string(),
-        _ => return,
-    };
-    if let Err(e) = Quantity::from_str(&text) {
+    if let Some(Err(e)) = read_quantity(q) {
         ctx.error(
             path,
             format!("not a quantity: {e}; write e.g. 500m, 2, 1.5Gi or 512Mi"),

@@ -1,11 +1,10 @@
 //! Built-in kinds Tandem reads: workloads (their pod templates decide node shapes) and Secrets
 //! (TriggerAuthentications read them).
 
-use super::karpenter::quantity;
+use super::karpenter::{quantity, read_quantity};
 use super::{Ctx, get, join};
 use crate::object::ObjectRef;
 use serde_json::Value;
-use std::str::FromStr;
 use tandem_model::quantity::Quantity;
 
 /// Where a workload kind keeps its pod spec.
@@ -69,11 +68,7 @@ fn resources(ctx: &mut Ctx<'_>, r: Option<&Value>, path: &str) {
 }
 
 fn parse(q: &Value) -> Option<Quantity> {
-    match q {
-        Value::String(s) => Quantity::from_str(s).ok(),
-        Value::Number(n) => Quantity::from_str(&n.to_string()).ok(),
-        _ => None,
-    }
+    read_quantity(q)?.ok()
 }
 
 /// A Secret's `data` must be base64, or the API server refuses it.
