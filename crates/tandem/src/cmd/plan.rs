@@ -120,7 +120,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     };
     let metrics = parse_assignments(&args.metrics, 3, "--metric")?;
-    let current = parse_assignments(&args.current_replicas, 2, "--current-replicas")?;
+    // Observed replicas replace spec.replicas before anything reads them: the pod layer
+    // starts from them, and workloads no ScaledObject targets keep them.
+    for (key, n) in parse_assignments(&args.current_replicas, 2, "--current-replicas")? {
+        let n: u32 = n
+            .parse()
+            .with_context(|| format!("--current-replicas {key}={n}: not a number"))?;
+        if let Some(w) = converted
+            .workloads
+            .iter_mut()
+            .find(|w| format!("{}/{}", w.namespace, w.name) == key)
+        {
+            w.replicas = n;
+        }
+    }
     let failing: Vec<Vec<String>> = args
         .failing
         .iter()
@@ -136,7 +149,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
     let mut scalings = Vec::new();
     for so in converted.scaled_objects.clone() {
-        let s = scale(&so, &converted, &metrics, &current, &failing)?;
+        let s = scale(&so, &converted, &metrics, &failing)?;
         if let Some(w) = converted
             .workloads
             .iter_mut()
@@ -146,23 +159,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         scalings.push(s);
     }
-    for (key, n) in &current {
-        let n: u32 = n
-            .parse()
-            .with_context(|| format!("--current-replicas {key}={n}: not a number"))?;
-        let scaled = scalings
-            .iter()
-            .any(|s| format!("{}/{}", s.so.namespace, s.so.target_name) == *key);
-        if !scaled
-            && let Some(w) = converted
-                .workloads
-                .iter_mut()
-                .find(|w| format!("{}/{}", w.namespace, w.name) == *key)
-        {
-            w.replicas = n;
-        }
-    }
-
     let (snapshot, catalog_notes) = snapshot(&converted, args.catalog.map(Into::into))?;
     let result = plan(&snapshot, &Options::default());
     let bound = lower_bound(&result, &snapshot, Cuts::ResourcesAndNodes)
@@ -213,23 +209,16 @@ fn scale(
     so: &ScaledObject,
     converted: &Converted,
     metrics: &BTreeMap<String, String>,
-    current: &BTreeMap<String, String>,
     failing: &[Vec<String>],
 ) -> anyhow::Result<Scaling> {
     let prefix = format!("{}/{}", so.namespace, so.name);
-    let target_key = format!("{}/{}", so.namespace, so.target_name);
-    let spec_replicas = converted
+    // The target's replicas as observed (`--current-replicas`, already applied) or written.
+    let cur = converted
         .workloads
         .iter()
         .find(|w| w.namespace == so.namespace && w.name == so.target_name)
         .map(|w| w.replicas)
         .unwrap_or(0);
-    let cur = match current.get(&target_key) {
-        Some(n) => n
-            .parse()
-            .with_context(|| format!("--current-replicas {target_key}={n}: not a number"))?,
-        None => spec_replicas,
-    };
     let mut observations = Vec::new();
     let mut any_failing = false;
     for i in 0..so.triggers.len() {
