@@ -3,8 +3,8 @@
 use k8s_openapi::api::apps::v1::Deployment;
 use serde_json::Value;
 
+use super::FieldError;
 use super::pod_spec::{self, Workload, WorkloadKind};
-use super::{FieldError, namespace_of};
 use crate::typed::{parse_as, quantities_as_strings};
 
 /// Converts a Deployment document.
@@ -17,19 +17,11 @@ pub fn convert(v: &Value) -> Result<Workload, FieldError> {
         .spec
         .as_ref()
         .ok_or_else(|| FieldError::new("spec", "a Deployment needs a spec"))?;
-    let pod = spec
-        .template
-        .spec
-        .as_ref()
-        .ok_or_else(|| FieldError::new("spec.template.spec", "the pod template has no spec"))?;
-    pod_spec::convert(
+    pod_spec::from_template(
         WorkloadKind::Deployment,
-        &namespace_of(d.metadata.namespace.as_ref()),
-        d.metadata.name.as_deref().unwrap_or_default(),
+        &d.metadata,
+        &spec.template,
         pod_spec::replicas(spec.replicas, 1),
-        spec.template.metadata.as_ref(),
-        pod,
-        "spec.template.spec",
     )
 }
 

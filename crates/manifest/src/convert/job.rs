@@ -3,8 +3,8 @@
 use k8s_openapi::api::batch::v1::Job;
 use serde_json::Value;
 
+use super::FieldError;
 use super::pod_spec::{self, Workload, WorkloadKind};
-use super::{FieldError, namespace_of};
 use crate::typed::{parse_as, quantities_as_strings};
 
 /// Converts a Job document.
@@ -17,21 +17,13 @@ pub fn convert(v: &Value) -> Result<Workload, FieldError> {
         .spec
         .as_ref()
         .ok_or_else(|| FieldError::new("spec", "a Job needs a spec"))?;
-    let pod = spec
-        .template
-        .spec
-        .as_ref()
-        .ok_or_else(|| FieldError::new("spec.template.spec", "the pod template has no spec"))?;
     let parallelism = pod_spec::replicas(spec.parallelism, 1);
     let completions = pod_spec::replicas(spec.completions, parallelism);
-    pod_spec::convert(
+    pod_spec::from_template(
         WorkloadKind::Job,
-        &namespace_of(j.metadata.namespace.as_ref()),
-        j.metadata.name.as_deref().unwrap_or_default(),
+        &j.metadata,
+        &spec.template,
         parallelism.min(completions),
-        spec.template.metadata.as_ref(),
-        pod,
-        "spec.template.spec",
     )
 }
 

@@ -71,6 +71,33 @@ pub struct Workload {
     pub do_not_disrupt: bool,
 }
 
+/// Converts a workload whose pods come from `spec.template` (Deployment, StatefulSet, Job):
+/// the object's namespace and name, `replicas` copies of the template.
+///
+/// # Errors
+/// [`FieldError`] when the template has no spec, or for a quantity or operator that cannot be
+/// read.
+pub fn from_template(
+    kind: WorkloadKind,
+    object: &meta::ObjectMeta,
+    template: &core::PodTemplateSpec,
+    replicas: u32,
+) -> Result<Workload, FieldError> {
+    let pod = template
+        .spec
+        .as_ref()
+        .ok_or_else(|| FieldError::new("spec.template.spec", "the pod template has no spec"))?;
+    convert(
+        kind,
+        &super::namespace_of(object.namespace.as_ref()),
+        object.name.as_deref().unwrap_or_default(),
+        replicas,
+        template.metadata.as_ref(),
+        pod,
+        "spec.template.spec",
+    )
+}
+
 /// Converts a pod template's metadata and spec; `spec_path` prefixes field paths in errors.
 ///
 /// # Errors

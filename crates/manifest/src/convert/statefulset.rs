@@ -4,8 +4,8 @@
 use k8s_openapi::api::apps::v1::StatefulSet;
 use serde_json::Value;
 
+use super::FieldError;
 use super::pod_spec::{self, Workload, WorkloadKind};
-use super::{FieldError, namespace_of};
 use crate::typed::{parse_as, quantities_as_strings};
 
 /// Converts a StatefulSet document.
@@ -18,19 +18,11 @@ pub fn convert(v: &Value) -> Result<Workload, FieldError> {
         .spec
         .as_ref()
         .ok_or_else(|| FieldError::new("spec", "a StatefulSet needs a spec"))?;
-    let pod = spec
-        .template
-        .spec
-        .as_ref()
-        .ok_or_else(|| FieldError::new("spec.template.spec", "the pod template has no spec"))?;
-    pod_spec::convert(
+    pod_spec::from_template(
         WorkloadKind::StatefulSet,
-        &namespace_of(s.metadata.namespace.as_ref()),
-        s.metadata.name.as_deref().unwrap_or_default(),
+        &s.metadata,
+        &spec.template,
         pod_spec::replicas(spec.replicas, 1),
-        spec.template.metadata.as_ref(),
-        pod,
-        "spec.template.spec",
     )
 }
 
