@@ -27,6 +27,7 @@ pub mod batcher;
 mod driver;
 pub mod events;
 pub mod lifecycle;
+pub mod metrics;
 pub mod provisioner;
 
 pub use driver::{Controllers, Options};

@@ -15,13 +15,35 @@ pub const REQUIRED: [&str; 4] = [
 /// Environment variable that overrides where the binaries are looked for.
 pub const DIR_ENV: &str = "TANDEM_CONTROLPLANE_DIR";
 
-/// The workspace root, derived from this crate's manifest directory at compile time.
+/// The workspace root: the nearest ancestor holding `hack/controlplane/build.sh` of, in order,
+/// the package directory cargo names at run time (`cargo test`/`cargo run` set
+/// `CARGO_MANIFEST_DIR`), this crate's directory at compile time, and the working directory.
+///
+/// The run-time lookup comes first because one target directory serves several clones
+/// (`CARGO_TARGET_DIR=/var/cache/tandem/target`) and cargo reuses a testkit built in another
+/// clone, whose compile-time path may no longer exist.
 pub fn workspace_root() -> PathBuf {
-    // crates/testkit -> crates -> root
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .ancestors()
-        .nth(2)
-        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+    let candidates = [
+        std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from),
+        Some(PathBuf::from(env!("CARGO_MANIFEST_DIR"))),
+        std::env::current_dir().ok(),
+    ];
+    candidates
+        .into_iter()
+        .flatten()
+        .find_map(|start| {
+            start
+                .ancestors()
+                .find(|dir| dir.join("hack/controlplane/build.sh").is_file())
+                .map(Path::to_path_buf)
+        })
+        .unwrap_or_else(|| {
+            // crates/testkit -> crates -> root, even if it does not exist (errors name it).
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .ancestors()
+                .nth(2)
+                .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+        })
 }
 
 /// Directory holding `etcd`, `kube-apiserver`, `kube-controller-manager`, `kube-scheduler`.

@@ -3,16 +3,21 @@
 pub mod crds;
 pub mod migrate;
 pub mod plan;
+pub mod run;
 pub mod simulate;
 pub mod up;
 pub mod validate;
 
 use clap::Subcommand;
 use std::process::ExitCode;
+use std::time::Duration;
 
 /// Every subcommand of `tandem`.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the controllers against a cluster: the node layer (Karpenter's job) with leader
+    /// election, probes on :8081 and metrics on :8080, as upstream's deployments do.
+    Run(run::Args),
     /// Start a local control plane (etcd, kube-apiserver, kube-controller-manager,
     /// kube-scheduler) with Tandem's CRDs and keep it running until Ctrl-C.
     Up(up::Args),
@@ -33,6 +38,7 @@ impl Command {
     /// Runs the subcommand and returns the process exit code.
     pub fn run(self) -> anyhow::Result<ExitCode> {
         match self {
+            Command::Run(args) => run::run(args),
             Command::Up(args) => up::run(args),
             Command::Validate(args) => validate::run(args),
             Command::Migrate(args) => migrate::run(args),
@@ -40,5 +46,26 @@ impl Command {
             Command::Crds(args) => crds::run(args),
             Command::Simulate(args) => simulate::run(args),
         }
+    }
+}
+
+/// Parses a duration flag: a whole number and one of ms, s, m, h (`15s`, `500ms`, `5m`).
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or_else(|| format!("`{text}` has no unit; write e.g. 15s, 500ms or 5m"))?;
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` does not start with a whole number"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "s" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        "h" => Ok(Duration::from_secs(n * 3600)),
+        _ => Err(format!(
+            "unknown unit `{unit}` in `{text}`; use ms, s, m or h"
+        )),
     }
 }

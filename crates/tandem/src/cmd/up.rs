@@ -17,11 +17,11 @@ use tandem_testkit::{ControlPlane, Error as TestkitError, FakeNode, Options};
 pub struct Args {
     /// How often the HPA controller re-evaluates (`--horizontal-pod-autoscaler-sync-period`;
     /// upstream default 15s). Units: ms, s, m, h.
-    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    #[arg(long, default_value = "1s", value_parser = super::parse_duration)]
     hpa_sync_period: Duration,
 
     /// HPA downscale stabilization window (upstream default 5m). Units: ms, s, m, h.
-    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    #[arg(long, default_value = "0s", value_parser = super::parse_duration)]
     hpa_downscale_stabilization: Duration,
 
     /// Directory of CRD manifests to apply [default: config/crds of the source tree].
@@ -34,31 +34,11 @@ pub struct Args {
     nodes: u32,
 
     /// Give up if a component is not ready after this long. Units: ms, s, m, h.
-    #[arg(long, default_value = "120s", value_parser = parse_duration)]
+    #[arg(long, default_value = "120s", value_parser = super::parse_duration)]
     ready_timeout: Duration,
 }
 
 /// Parses `<number><unit>` with unit `ms`, `s`, `m` or `h`, e.g. `1s`, `500ms`, `5m`.
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .ok_or_else(|| format!("`{text}` has no unit; write e.g. 15s, 500ms or 5m"))?;
-    let (number, unit) = text.split_at(split);
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("`{text}` does not start with a whole number"))?;
-    match unit {
-        "ms" => Ok(Duration::from_millis(n)),
-        "s" => Ok(Duration::from_secs(n)),
-        "m" => Ok(Duration::from_secs(n * 60)),
-        "h" => Ok(Duration::from_secs(n * 3600)),
-        _ => Err(format!(
-            "unknown unit `{unit}` in `{text}`; use ms, s, m or h"
-        )),
-    }
-}
-
 /// Runs `tandem up`.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -136,7 +116,7 @@ async fn wait_for_shutdown() -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_duration;
+    use crate::cmd::parse_duration;
     use std::time::Duration;
 
     #[test]

@@ -1,0 +1,332 @@
+//! `tandem run`: the controllers as a long-running service, the way upstream's deployments run:
+//! leader election on a Lease, probes on :8081, metrics on :8080, both configurable by the
+//! same environment variables Karpenter reads.
+//!
+//! Only the leader acts (launches, kubelet play for kwok nodes, NodeClaim lifecycle). A
+//! follower serves its probes and waits; when the leader stops renewing it takes over within
+//! the lease duration. A leader that loses its lease exits with status 1 at once, as
+//! controller-runtime does, so it never acts beside a new leader.
+
+use anyhow::Context as _;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tandem_cloud::kwok::{Kubelet, KwokCloud, KwokOptions};
+use tandem_controllers::batcher::BatchOptions;
+use tandem_controllers::metrics::NodeLayerMetrics;
+use tandem_controllers::{Controllers, Options};
+use tandem_model::catalog::Catalog;
+use tandem_operations::endpoints::{self, Routes};
+use tandem_operations::leader::{Elector, Role, Timings};
+use tandem_operations::prometheus_client::registry::Registry;
+use tokio::sync::watch;
+
+/// Which cloud the node layer launches in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Provider {
+    /// Nodes are Node objects the provider creates and keeps Ready itself (no real machines):
+    /// for local clusters (`tandem up`), demos and tests.
+    Kwok,
+}
+
+/// Instance types the kwok provider offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CatalogChoice {
+    /// Karpenter's KWOK catalog (c/s/m families, 1–256 vCPU).
+    Kwok,
+    /// AWS us-east-1 types and prices from the bundled data.
+    AwsUsEast1,
+    /// Azure eastus types and prices from the bundled data.
+    AzureEastus,
+}
+
+/// Run Tandem's controllers against a cluster until SIGTERM or Ctrl-C.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Kubeconfig to use [default: $KUBECONFIG, ~/.kube/config, or the in-cluster service
+    /// account].
+    #[arg(long, value_name = "PATH")]
+    kubeconfig: Option<PathBuf>,
+
+    /// Cloud provider of the node layer.
+    #[arg(long, value_enum, default_value = "kwok")]
+    provider: Provider,
+
+    /// Catalog of instance types (kwok provider).
+    #[arg(long, value_enum, default_value = "kwok")]
+    catalog: CatalogChoice,
+
+    /// Do not run the node layer.
+    #[arg(long)]
+    disable_node_layer: bool,
+
+    /// Address the metrics and probe listeners bind.
+    #[arg(long, default_value = "0.0.0.0", value_name = "IP")]
+    bind_address: IpAddr,
+
+    /// Port of `/metrics`.
+    #[arg(long, env = "METRICS_PORT", default_value_t = 8080)]
+    metrics_port: u16,
+
+    /// Port of `/healthz` and `/readyz`.
+    #[arg(long, env = "HEALTH_PROBE_PORT", default_value_t = 8081)]
+    health_probe_port: u16,
+
+    /// Act without electing a leader (one replica only).
+    #[arg(long, env = "DISABLE_LEADER_ELECTION")]
+    disable_leader_election: bool,
+
+    /// Name of the Lease the replicas elect a leader on.
+    #[arg(
+        long,
+        env = "LEADER_ELECTION_NAME",
+        default_value = "tandem-leader-election"
+    )]
+    leader_election_name: String,
+
+    /// Namespace of that Lease.
+    #[arg(long, env = "SYSTEM_NAMESPACE", default_value = "kube-system")]
+    leader_election_namespace: String,
+
+    /// Lease duration; a follower takes over this long after the leader's last renewal.
+    #[arg(long, default_value = "15s", value_parser = super::parse_duration)]
+    lease_duration: Duration,
+
+    /// How long the leader keeps retrying a failed renewal before it gives up and exits.
+    #[arg(long, default_value = "10s", value_parser = super::parse_duration)]
+    renew_deadline: Duration,
+
+    /// How often the lease is read and renewed.
+    #[arg(long, default_value = "2s", value_parser = super::parse_duration)]
+    retry_period: Duration,
+
+    /// Close a provisioning batch after this long without a new pending pod.
+    #[arg(long, env = "BATCH_IDLE_DURATION", default_value = "1s", value_parser = super::parse_duration)]
+    batch_idle_duration: Duration,
+
+    /// Close a provisioning batch after this long at the latest.
+    #[arg(long, env = "BATCH_MAX_DURATION", default_value = "10s", value_parser = super::parse_duration)]
+    batch_max_duration: Duration,
+
+    /// Identity in the Lease [default: hostname plus a random suffix].
+    #[arg(long, value_name = "ID")]
+    identity: Option<String>,
+}
+
+/// Runs `tandem run`.
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("failed to start the async runtime")?;
+    runtime.block_on(serve(args))
+}
+
+fn identity() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "tandem".to_owned());
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("{host}_{:x}{nanos:08x}", std::process::id())
+}
+
+async fn client(kubeconfig: Option<&PathBuf>) -> anyhow::Result<kube::Client> {
+    let config = match kubeconfig {
+        Some(path) => {
+            let kc = kube::config::Kubeconfig::read_from(path)
+                .with_context(|| format!("cannot read kubeconfig {}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+                .await
+                .with_context(|| format!("kubeconfig {} is not usable", path.display()))?
+        }
+        None => kube::Config::infer().await.context(
+            "no kubeconfig given and none found ($KUBECONFIG, ~/.kube/config, in-cluster)",
+        )?,
+    };
+    kube::Client::try_from(config).context("cannot build a Kubernetes client")
+}
+
+async fn serve(args: Args) -> anyhow::Result<ExitCode> {
+    let client = client(args.kubeconfig.as_ref()).await?;
+    let registry = Arc::new(Mutex::new(Registry::default()));
+    let node_metrics = {
+        let mut r = registry
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        NodeLayerMetrics::register(&mut r)
+    };
+
+    let (role_tx, mut role_rx) = watch::channel(Role::Unknown);
+    let (state_tx, state_rx) = watch::channel(None::<Arc<tandem_state::ClusterState>>);
+    let ready = {
+        let role = role_rx.clone();
+        let state = state_rx.clone();
+        Arc::new(move || -> Result<(), String> {
+            match &*role.borrow() {
+                Role::Unknown => Err("leader election has not completed a round".into()),
+                Role::Lost => Err("leadership lost".into()),
+                Role::Follower { .. } => Ok(()),
+                Role::Leader => match &*state.borrow() {
+                    Some(st) if st.synced => Ok(()),
+                    _ => Err("cluster state not synced yet".into()),
+                },
+            }
+        })
+    };
+    let (metrics_addr, _metrics_task) = endpoints::serve(
+        SocketAddr::new(args.bind_address, args.metrics_port),
+        Routes {
+            probes: None,
+            metrics: Some(registry.clone()),
+        },
+    )
+    .await
+    .context("cannot bind the metrics port")?;
+    let (probe_addr, _probe_task) = endpoints::serve(
+        SocketAddr::new(args.bind_address, args.health_probe_port),
+        Routes {
+            probes: Some(ready),
+            metrics: None,
+        },
+    )
+    .await
+    .context("cannot bind the health probe port")?;
+    eprintln!(
+        "tandem: metrics on http://{metrics_addr}/metrics, probes on http://{probe_addr}/healthz"
+    );
+
+    let elector = if args.disable_leader_election {
+        role_tx.send_replace(Role::Leader);
+        None
+    } else {
+        let id = args.identity.clone().unwrap_or_else(identity);
+        let elector = Elector::new(
+            client.clone(),
+            &args.leader_election_namespace,
+            &args.leader_election_name,
+            &id,
+            Timings {
+                lease_duration: args.lease_duration,
+                renew_deadline: args.renew_deadline,
+                retry_period: args.retry_period,
+            },
+        );
+        eprintln!(
+            "tandem: electing a leader on Lease {}/{} as {id}",
+            args.leader_election_namespace, args.leader_election_name
+        );
+        tokio::spawn(elector.clone().run(role_tx));
+        Some(elector)
+    };
+
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    // Wait to lead (or for a signal).
+    loop {
+        if *role_rx.borrow_and_update() == Role::Leader {
+            break;
+        }
+        tokio::select! {
+            _ = &mut shutdown => return Ok(ExitCode::SUCCESS),
+            changed = role_rx.changed() => { changed.context("leader election stopped")?; }
+        }
+    }
+    eprintln!("tandem: leading; starting the node layer");
+
+    let _layers = if args.disable_node_layer {
+        None
+    } else {
+        let catalog = Arc::new(match args.catalog {
+            CatalogChoice::Kwok => Catalog::kwok(),
+            CatalogChoice::AwsUsEast1 => {
+                Catalog::aws_us_east_1().context("the bundled AWS catalog does not load")?
+            }
+            CatalogChoice::AzureEastus => {
+                Catalog::azure_eastus().context("the bundled Azure catalog does not load")?
+            }
+        });
+        let Provider::Kwok = args.provider;
+        let cloud = Arc::new(KwokCloud::with_catalog(
+            client.clone(),
+            catalog.clone(),
+            KwokOptions::default(),
+        ));
+        let kubelet = tokio::spawn(Kubelet::new(client.clone()).run());
+        let controllers = Controllers::spawn(
+            client.clone(),
+            cloud,
+            catalog,
+            Options {
+                batch: BatchOptions {
+                    idle: args.batch_idle_duration,
+                    max: args.batch_max_duration,
+                    ..BatchOptions::default()
+                },
+                ..Options::default()
+            },
+        );
+        Some((controllers, kubelet))
+    };
+
+    let mut tick = tokio::time::interval(Duration::from_secs(2));
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            changed = role_rx.changed() => {
+                if changed.is_err() || *role_rx.borrow() == Role::Lost {
+                    eprintln!("tandem: leadership lost; exiting so a new leader acts alone");
+                    return Ok(ExitCode::from(1));
+                }
+            }
+            _ = tick.tick() => {
+                if let Some((controllers, _)) = &_layers {
+                    let st = controllers.state();
+                    node_metrics.observe(&st);
+                    state_tx.send_replace(Some(st));
+                }
+            }
+        }
+    }
+    if let Some((_, kubelet)) = &_layers {
+        kubelet.abort();
+    }
+    drop(_layers);
+    if let Some(elector) = elector
+        && let Err(e) = elector.release().await
+    {
+        eprintln!("tandem: could not release the lease: {e}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Resolves on SIGTERM (how Kubernetes stops a pod) or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

@@ -1,0 +1,279 @@
+//! `tandem run` as users run it: two replicas of the binary against the real control plane.
+//! Only the leader acts (one NodeClaim for one pending pod, the follower never starts the node
+//! layer); probes and metrics answer on their ports; after `kill -9` of the leader the follower
+//! takes the Lease and acts; SIGTERM releases the Lease.
+//!
+//! One test per binary: the node layer acts on every NodePool of its control plane.
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use kube::{Api, Client};
+use serde_json::json;
+use tandem_api::karpenter::{NodeClaim, NodePool};
+use tandem_api::kwok::KWOKNodeClass;
+use tandem_testkit::{ControlPlane, wait_for};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+const TIMEOUT: Duration = Duration::from_secs(120);
+const LEASE: &str = "tandem-leader-election";
+
+/// A `tandem run` child process, killed when dropped; its stderr goes to a file we can read.
+struct Replica {
+    id: String,
+    child: Child,
+    probes: u16,
+    metrics: u16,
+    log: std::path::PathBuf,
+}
+
+impl Replica {
+    fn start(id: &str, kubeconfig: &Path, namespace: &str, dir: &Path) -> Replica {
+        let (probes, metrics) = (free_port(), free_port());
+        let log = dir.join(format!("tandem-run-{id}.log"));
+        let file = std::fs::File::create(&log).expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_tandem"))
+            .args(["run", "--kubeconfig"])
+            .arg(kubeconfig)
+            .args(["--bind-address", "127.0.0.1", "--identity", id])
+            .args(["--leader-election-namespace", namespace])
+            .args(["--metrics-port", &metrics.to_string()])
+            .args(["--health-probe-port", &probes.to_string()])
+            .args([
+                "--lease-duration",
+                "4s",
+                "--renew-deadline",
+                "3s",
+                "--retry-period",
+                "500ms",
+            ])
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .expect("spawn tandem run");
+        Replica {
+            id: id.to_owned(),
+            child,
+            probes,
+            metrics,
+            log,
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn led(&self) -> bool {
+        self.log().contains("leading; starting the node layer")
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// `GET path` on 127.0.0.1:port → (status code, body); None when nothing answers.
+async fn get(port: u16, path: &str) -> Option<(u16, String)> {
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .ok()?;
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .ok()?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).await.ok()?;
+    let code = buf.split_whitespace().nth(1)?.parse().ok()?;
+    let body = buf.split_once("\r\n\r\n").map(|(_, b)| b.to_owned())?;
+    Some((code, body))
+}
+
+async fn holder(leases: &Api<Lease>) -> Option<String> {
+    leases
+        .get_opt(LEASE)
+        .await
+        .ok()
+        .flatten()
+        .and_then(|l| l.spec)
+        .and_then(|s| s.holder_identity)
+        .filter(|h| !h.is_empty())
+}
+
+async fn running(pods: &Api<Pod>) -> usize {
+    pods.list(&ListParams::default().labels("app=work"))
+        .await
+        .map(|l| l.items)
+        .unwrap_or_default()
+        .iter()
+        .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_leader_acts_and_the_follower_takes_over() {
+    let cp = ControlPlane::shared().await.expect("control plane");
+    let client: Client = cp.client().expect("client");
+    let ns = cp.namespace("run").await.expect("namespace");
+    let class = format!("{ns}-kwok");
+    Api::<KWOKNodeClass>::all(client.clone())
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "apiVersion": "karpenter.kwok.sh/v1alpha1", "kind": "KWOKNodeClass",
+                "metadata": {"name": class}, "spec": {},
+            }))
+            .expect("class"),
+        )
+        .await
+        .expect("create class");
+    let pool: NodePool = serde_json::from_value(json!({
+        "apiVersion": "karpenter.sh/v1", "kind": "NodePool",
+        "metadata": {"name": ns},
+        "spec": {"limits": {"cpu": "100"}, "template": {"spec": {
+            "requirements": [
+                {"key": "kubernetes.io/arch", "operator": "In", "values": ["amd64"]},
+                {"key": "karpenter.sh/capacity-type", "operator": "In", "values": ["on-demand"]},
+                {"key": "node.kubernetes.io/instance-type", "operator": "In", "values": ["c-2x-amd64-linux"]}],
+            "nodeClassRef": {"group": "karpenter.kwok.sh", "kind": "KWOKNodeClass", "name": class}}}},
+    }))
+    .expect("nodepool");
+    Api::<NodePool>::all(client.clone())
+        .create(&PostParams::default(), &pool)
+        .await
+        .expect("create nodepool");
+
+    let a = Replica::start("replica-a", cp.kubeconfig_path(), &ns, cp.dir());
+    let b = Replica::start("replica-b", cp.kubeconfig_path(), &ns, cp.dir());
+    let leases: Api<Lease> = Api::namespaced(client.clone(), &ns);
+    let first = wait_for("a leader", TIMEOUT, || async { holder(&leases).await })
+        .await
+        .unwrap_or_else(|e| panic!("{e}\nA:\n{}\nB:\n{}", a.log(), b.log()));
+    let (leader, follower) = if first == a.id { (a, b) } else { (b, a) };
+    assert_eq!(first, leader.id);
+
+    // Both answer their probes; the leader is ready once its cluster state synced.
+    for r in [&leader, &follower] {
+        wait_for("readyz 200", TIMEOUT, || async {
+            (get(r.probes, "/readyz").await?.0 == 200).then_some(())
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e} ({}):\n{}", r.id, r.log()));
+        assert_eq!(get(r.probes, "/healthz").await.map(|r| r.0), Some(200));
+    }
+
+    // One pending pod → exactly one NodeClaim, launched by the leader alone.
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+    let deployment: Deployment = serde_json::from_value(json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "work"},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "work"}},
+            "template": {"metadata": {"labels": {"app": "work"}}, "spec": {
+                "terminationGracePeriodSeconds": 0,
+                "containers": [{"name": "pause", "image": "registry.k8s.io/pause:3.10",
+                    "resources": {"requests": {"cpu": "1500m"}}}]}}},
+    }))
+    .expect("deployment");
+    deployments
+        .create(&PostParams::default(), &deployment)
+        .await
+        .expect("create deployment");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+    wait_for("1 pod Running", TIMEOUT, || async {
+        (running(&pods).await == 1).then_some(())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\nleader:\n{}", leader.log()));
+    let claims: Api<NodeClaim> = Api::all(client.clone());
+    let selector = format!("karpenter.sh/nodepool={ns}");
+    let count = claims
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .expect("claims")
+        .items
+        .len();
+    assert_eq!(count, 1, "one pending pod, one claim");
+    assert!(leader.led());
+    assert!(
+        !follower.led(),
+        "the follower started its controllers:\n{}",
+        follower.log()
+    );
+
+    // The leader's metrics show the pool, its limit and the node.
+    let (code, text) = get(leader.metrics, "/metrics").await.expect("metrics");
+    assert_eq!(code, 200);
+    assert!(
+        text.contains(&format!(
+            "karpenter_nodepools_limit{{nodepool=\"{ns}\",resource_type=\"cpu\"}} 100"
+        )),
+        "{text}"
+    );
+    assert!(text.contains("karpenter_cluster_state_synced 1"), "{text}");
+
+    // kill -9 the leader: the follower takes the lease and acts (a second pod needs a node).
+    leader.signal("-KILL");
+    let successor = wait_for("a new leader", TIMEOUT, || async {
+        holder(&leases).await.filter(|h| *h == follower.id)
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\nfollower:\n{}", follower.log()));
+    assert_eq!(successor, follower.id);
+    deployments
+        .patch(
+            "work",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"spec": {"replicas": 2}})),
+        )
+        .await
+        .expect("scale to 2");
+    wait_for("2 pods Running", TIMEOUT, || async {
+        (running(&pods).await == 2).then_some(())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\nnew leader:\n{}", follower.log()));
+    assert!(follower.led());
+    let count = claims
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .expect("claims")
+        .items
+        .len();
+    assert_eq!(
+        count, 2,
+        "the new leader launched one more claim for the second pod"
+    );
+
+    // SIGTERM: the leader releases the lease on its way out.
+    follower.signal("-TERM");
+    wait_for("lease released", TIMEOUT, || async {
+        holder(&leases).await.is_none().then_some(())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", follower.log()));
+}
