@@ -34,6 +34,9 @@ bash "$root/hack/services.sh"
 echo "== control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl)"
 "$root/hack/controlplane/build.sh"
 
+echo "== helm (the chart tests render charts/tandem with it)"
+export TANDEM_HELM="$("$root/hack/helm/build.sh")"
+
 echo "== cargo test"
 cd "$root"
 cargo test --workspace --locked

@@ -107,7 +107,7 @@ impl Recorder {
         };
         let api: Api<Event> = Api::namespaced(self.client.clone(), &ns);
         if let Err(e) = api.create(&PostParams::default(), &event).await {
-            tracing::debug!(error = %e, reason, "event not published");
+            tracing::warn!(error = %e, reason, "event not published");
         }
     }
 }

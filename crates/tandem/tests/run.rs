@@ -5,11 +5,11 @@
 //!
 //! One test per binary: the node layer acts on every NodePool of its control plane.
 
-use std::net::TcpListener;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+mod common;
+
 use std::time::Duration;
 
+use common::{Replica, get};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Pod;
@@ -19,100 +19,9 @@ use serde_json::json;
 use tandem_api::karpenter::{NodeClaim, NodePool};
 use tandem_api::kwok::KWOKNodeClass;
 use tandem_testkit::{ControlPlane, wait_for};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 const TIMEOUT: Duration = Duration::from_secs(120);
 const LEASE: &str = "tandem-leader-election";
-
-/// A `tandem run` child process, killed when dropped; its stderr goes to a file we can read.
-struct Replica {
-    id: String,
-    child: Child,
-    probes: u16,
-    metrics: u16,
-    log: std::path::PathBuf,
-}
-
-impl Replica {
-    fn start(id: &str, kubeconfig: &Path, namespace: &str, dir: &Path) -> Replica {
-        let (probes, metrics) = (free_port(), free_port());
-        let log = dir.join(format!("tandem-run-{id}.log"));
-        let file = std::fs::File::create(&log).expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_tandem"))
-            .args(["run", "--kubeconfig"])
-            .arg(kubeconfig)
-            .args(["--bind-address", "127.0.0.1", "--identity", id])
-            .args(["--leader-election-namespace", namespace])
-            .args(["--metrics-port", &metrics.to_string()])
-            .args(["--health-probe-port", &probes.to_string()])
-            .args([
-                "--lease-duration",
-                "4s",
-                "--renew-deadline",
-                "3s",
-                "--retry-period",
-                "500ms",
-            ])
-            .stdout(Stdio::null())
-            .stderr(file)
-            .spawn()
-            .expect("spawn tandem run");
-        Replica {
-            id: id.to_owned(),
-            child,
-            probes,
-            metrics,
-            log,
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn led(&self) -> bool {
-        self.log().contains("leading; starting the node layer")
-    }
-
-    fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .args([signal, &self.child.id().to_string()])
-            .status()
-            .expect("kill");
-        assert!(status.success());
-    }
-}
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
-/// `GET path` on 127.0.0.1:port → (status code, body); None when nothing answers.
-async fn get(port: u16, path: &str) -> Option<(u16, String)> {
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .ok()?;
-    s.write_all(
-        format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes(),
-    )
-    .await
-    .ok()?;
-    let mut buf = String::new();
-    s.read_to_string(&mut buf).await.ok()?;
-    let code = buf.split_whitespace().nth(1)?.parse().ok()?;
-    let body = buf.split_once("\r\n\r\n").map(|(_, b)| b.to_owned())?;
-    Some((code, body))
-}
 
 async fn holder(leases: &Api<Lease>) -> Option<String> {
     leases
@@ -168,8 +77,8 @@ async fn only_the_leader_acts_and_the_follower_takes_over() {
         .await
         .expect("create nodepool");
 
-    let a = Replica::start("replica-a", cp.kubeconfig_path(), &ns, cp.dir());
-    let b = Replica::start("replica-b", cp.kubeconfig_path(), &ns, cp.dir());
+    let a = Replica::start("replica-a", cp.kubeconfig_path(), &ns, cp.dir(), &[]);
+    let b = Replica::start("replica-b", cp.kubeconfig_path(), &ns, cp.dir(), &[]);
     let leases: Api<Lease> = Api::namespaced(client.clone(), &ns);
     let first = wait_for("a leader", TIMEOUT, || async { holder(&leases).await })
         .await

@@ -1,4 +1,5 @@
-//! Reading YAML manifests and submitting them to the API server as a server-side dry run.
+//! Reading YAML manifests and submitting them to the API server: as a server-side dry run
+//! ([`dry_run`]) or for real ([`apply`]).
 
 use crate::controlplane::FIELD_MANAGER;
 use crate::error::{Error, Result};
@@ -174,6 +175,53 @@ pub async fn dry_run(
         Err(e @ kube::Error::Api(_)) => Ok(DryRun::Rejected(e)),
         Err(e) => Err(Error::kube(format!("dry-run {}", gvk.kind), e)),
     }
+}
+
+/// Server-side applies one manifest for real (field manager `tandem-testkit`, forced), as
+/// `kubectl apply --server-side` would: how tests install rendered charts and seed files.
+/// Namespaced objects without `metadata.namespace` go to `default_namespace`.
+pub async fn apply(
+    client: &Client,
+    doc: &serde_json::Value,
+    default_namespace: &str,
+) -> Result<()> {
+    let what = || {
+        format!(
+            "apply {} {}",
+            doc.get("kind").and_then(|k| k.as_str()).unwrap_or("?"),
+            doc.pointer("/metadata/name")
+                .and_then(|n| n.as_str())
+                .unwrap_or("?")
+        )
+    };
+    let invalid = |reason: &str| Error::Manifest {
+        path: PathBuf::from("<document>"),
+        reason: format!("{}: {reason}", what()),
+    };
+    let gvk = gvk_of(doc).ok_or_else(|| invalid("no apiVersion/kind"))?;
+    let name = doc
+        .pointer("/metadata/name")
+        .and_then(|n| n.as_str())
+        .ok_or_else(|| invalid("no metadata.name"))?;
+    let (resource, caps) = kube::discovery::pinned_kind(client, &gvk)
+        .await
+        .map_err(|e| Error::kube(what(), e))?;
+    let api: Api<DynamicObject> = match caps.scope {
+        Scope::Namespaced => Api::namespaced_with(
+            client.clone(),
+            namespace_of(doc).unwrap_or(default_namespace),
+            &resource,
+        ),
+        Scope::Cluster => Api::all_with(client.clone(), &resource),
+    };
+    api.patch(
+        name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(doc),
+    )
+    .await
+    .map(drop)
+    .map_err(|e| Error::kube(what(), e))
 }
 
 #[cfg(test)]

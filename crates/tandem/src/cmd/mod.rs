@@ -17,7 +17,7 @@ use std::time::Duration;
 pub enum Command {
     /// Run the controllers against a cluster: the node layer (Karpenter's job) with leader
     /// election, probes on :8081 and metrics on :8080, as upstream's deployments do.
-    Run(run::Args),
+    Run(Box<run::Args>),
     /// Start a local control plane (etcd, kube-apiserver, kube-controller-manager,
     /// kube-scheduler) with Tandem's CRDs and keep it running until Ctrl-C.
     Up(up::Args),
@@ -38,7 +38,7 @@ impl Command {
     /// Runs the subcommand and returns the process exit code.
     pub fn run(self) -> anyhow::Result<ExitCode> {
         match self {
-            Command::Run(args) => run::run(args),
+            Command::Run(args) => run::run(*args),
             Command::Up(args) => up::run(args),
             Command::Validate(args) => validate::run(args),
             Command::Migrate(args) => migrate::run(args),

@@ -110,13 +110,80 @@ pub struct Args {
     #[arg(long, env = "BATCH_MAX_DURATION", default_value = "10s", value_parser = super::parse_duration)]
     batch_max_duration: Duration,
 
+    /// Log level: error, warn, info, debug, trace (or a tracing filter such as
+    /// `info,tandem_controllers=debug`).
+    #[arg(long, env = "LOG_LEVEL", default_value = "info")]
+    log_level: String,
+
+    /// Cluster name (upstream's CLUSTER_NAME). Read for compatibility with Karpenter's settings;
+    /// the kwok provider does not use it.
+    #[arg(long, env = "CLUSTER_NAME")]
+    cluster_name: Option<String>,
+
+    /// Cluster endpoint (upstream's CLUSTER_ENDPOINT); unused by the kwok provider.
+    #[arg(long, env = "CLUSTER_ENDPOINT")]
+    cluster_endpoint: Option<String>,
+
+    /// SQS interruption queue (upstream's INTERRUPTION_QUEUE); unused by the kwok provider.
+    #[arg(long, env = "INTERRUPTION_QUEUE")]
+    interruption_queue: Option<String>,
+
+    /// Feature gates as upstream writes them: `SpotToSpotConsolidation=true,NodeRepair=false`.
+    #[arg(long, env = "FEATURE_GATES", value_parser = parse_feature_gates, default_value = "")]
+    feature_gates: FeatureGates,
+
     /// Identity in the Lease [default: hostname plus a random suffix].
     #[arg(long, value_name = "ID")]
     identity: Option<String>,
 }
 
+/// `FEATURE_GATES`, parsed: gate name → on/off.
+pub type FeatureGates = std::collections::BTreeMap<String, bool>;
+
+fn parse_feature_gates(text: &str) -> Result<FeatureGates, String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|g| !g.is_empty())
+        .map(|gate| {
+            let (name, value) = gate
+                .split_once('=')
+                .ok_or_else(|| format!("feature gate `{gate}` is not `Name=true|false`"))?;
+            let on = value.trim().parse::<bool>().map_err(|_| {
+                format!(
+                    "feature gate `{}`: `{value}` is not true or false",
+                    name.trim()
+                )
+            })?;
+            Ok((name.trim().to_owned(), on))
+        })
+        .collect()
+}
+
 /// Runs `tandem run`.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let filter = tracing_subscriber::EnvFilter::try_new(&args.log_level).with_context(|| {
+        format!(
+            "LOG_LEVEL `{}` is not a log level or filter",
+            args.log_level
+        )
+    })?;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .json()
+        .init();
+    for (name, value) in [
+        ("CLUSTER_NAME", &args.cluster_name),
+        ("CLUSTER_ENDPOINT", &args.cluster_endpoint),
+        ("INTERRUPTION_QUEUE", &args.interruption_queue),
+    ] {
+        if value.is_some() && args.provider == Provider::Kwok {
+            eprintln!("tandem: {name} is set but the kwok provider does not use it");
+        }
+    }
+    if !args.feature_gates.is_empty() {
+        eprintln!("tandem: feature gates {:?}", args.feature_gates);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -328,5 +395,21 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     {
         let _ = ctrl_c.await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_feature_gates;
+
+    #[test]
+    fn feature_gates_parse_as_upstream_writes_them() {
+        let gates =
+            parse_feature_gates("SpotToSpotConsolidation=true, NodeRepair=false").expect("gates");
+        assert_eq!(gates.get("SpotToSpotConsolidation"), Some(&true));
+        assert_eq!(gates.get("NodeRepair"), Some(&false));
+        assert!(parse_feature_gates("").expect("empty").is_empty());
+        let err = parse_feature_gates("NodeRepair=yes").expect_err("not a bool");
+        assert!(err.contains("`yes` is not true or false"), "{err}");
     }
 }

@@ -1,0 +1,105 @@
+//! Helpers shared by the test binaries that run the `tandem` binary.
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+/// A `tandem run` child process, killed when dropped; its stderr goes to a file we can read.
+pub struct Replica {
+    pub id: String,
+    pub child: Child,
+    pub probes: u16,
+    pub metrics: u16,
+    pub log: std::path::PathBuf,
+}
+
+impl Replica {
+    pub fn start(
+        id: &str,
+        kubeconfig: &Path,
+        namespace: &str,
+        dir: &Path,
+        extra: &[&str],
+    ) -> Replica {
+        let (probes, metrics) = (free_port(), free_port());
+        let log = dir.join(format!("tandem-run-{id}.log"));
+        let file = std::fs::File::create(&log).expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_tandem"))
+            .args(["run", "--kubeconfig"])
+            .arg(kubeconfig)
+            .args(["--bind-address", "127.0.0.1", "--identity", id])
+            .args(["--leader-election-namespace", namespace])
+            .args(["--metrics-port", &metrics.to_string()])
+            .args(["--health-probe-port", &probes.to_string()])
+            .args([
+                "--lease-duration",
+                "4s",
+                "--renew-deadline",
+                "3s",
+                "--retry-period",
+                "500ms",
+            ])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .expect("spawn tandem run");
+        Replica {
+            id: id.to_owned(),
+            child,
+            probes,
+            metrics,
+            log,
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn led(&self) -> bool {
+        self.log().contains("leading; starting the node layer")
+    }
+
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// `GET path` on 127.0.0.1:port → (status code, body); None when nothing answers.
+pub async fn get(port: u16, path: &str) -> Option<(u16, String)> {
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .ok()?;
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .ok()?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).await.ok()?;
+    let code = buf.split_whitespace().nth(1)?.parse().ok()?;
+    let body = buf.split_once("\r\n\r\n").map(|(_, b)| b.to_owned())?;
+    Some((code, body))
+}
