@@ -308,39 +308,19 @@ async fn serve(args: Args) -> anyhow::Result<ExitCode> {
     }
     eprintln!("tandem: leading; starting the node layer");
 
-    let _layers = if args.disable_node_layer {
+    let node_layer = if args.disable_node_layer {
         None
     } else {
-        let catalog = Arc::new(match args.catalog {
-            CatalogChoice::Kwok => Catalog::kwok(),
-            CatalogChoice::AwsUsEast1 => {
-                Catalog::aws_us_east_1().context("the bundled AWS catalog does not load")?
-            }
-            CatalogChoice::AzureEastus => {
-                Catalog::azure_eastus().context("the bundled Azure catalog does not load")?
-            }
-        });
         let Provider::Kwok = args.provider;
-        let cloud = Arc::new(KwokCloud::with_catalog(
+        Some(NodeLayer::start(
             client.clone(),
-            catalog.clone(),
-            KwokOptions::default(),
-        ));
-        let kubelet = tokio::spawn(Kubelet::new(client.clone()).run());
-        let controllers = Controllers::spawn(
-            client.clone(),
-            cloud,
-            catalog,
-            Options {
-                batch: BatchOptions {
-                    idle: args.batch_idle_duration,
-                    max: args.batch_max_duration,
-                    ..BatchOptions::default()
-                },
-                ..Options::default()
+            args.catalog,
+            BatchOptions {
+                idle: args.batch_idle_duration,
+                max: args.batch_max_duration,
+                ..BatchOptions::default()
             },
-        );
-        Some((controllers, kubelet))
+        )?)
     };
 
     let mut tick = tokio::time::interval(Duration::from_secs(2));
@@ -354,24 +334,73 @@ async fn serve(args: Args) -> anyhow::Result<ExitCode> {
                 }
             }
             _ = tick.tick() => {
-                if let Some((controllers, _)) = &_layers {
-                    let st = controllers.state();
+                if let Some(layer) = &node_layer {
+                    let st = layer.controllers.state();
                     node_metrics.observe(&st);
                     state_tx.send_replace(Some(st));
                 }
             }
         }
     }
-    if let Some((_, kubelet)) = &_layers {
-        kubelet.abort();
-    }
-    drop(_layers);
+    drop(node_layer);
     if let Some(elector) = elector
         && let Err(e) = elector.release().await
     {
         eprintln!("tandem: could not release the lease: {e}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The node layer with the kwok provider: the controllers plus the kubelet the provider plays
+/// for its nodes. Dropping it stops both.
+pub(crate) struct NodeLayer {
+    /// The provisioner and lifecycle loops.
+    pub(crate) controllers: Controllers,
+    kubelet: tokio::task::JoinHandle<()>,
+}
+
+impl NodeLayer {
+    /// Starts the kwok provider's node layer on the current runtime.
+    pub(crate) fn start(
+        client: kube::Client,
+        catalog: CatalogChoice,
+        batch: BatchOptions,
+    ) -> anyhow::Result<NodeLayer> {
+        let catalog = Arc::new(match catalog {
+            CatalogChoice::Kwok => Catalog::kwok(),
+            CatalogChoice::AwsUsEast1 => {
+                Catalog::aws_us_east_1().context("the bundled AWS catalog does not load")?
+            }
+            CatalogChoice::AzureEastus => {
+                Catalog::azure_eastus().context("the bundled Azure catalog does not load")?
+            }
+        });
+        let cloud = Arc::new(KwokCloud::with_catalog(
+            client.clone(),
+            catalog.clone(),
+            KwokOptions::default(),
+        ));
+        let kubelet = tokio::spawn(Kubelet::new(client.clone()).run());
+        let controllers = Controllers::spawn(
+            client,
+            cloud,
+            catalog,
+            Options {
+                batch,
+                ..Options::default()
+            },
+        );
+        Ok(NodeLayer {
+            controllers,
+            kubelet,
+        })
+    }
+}
+
+impl Drop for NodeLayer {
+    fn drop(&mut self) {
+        self.kubelet.abort();
+    }
 }
 
 /// Resolves on SIGTERM (how Kubernetes stops a pod) or Ctrl-C.

@@ -33,12 +33,20 @@ pub struct Args {
     #[arg(long, default_value_t = 0, value_name = "N")]
     nodes: u32,
 
+    /// Do not run Tandem's controllers in this process (then run `tandem run --kubeconfig …`
+    /// yourself, e.g. from a debugger).
+    #[arg(long)]
+    no_controllers: bool,
+
+    /// Instance types the kwok provider offers.
+    #[arg(long, value_enum, default_value = "kwok")]
+    catalog: super::run::CatalogChoice,
+
     /// Give up if a component is not ready after this long. Units: ms, s, m, h.
     #[arg(long, default_value = "120s", value_parser = super::parse_duration)]
     ready_timeout: Duration,
 }
 
-/// Parses `<number><unit>` with unit `ms`, `s`, `m` or `h`, e.g. `1s`, `500ms`, `5m`.
 /// Runs `tandem up`.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -80,6 +88,16 @@ async fn up(args: Args) -> anyhow::Result<ExitCode> {
         nodes.push(node);
     }
 
+    let node_layer = if args.no_controllers {
+        None
+    } else {
+        Some(super::run::NodeLayer::start(
+            client.clone(),
+            args.catalog,
+            tandem_controllers::batcher::BatchOptions::default(),
+        )?)
+    };
+
     let kubeconfig = plane.kubeconfig_path().display().to_string();
     println!(
         "Kubernetes {} is up at {} (started in {:.1}s).",
@@ -93,6 +111,12 @@ async fn up(args: Args) -> anyhow::Result<ExitCode> {
         let names: Vec<&str> = nodes.iter().map(FakeNode::name).collect();
         println!("fake nodes: {}", names.join(", "));
     }
+    if node_layer.is_some() {
+        println!(
+            "node layer: running here with the kwok provider (NodePools whose nodeClassRef is a \
+             KWOKNodeClass get nodes; try examples/up/)"
+        );
+    }
     println!();
     println!("export KUBECONFIG={kubeconfig}");
     println!();
@@ -100,6 +124,7 @@ async fn up(args: Args) -> anyhow::Result<ExitCode> {
 
     wait_for_shutdown().await?;
     eprintln!("stopping…");
+    drop(node_layer);
     drop(nodes);
     drop(plane);
     Ok(ExitCode::SUCCESS)

@@ -1,0 +1,90 @@
+//! `tandem up` the way a person uses it: start it, read the kubeconfig it prints, apply
+//! `examples/up/` and seed 000's `inflate`, scale to 3 → pods Running on kwok nodes the
+//! in-process node layer launched; SIGTERM → it stops and deletes its files.
+
+use std::io::{BufRead as _, BufReader};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{ListParams, Patch, PatchParams};
+use kube::{Api, Client};
+use serde_json::json;
+use tandem_testkit::manifest::{apply, read_documents};
+use tandem_testkit::{wait_for, workspace_root};
+
+const TIMEOUT: Duration = Duration::from_secs(180);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_gives_a_cluster_whose_nodepools_get_nodes() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .arg("up")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn tandem up");
+    let stdout = child.stdout.take().expect("stdout");
+    // Read lines until the kubeconfig line, on a thread (the pipe read blocks).
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(path) = line.strip_prefix("kubeconfig: ") {
+                let _ = tx.send(PathBuf::from(path.trim()));
+            }
+        }
+    });
+    let kubeconfig = rx
+        .recv_timeout(TIMEOUT)
+        .expect("tandem up printed its kubeconfig");
+    let kc = kube::config::Kubeconfig::read_from(&kubeconfig).expect("kubeconfig");
+    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .expect("config");
+    let client = Client::try_from(config).expect("client");
+
+    for file in [
+        "examples/up/nodepool.yaml",
+        "examples/seeds/000_1be3bceeb5274a7a/03-deployment-inflate.yaml",
+    ] {
+        for doc in read_documents(&workspace_root().join(file)).expect("manifest") {
+            apply(&client, &doc, "default").await.expect("apply");
+        }
+    }
+    Api::<k8s_openapi::api::apps::v1::Deployment>::namespaced(client.clone(), "default")
+        .patch(
+            "inflate",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"spec": {"replicas": 3}})),
+        )
+        .await
+        .expect("scale");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    wait_for("3 inflate pods Running", TIMEOUT, || async {
+        let list = pods
+            .list(&ListParams::default().labels("app=inflate"))
+            .await
+            .ok()?;
+        let running = list
+            .items
+            .iter()
+            .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+            .count();
+        (running == 3).then_some(())
+    })
+    .await
+    .expect("the in-process node layer gave the pods nodes");
+
+    let dir = kubeconfig.parent().expect("dir").to_owned();
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let exit = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .expect("join")
+        .expect("wait");
+    assert!(exit.success(), "{exit:?}");
+    assert!(!dir.exists(), "{} left behind", dir.display());
+}
