@@ -35,11 +35,11 @@ pub struct Options {
     pub plan: tandem_nodescaler::Options,
 }
 
-struct Ctx {
-    client: Client,
-    cloud: Arc<dyn CloudProvider>,
-    recorder: Recorder,
-    options: Options,
+pub(crate) struct Ctx {
+    pub(crate) client: Client,
+    pub(crate) cloud: Arc<dyn CloudProvider>,
+    pub(crate) recorder: Recorder,
+    pub(crate) options: Options,
 }
 
 /// The running controllers; dropping it stops them.
@@ -71,7 +71,8 @@ impl Controllers {
         });
         let tasks = vec![
             tokio::spawn(provision_loop(ctx.clone(), state.clone())),
-            tokio::spawn(lifecycle_loop(ctx, state.clone())),
+            tokio::spawn(lifecycle_loop(ctx.clone(), state.clone())),
+            tokio::spawn(crate::terminator::termination_loop(ctx, state.clone())),
         ];
         Controllers { tasks, state }
     }
@@ -110,7 +111,7 @@ fn nodepool_ref(np: &NodePool) -> Regarding {
     }
 }
 
-fn claim_ref(c: &NodeClaim) -> Regarding {
+pub(crate) fn claim_ref(c: &NodeClaim) -> Regarding {
     Regarding {
         api_version: "karpenter.sh/v1",
         kind: "NodeClaim",
@@ -559,22 +560,32 @@ async fn execute(ctx: &Ctx, claim: &NodeClaim, st: &ClusterState, effects: Vec<E
             ("False", "NotReady")
         };
         set_condition(&mut status.conditions, "Ready", s, reason, "");
-        let body = json!({"apiVersion": "karpenter.sh/v1", "kind": "NodeClaim",
-                          "metadata": {"name": name}, "status": status});
-        if let Err(e) = claims
-            .patch_status(
-                &name,
-                &PatchParams::apply(FIELD_MANAGER).force(),
-                &Patch::Apply(&body),
-            )
-            .await
-        {
-            tracing::warn!(error = %e, nodeclaim = %name, "nodeclaim status not written");
-        }
+        write_claim_status(&claims, &name, &status).await;
     }
 }
 
-fn ignore_not_found(r: Result<(), kube::Error>) -> Result<(), kube::Error> {
+/// Writes a claim's whole status by server-side apply (manager `tandem`); every writer sends
+/// the full status, so no field of an earlier apply is dropped.
+pub(crate) async fn write_claim_status(
+    claims: &Api<NodeClaim>,
+    name: &str,
+    status: &tandem_api::karpenter::v1::NodeClaimStatus,
+) {
+    let body = json!({"apiVersion": "karpenter.sh/v1", "kind": "NodeClaim",
+                      "metadata": {"name": name}, "status": status});
+    if let Err(e) = claims
+        .patch_status(
+            name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&body),
+        )
+        .await
+    {
+        tracing::warn!(error = %e, nodeclaim = %name, "nodeclaim status not written");
+    }
+}
+
+pub(crate) fn ignore_not_found(r: Result<(), kube::Error>) -> Result<(), kube::Error> {
     match r {
         Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
         other => other,
@@ -582,7 +593,7 @@ fn ignore_not_found(r: Result<(), kube::Error>) -> Result<(), kube::Error> {
 }
 
 /// Sets a condition, keeping its transition time when the status does not change.
-fn set_condition(
+pub(crate) fn set_condition(
     list: &mut Vec<Condition>,
     type_: &str,
     status: &str,
@@ -615,7 +626,7 @@ fn set_condition(
 }
 
 /// Registration sync: the claim's labels and taints on the Node, the unregistered taint gone,
-/// the Node owned by the claim and labelled registered.
+/// the termination finalizer on, the Node owned by the claim and labelled registered.
 async fn sync_node(
     nodes: &Api<Node>,
     claim: &NodeClaim,
@@ -641,8 +652,15 @@ async fn sync_node(
             taints.push(v);
         }
     }
+    let mut finalizers = node
+        .and_then(|n| n.metadata.finalizers.clone())
+        .unwrap_or_default();
+    if !finalizers.iter().any(|f| f == TERMINATION_FINALIZER) {
+        finalizers.push(TERMINATION_FINALIZER.to_owned());
+    }
     let patch = json!({"metadata": {
         "labels": labels,
+        "finalizers": finalizers,
         "ownerReferences": [{"apiVersion": "karpenter.sh/v1", "kind": "NodeClaim",
             "name": claim.metadata.name, "uid": claim.metadata.uid, "blockOwnerDeletion": true}],
     }, "spec": {"taints": taints}});
