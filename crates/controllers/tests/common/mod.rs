@@ -13,6 +13,7 @@ use tandem_api::karpenter::NodePool;
 use tandem_api::kwok::KWOKNodeClass;
 use tandem_cloud::kwok::{Kubelet, KwokCloud, KwokOptions};
 use tandem_controllers::{Controllers, Options};
+use tandem_model::catalog::Catalog;
 use tokio::task::JoinHandle;
 
 /// The controllers, the kwok kubelet and the provider, stopped on drop.
@@ -30,14 +31,23 @@ impl Drop for Running {
 
 /// Starts the kwok kubelet, the provider and the controllers.
 pub fn start(client: &Client) -> Running {
-    // Logs with RUST_LOG=tandem_controllers=debug; a second init (another test) is a no-op.
+    start_with(client, Arc::new(Catalog::kwok()))
+}
+
+/// Like [`start`], with the kwok provider launching from `catalog` (the AWS one, for seeds
+/// whose NodePools select AWS labels).
+pub fn start_with(client: &Client, catalog: Arc<Catalog>) -> Running {
+    // Logs with RUST_LOG=tandem_controllers=debug; a second init is a no-op.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_test_writer()
         .try_init();
     let kubelet = tokio::spawn(Kubelet::new(client.clone()).run());
-    let cloud = Arc::new(KwokCloud::new(client.clone(), KwokOptions::default()));
-    let catalog = cloud.catalog().clone();
+    let cloud = Arc::new(KwokCloud::with_catalog(
+        client.clone(),
+        catalog.clone(),
+        KwokOptions::default(),
+    ));
     let controllers =
         Controllers::spawn(client.clone(), cloud.clone(), catalog, Options::default());
     Running {
