@@ -33,6 +33,8 @@ pub struct Options {
     pub batch: BatchOptions,
     /// Provisioning options passed to `nodescaler::plan`.
     pub plan: tandem_nodescaler::Options,
+    /// Garbage collection of orphaned instances and instance-less claims.
+    pub gc: crate::gc::GcOptions,
 }
 
 pub(crate) struct Ctx {
@@ -72,7 +74,11 @@ impl Controllers {
         let tasks = vec![
             tokio::spawn(provision_loop(ctx.clone(), state.clone())),
             tokio::spawn(lifecycle_loop(ctx.clone(), state.clone())),
-            tokio::spawn(crate::terminator::termination_loop(ctx, state.clone())),
+            tokio::spawn(crate::terminator::termination_loop(
+                ctx.clone(),
+                state.clone(),
+            )),
+            tokio::spawn(gc_loop(ctx, state.clone())),
         ];
         Controllers { tasks, state }
     }
@@ -668,4 +674,74 @@ async fn sync_node(
         .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
         .await
         .map(|_| ())
+}
+
+/// Every `gc.interval`: the cloud's instances against the claims, through [`crate::gc::decide`].
+async fn gc_loop(ctx: Arc<Ctx>, rx: watch::Receiver<Arc<ClusterState>>) {
+    let options = ctx.options.gc;
+    let mut tick = tokio::time::interval(options.interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if !rx.borrow().synced {
+            continue;
+        }
+        let instances = match ctx.cloud.list().await {
+            Ok(list) => list,
+            Err(e) => {
+                tracing::warn!(error = %e, "listing instances for garbage collection failed");
+                continue;
+            }
+        };
+        // The state is read after the list: a claim created meanwhile is seen, not collected.
+        let st = rx.borrow().clone();
+        let instances: Vec<crate::gc::InstanceFacts> = instances
+            .into_iter()
+            .map(|i| crate::gc::InstanceFacts {
+                provider_id: i.provider_id,
+                nodeclaim: i.nodeclaim,
+                created: i.created,
+            })
+            .collect();
+        let claims: Vec<crate::gc::ClaimFacts> = st
+            .nodeclaims
+            .values()
+            .map(|c| {
+                let f = facts(c, &st);
+                crate::gc::ClaimFacts {
+                    name: c.metadata.name.clone().unwrap_or_default(),
+                    provider_id: c.status.as_ref().and_then(|s| s.provider_id.clone()),
+                    launched_at: f.launched.map(|(_, at)| at),
+                    registered: f.registered,
+                    deleting: f.deleting,
+                    node_ready: f.node.is_some_and(|n| n.ready),
+                }
+            })
+            .collect();
+        let claims_api: Api<NodeClaim> = Api::all(ctx.client.clone());
+        for action in crate::gc::decide(&instances, &claims, &options, Timestamp::now()) {
+            match action {
+                crate::gc::Action::TerminateInstance { provider_id } => {
+                    tracing::info!(
+                        provider_id,
+                        "garbage collection: terminating an instance no nodeclaim owns"
+                    );
+                    if let Err(e) = ctx.cloud.delete(&provider_id).await {
+                        tracing::warn!(error = %e, provider_id, "garbage collection: termination failed");
+                    }
+                }
+                crate::gc::Action::DeleteClaim { name } => {
+                    tracing::info!(nodeclaim = %name, "garbage collection: deleting a nodeclaim whose instance is gone");
+                    if let Err(e) = ignore_not_found(
+                        claims_api
+                            .delete(&name, &DeleteParams::default())
+                            .await
+                            .map(|_| ()),
+                    ) {
+                        tracing::warn!(error = %e, nodeclaim = %name, "garbage collection: deletion failed");
+                    }
+                }
+            }
+        }
+    }
 }

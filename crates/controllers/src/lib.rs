@@ -1,8 +1,8 @@
 //! The node layer's controllers: they execute what `nodescaler` decides and drive NodeClaims
 //! through their life.
 //!
-//! This crate owns the async drivers (a provisioner loop, a NodeClaim lifecycle loop and a
-//! Node termination loop over the state crate's published
+//! This crate owns the async drivers (a provisioner loop, a NodeClaim lifecycle loop, a Node
+//! termination loop and a garbage collector over the state crate's published
 //! [`ClusterState`](tandem_state::ClusterState)), the Event recorder and the writes to the API
 //! server. It must never decide what to launch or where a pod goes (that is
 //! `nodescaler::plan`) nor which pod to evict (that is [`termination::step`]), and holds no
@@ -25,19 +25,22 @@
 //!                                                        FailedDraining, retried), forced
 //!                                                        deletes at terminationGracePeriod,
 //!                                                        CloudProvider::delete, finalizer off
+//!   CloudProvider::list ── every gc.interval ──► gc::decide ─► terminate instances no claim
+//!                                                  owns; delete claims whose instance is gone
 //! ```
 //!
 //! `kubectl delete node` and `kubectl delete nodeclaim` both drain: a deleted claim deletes its
 //! Node; a deleted Node deletes its claim; the Node's finalizer holds it until drained and the
 //! instance is gone, then the claim's finalizer comes off.
 //!
-//! Not here yet: garbage collection of instances without a claim, VolumeAttachment waits (the
-//! state crate does not watch VolumeAttachments, so termination sees none), leader election
-//! and metrics.
+//! Not here yet: VolumeAttachment waits (the state crate does not watch VolumeAttachments, so
+//! termination sees none), disruption (consolidation, drift, expiry), leader election and
+//! metrics.
 
 pub mod batcher;
 mod driver;
 pub mod events;
+pub mod gc;
 pub mod lifecycle;
 pub mod provisioner;
 pub mod termination;

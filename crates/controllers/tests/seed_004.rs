@@ -67,7 +67,11 @@ async fn seed_004_nginx_runs_on_the_claims_plan_chooses() {
         .create(&PostParams::default(), &pool)
         .await
         .expect("create nodepool");
-    let _running = common::start_with(&client, catalog.clone());
+    let _running = common::start_with(
+        &client,
+        catalog.clone(),
+        tandem_controllers::Options::default(),
+    );
 
     let deployment: Deployment =
         serde_json::from_value(manifest("03-deployment-nginx.yaml")).expect("deployment");

@@ -31,12 +31,12 @@ impl Drop for Running {
 
 /// Starts the kwok kubelet, the provider and the controllers.
 pub fn start(client: &Client) -> Running {
-    start_with(client, Arc::new(Catalog::kwok()))
+    start_with(client, Arc::new(Catalog::kwok()), Options::default())
 }
 
 /// Like [`start`], with the kwok provider launching from `catalog` (the AWS one, for seeds
-/// whose NodePools select AWS labels).
-pub fn start_with(client: &Client, catalog: Arc<Catalog>) -> Running {
+/// whose NodePools select AWS labels) and the controllers' `options`.
+pub fn start_with(client: &Client, catalog: Arc<Catalog>, options: Options) -> Running {
     // Logs with RUST_LOG=tandem_controllers=debug; a second init is a no-op.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
@@ -48,8 +48,7 @@ pub fn start_with(client: &Client, catalog: Arc<Catalog>) -> Running {
         catalog.clone(),
         KwokOptions::default(),
     ));
-    let controllers =
-        Controllers::spawn(client.clone(), cloud.clone(), catalog, Options::default());
+    let controllers = Controllers::spawn(client.clone(), cloud.clone(), catalog, options);
     Running {
         controllers,
         cloud,
