@@ -24,6 +24,7 @@
 //!                                                        evictions (Eviction API, PDB 429 →
 //!                                                        FailedDraining, retried), forced
 //!                                                        deletes at terminationGracePeriod,
+//!                                                        VolumeAttachments gone,
 //!                                                        CloudProvider::delete, finalizer off
 //!   CloudProvider::list ── every gc.interval ──► gc::decide ─► terminate instances no claim
 //!                                                  owns; delete claims whose instance is gone
@@ -33,9 +34,7 @@
 //! Node; a deleted Node deletes its claim; the Node's finalizer holds it until drained and the
 //! instance is gone, then the claim's finalizer comes off.
 //!
-//! Not here yet: VolumeAttachment waits (the state crate does not watch VolumeAttachments, so
-//! termination sees none), disruption (consolidation, drift, expiry), leader election and
-//! metrics.
+//! Not here yet: disruption (consolidation, drift, expiry), leader election and metrics.
 
 pub mod batcher;
 mod driver;

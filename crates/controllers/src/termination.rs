@@ -72,6 +72,8 @@ pub struct PodFacts {
     pub started: Option<Timestamp>,
     /// terminationGracePeriodSeconds.
     pub grace_seconds: i64,
+    /// The PersistentVolumes it mounts.
+    pub volumes: Vec<String>,
 }
 
 impl PodFacts {
@@ -134,8 +136,17 @@ pub struct NodeFacts {
     pub ready: bool,
     /// The cloud reports the instance gone (`NodeClaimNotFound`).
     pub instance_gone: bool,
-    /// VolumeAttachments still naming this node.
-    pub volume_attachments: usize,
+    /// VolumeAttachments naming this node.
+    pub attachments: Vec<Attachment>,
+}
+
+/// A VolumeAttachment of the node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attachment {
+    /// Object name.
+    pub name: String,
+    /// The PersistentVolume attached, if it is one.
+    pub persistent_volume: Option<String>,
 }
 
 /// The Node's NodeClaim, when there is one.
@@ -402,7 +413,24 @@ pub fn step(f: &Facts, now: Timestamp) -> (Phase, Vec<Effect>) {
         reason: "Drained",
     });
 
-    if node.volume_attachments > 0 && !expired {
+    // Volumes of pods that are not drained stay attached; waiting for them would never end
+    // (upstream `filterVolumeAttachments`).
+    let kept: std::collections::BTreeSet<&str> = f
+        .pods
+        .iter()
+        .filter(|p| !p.drainable(now))
+        .flat_map(|p| p.volumes.iter().map(String::as_str))
+        .collect();
+    let attached: Vec<&Attachment> = node
+        .attachments
+        .iter()
+        .filter(|a| {
+            a.persistent_volume
+                .as_deref()
+                .is_none_or(|pv| !kept.contains(pv))
+        })
+        .collect();
+    if !attached.is_empty() && !expired {
         effects.push(Effect::ClaimCondition {
             type_: "VolumesDetached",
             status: "Unknown",
@@ -414,12 +442,16 @@ pub fn step(f: &Facts, now: Timestamp) -> (Phase, Vec<Effect>) {
             reason: "AwaitingVolumeDetachment",
             message: format!(
                 "Awaiting deletion of bound VolumeAttachments ({})",
-                node.volume_attachments
+                attached
+                    .iter()
+                    .map(|a| a.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         });
         return (Phase::AwaitingVolumes, effects);
     }
-    effects.push(if node.volume_attachments > 0 {
+    effects.push(if !attached.is_empty() {
         Effect::ClaimCondition {
             type_: "VolumesDetached",
             status: "False",
@@ -469,7 +501,7 @@ mod tests {
             tainted: true,
             ready: true,
             instance_gone: false,
-            volume_attachments: 0,
+            attachments: vec![],
         }
     }
 
@@ -495,6 +527,7 @@ mod tests {
             do_not_disrupt: None,
             started: Some(t(-100)),
             grace_seconds: 30,
+            volumes: vec![],
         }
     }
 
@@ -685,11 +718,22 @@ mod tests {
 
     #[test]
     fn drained_node_waits_for_volumes_until_the_deadline() {
+        let va = |name: &str, pv: &str| Attachment {
+            name: name.into(),
+            persistent_volume: Some(pv.into()),
+        };
         let mut f = facts(vec![]);
-        f.node.volume_attachments = 2;
+        f.node.attachments = vec![va("va-1", "pv-1"), va("va-2", "pv-2")];
         let (phase, e) = step(&f, t(1));
         assert_eq!(phase, Phase::AwaitingVolumes);
         assert_eq!(reasons(&e), ["AwaitingVolumeDetachment"]);
+        // A volume of a pod that is not drained (it tolerates the taint) is not waited for.
+        let mut tolerant = pod("tolerant");
+        tolerant.tolerates_disrupted = true;
+        tolerant.volumes = vec!["pv-1".into(), "pv-2".into()];
+        let mut g = f.clone();
+        g.pods = vec![tolerant];
+        assert_eq!(step(&g, t(1)).0, Phase::TerminatingInstance);
         f.claim.as_mut().unwrap().termination_time = Some(t(60));
         let (phase, e) = step(&f, t(61));
         assert_eq!(phase, Phase::TerminatingInstance);

@@ -21,8 +21,8 @@ use crate::driver::{Ctx, claim_ref, ignore_not_found, set_condition, write_claim
 use crate::events::Regarding;
 use crate::lifecycle::TERMINATION_FINALIZER;
 use crate::termination::{
-    self, About, ClaimFacts, DEFAULT_POD_GRACE_SECONDS, DISRUPTED_TAINT, DO_NOT_DISRUPT_ANNOTATION,
-    EXCLUDE_FROM_LB_LABEL, Effect, Facts, NodeFacts, PodFacts, PodRef,
+    self, About, Attachment, ClaimFacts, DEFAULT_POD_GRACE_SECONDS, DISRUPTED_TAINT,
+    DO_NOT_DISRUPT_ANNOTATION, EXCLUDE_FROM_LB_LABEL, Effect, Facts, NodeFacts, PodFacts, PodRef,
     TERMINATION_TIMESTAMP_ANNOTATION,
 };
 
@@ -95,7 +95,7 @@ fn pod_ref(p: &PodRef) -> Regarding {
     }
 }
 
-fn pod_facts(pod: &Pod) -> PodFacts {
+fn pod_facts(st: &ClusterState, pod: &Pod) -> PodFacts {
     let spec = pod.spec.clone().unwrap_or_default();
     let disrupted = Taint::new(DISRUPTED_TAINT, "", TaintEffect::NoSchedule);
     let owned_by = |kind: &str| {
@@ -132,6 +132,7 @@ fn pod_facts(pod: &Pod) -> PodFacts {
         grace_seconds: spec
             .termination_grace_period_seconds
             .unwrap_or(DEFAULT_POD_GRACE_SECONDS),
+        volumes: st.persistent_volumes_of(pod),
     }
 }
 
@@ -186,7 +187,16 @@ async fn facts(ctx: &Ctx, st: &ClusterState, node: &Node) -> Facts {
                 .and_then(|c| c.iter().find(|c| c.type_ == "Ready"))
                 .is_some_and(|c| c.status == "True"),
             instance_gone,
-            volume_attachments: 0,
+            attachments: st
+                .volume_attachments
+                .get(&name)
+                .into_iter()
+                .flatten()
+                .map(|a| Attachment {
+                    name: a.name.clone(),
+                    persistent_volume: a.persistent_volume.clone(),
+                })
+                .collect(),
         },
         claim,
         pods: st
@@ -194,7 +204,7 @@ async fn facts(ctx: &Ctx, st: &ClusterState, node: &Node) -> Facts {
             .get(&name)
             .into_iter()
             .flatten()
-            .map(|p| pod_facts(p))
+            .map(|p| pod_facts(st, p))
             .collect(),
     }
 }
