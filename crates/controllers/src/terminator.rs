@@ -465,3 +465,73 @@ async fn evict(ctx: &Ctx, node: &Node, pod: &PodRef) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(spec: serde_json::Value, meta: serde_json::Value) -> Pod {
+        let mut metadata = json!({"name": "p", "namespace": "ns", "uid": "u"});
+        if let (Some(m), Some(extra)) = (metadata.as_object_mut(), meta.as_object()) {
+            m.extend(extra.clone());
+        }
+        let mut s = json!({"containers": [{"name": "c"}]});
+        if let (Some(m), Some(extra)) = (s.as_object_mut(), spec.as_object()) {
+            m.extend(extra.clone());
+        }
+        serde_json::from_value(json!({"apiVersion": "v1", "kind": "Pod",
+                                      "metadata": metadata, "spec": s}))
+        .unwrap()
+    }
+
+    #[test]
+    fn pods_are_classified_as_the_drain_needs() {
+        let st = ClusterState::default();
+        let plain = pod_facts(&st, &pod(json!({}), json!({})));
+        assert!(!plain.critical && !plain.daemon && !plain.mirror && !plain.tolerates_disrupted);
+        assert_eq!(plain.grace_seconds, DEFAULT_POD_GRACE_SECONDS);
+
+        let critical = pod_facts(
+            &st,
+            &pod(
+                json!({"priorityClassName": "system-node-critical"}),
+                json!({}),
+            ),
+        );
+        assert!(critical.critical);
+
+        let owner = |kind: &str| {
+            json!({"ownerReferences": [{"apiVersion": "v1", "kind": kind, "name": "o",
+                                        "uid": "o", "controller": true}]})
+        };
+        assert!(pod_facts(&st, &pod(json!({}), owner("DaemonSet"))).daemon);
+        assert!(!pod_facts(&st, &pod(json!({}), owner("ReplicaSet"))).daemon);
+        assert!(pod_facts(&st, &pod(json!({}), owner("Node"))).mirror);
+        let mirror = json!({"annotations": {"kubernetes.io/config.mirror": "x"}});
+        assert!(pod_facts(&st, &pod(json!({}), mirror)).mirror);
+
+        // Tolerating everything, or the disrupted taint, keeps a pod off the drain; tolerating
+        // another key does not.
+        let tol = |t: serde_json::Value| {
+            pod_facts(&st, &pod(json!({"tolerations": [t]}), json!({}))).tolerates_disrupted
+        };
+        assert!(tol(json!({"operator": "Exists"})));
+        assert!(tol(
+            json!({"key": DISRUPTED_TAINT, "operator": "Exists", "effect": "NoSchedule"})
+        ));
+        assert!(!tol(
+            json!({"key": DISRUPTED_TAINT, "operator": "Exists", "effect": "NoExecute"})
+        ));
+        assert!(!tol(json!({"key": "other", "operator": "Exists"})));
+
+        let held = pod_facts(
+            &st,
+            &pod(
+                json!({"terminationGracePeriodSeconds": 5}),
+                json!({"annotations": {DO_NOT_DISRUPT_ANNOTATION: "true"}}),
+            ),
+        );
+        assert_eq!(held.do_not_disrupt.as_deref(), Some("true"));
+        assert_eq!(held.grace_seconds, 5);
+    }
+}
