@@ -323,6 +323,7 @@ fn facts(claim: &NodeClaim, st: &ClusterState) -> Facts {
         registered: condition_true(claim, "Registered").is_some(),
         initialized: condition_true(claim, "Initialized").is_some(),
         node,
+        instance_gone: false,
     }
 }
 
@@ -382,11 +383,20 @@ async fn lifecycle_loop(ctx: Arc<Ctx>, mut rx: watch::Receiver<Arc<ClusterState>
                     }
                     _ => {}
                 }
-                let (_, effects) = lifecycle::step(Input::Observed(facts(claim, &st)), now);
-                if effects.is_empty() {
-                    b.remove(name);
-                    continue;
-                }
+                let mut f = facts(claim, &st);
+                // A deleted claim whose Node is gone waits for the cloud to say NotFound; that
+                // answer needs a call, made in the task.
+                let ask_cloud = f.deleting && f.has_finalizer && f.node.is_none();
+                let effects = if ask_cloud {
+                    Vec::new()
+                } else {
+                    let (_, effects) = lifecycle::step(Input::Observed(f.clone()), now);
+                    if effects.is_empty() {
+                        b.remove(name);
+                        continue;
+                    }
+                    effects
+                };
                 b.insert(name.clone(), None);
                 let ctx = ctx.clone();
                 let busy = busy.clone();
@@ -394,6 +404,17 @@ async fn lifecycle_loop(ctx: Arc<Ctx>, mut rx: watch::Receiver<Arc<ClusterState>
                 let st = st.clone();
                 let name = name.clone();
                 tokio::spawn(async move {
+                    let effects = if let (true, Some((pid, _))) = (ask_cloud, &f.launched) {
+                        f.instance_gone = matches!(
+                            ctx.cloud.get(pid).await,
+                            Err(tandem_cloud::Error::NodeClaimNotFound { .. })
+                        );
+                        lifecycle::step(Input::Observed(f), Timestamp::now()).1
+                    } else if ask_cloud {
+                        lifecycle::step(Input::Observed(f), Timestamp::now()).1
+                    } else {
+                        effects
+                    };
                     execute(&ctx, &claim, &st, effects).await;
                     busy.lock()
                         .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -554,7 +575,7 @@ async fn execute(ctx: &Ctx, claim: &NodeClaim, st: &ClusterState, effects: Vec<E
             return;
         }
     }
-    if status_dirty && claim.metadata.deletion_timestamp.is_none() {
+    if status_dirty {
         let conds: BTreeMap<String, String> = status
             .conditions
             .iter()
