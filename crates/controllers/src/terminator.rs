@@ -136,11 +136,24 @@ fn pod_facts(st: &ClusterState, pod: &Pod) -> PodFacts {
     }
 }
 
-fn claim_of<'a>(st: &'a ClusterState, provider_id: Option<&str>) -> Option<&'a Arc<NodeClaim>> {
-    let pid = provider_id?;
-    st.nodeclaims
-        .values()
-        .find(|c| c.status.as_ref().and_then(|s| s.provider_id.as_deref()) == Some(pid))
+/// The Node's claim: by providerID, else by the owner reference registration put on the Node
+/// (same name and UID).
+fn claim_of<'a>(st: &'a ClusterState, node: &Node) -> Option<&'a Arc<NodeClaim>> {
+    let pid = node.spec.as_ref().and_then(|s| s.provider_id.as_deref());
+    let by_id = pid.and_then(|pid| {
+        st.nodeclaims
+            .values()
+            .find(|c| c.status.as_ref().and_then(|s| s.provider_id.as_deref()) == Some(pid))
+    });
+    by_id.or_else(|| {
+        let owner = node
+            .owner_references()
+            .iter()
+            .find(|o| o.kind == "NodeClaim")?;
+        st.nodeclaims
+            .get(&owner.name)
+            .filter(|c| c.metadata.uid.as_deref() == Some(owner.uid.as_str()))
+    })
 }
 
 async fn facts(ctx: &Ctx, st: &ClusterState, node: &Node) -> Facts {
@@ -158,7 +171,7 @@ async fn facts(ctx: &Ctx, st: &ClusterState, node: &Node) -> Facts {
         .as_ref()
         .and_then(|s| s.taints.clone())
         .unwrap_or_default();
-    let claim = claim_of(st, provider_id.as_deref()).map(|c| ClaimFacts {
+    let claim = claim_of(st, node).map(|c| ClaimFacts {
         name: c.name_any(),
         deleting: c.metadata.deletion_timestamp.as_ref().map(|t| t.0),
         termination_grace_period: c
@@ -217,7 +230,7 @@ async fn terminate(ctx: &Ctx, st: &ClusterState, node: &Node) {
     tracing::debug!(node = %name, ?phase, effects = effects.len(), "termination step");
     let nodes: Api<Node> = Api::all(ctx.client.clone());
     let claims: Api<NodeClaim> = Api::all(ctx.client.clone());
-    let claim = claim_of(st, f.node.provider_id.as_deref());
+    let claim = claim_of(st, node);
     let mut status = claim.and_then(|c| c.status.clone()).unwrap_or_default();
     let mut status_dirty = false;
     let mut evictions = Vec::new();
@@ -482,6 +495,43 @@ mod tests {
         serde_json::from_value(json!({"apiVersion": "v1", "kind": "Pod",
                                       "metadata": metadata, "spec": s}))
         .unwrap()
+    }
+
+    #[test]
+    fn a_node_finds_its_claim_by_provider_id_or_owner() {
+        let claim = |name: &str, uid: &str, pid: Option<&str>| -> Arc<NodeClaim> {
+            Arc::new(
+                serde_json::from_value(json!({
+                    "apiVersion": "karpenter.sh/v1", "kind": "NodeClaim",
+                    "metadata": {"name": name, "uid": uid},
+                    "spec": {"requirements": [], "nodeClassRef": {"group": "g", "kind": "K", "name": "n"}},
+                    "status": {"providerID": pid},
+                }))
+                .unwrap(),
+            )
+        };
+        let mut st = ClusterState::default();
+        st.nodeclaims
+            .insert("a".into(), claim("a", "uid-a", Some("kwok://a")));
+        st.nodeclaims.insert("b".into(), claim("b", "uid-b", None));
+        let node = |pid: &str, owner: serde_json::Value| -> Node {
+            serde_json::from_value(json!({"apiVersion": "v1", "kind": "Node",
+                "metadata": {"name": "n", "ownerReferences": owner},
+                "spec": {"providerID": pid}}))
+            .unwrap()
+        };
+        let owner = |name: &str, uid: &str| json!([{"apiVersion": "karpenter.sh/v1", "kind": "NodeClaim", "name": name, "uid": uid}]);
+        let name = |n: &Node| claim_of(&st, n).map(|c| c.name_any());
+        assert_eq!(name(&node("kwok://a", json!([]))).as_deref(), Some("a"));
+        assert_eq!(
+            name(&node("kwok://x", owner("b", "uid-b"))).as_deref(),
+            Some("b")
+        );
+        assert_eq!(
+            name(&node("kwok://x", owner("b", "other-uid"))),
+            None,
+            "a claim of the same name but another UID is not this node's"
+        );
     }
 
     #[test]
