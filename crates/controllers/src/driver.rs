@@ -33,13 +33,15 @@ pub struct Options {
     pub batch: BatchOptions,
     /// Provisioning options passed to `nodescaler::plan`.
     pub plan: tandem_nodescaler::Options,
+    /// Garbage collection of orphaned instances and instance-less claims.
+    pub gc: crate::gc::GcOptions,
 }
 
-struct Ctx {
-    client: Client,
-    cloud: Arc<dyn CloudProvider>,
-    recorder: Recorder,
-    options: Options,
+pub(crate) struct Ctx {
+    pub(crate) client: Client,
+    pub(crate) cloud: Arc<dyn CloudProvider>,
+    pub(crate) recorder: Recorder,
+    pub(crate) options: Options,
 }
 
 /// The running controllers; dropping it stops them.
@@ -71,7 +73,12 @@ impl Controllers {
         });
         let tasks = vec![
             tokio::spawn(provision_loop(ctx.clone(), state.clone())),
-            tokio::spawn(lifecycle_loop(ctx, state.clone())),
+            tokio::spawn(lifecycle_loop(ctx.clone(), state.clone())),
+            tokio::spawn(crate::terminator::termination_loop(
+                ctx.clone(),
+                state.clone(),
+            )),
+            tokio::spawn(gc_loop(ctx, state.clone())),
         ];
         Controllers { tasks, state }
     }
@@ -110,7 +117,7 @@ fn nodepool_ref(np: &NodePool) -> Regarding {
     }
 }
 
-fn claim_ref(c: &NodeClaim) -> Regarding {
+pub(crate) fn claim_ref(c: &NodeClaim) -> Regarding {
     Regarding {
         api_version: "karpenter.sh/v1",
         kind: "NodeClaim",
@@ -316,6 +323,7 @@ fn facts(claim: &NodeClaim, st: &ClusterState) -> Facts {
         registered: condition_true(claim, "Registered").is_some(),
         initialized: condition_true(claim, "Initialized").is_some(),
         node,
+        instance_gone: false,
     }
 }
 
@@ -375,11 +383,20 @@ async fn lifecycle_loop(ctx: Arc<Ctx>, mut rx: watch::Receiver<Arc<ClusterState>
                     }
                     _ => {}
                 }
-                let (_, effects) = lifecycle::step(Input::Observed(facts(claim, &st)), now);
-                if effects.is_empty() {
-                    b.remove(name);
-                    continue;
-                }
+                let mut f = facts(claim, &st);
+                // A deleted claim whose Node is gone waits for the cloud to say NotFound; that
+                // answer needs a call, made in the task.
+                let ask_cloud = f.deleting && f.has_finalizer && f.node.is_none();
+                let effects = if ask_cloud {
+                    Vec::new()
+                } else {
+                    let (_, effects) = lifecycle::step(Input::Observed(f.clone()), now);
+                    if effects.is_empty() {
+                        b.remove(name);
+                        continue;
+                    }
+                    effects
+                };
                 b.insert(name.clone(), None);
                 let ctx = ctx.clone();
                 let busy = busy.clone();
@@ -387,6 +404,17 @@ async fn lifecycle_loop(ctx: Arc<Ctx>, mut rx: watch::Receiver<Arc<ClusterState>
                 let st = st.clone();
                 let name = name.clone();
                 tokio::spawn(async move {
+                    let effects = if let (true, Some((pid, _))) = (ask_cloud, &f.launched) {
+                        f.instance_gone = matches!(
+                            ctx.cloud.get(pid).await,
+                            Err(tandem_cloud::Error::NodeClaimNotFound { .. })
+                        );
+                        lifecycle::step(Input::Observed(f), Timestamp::now()).1
+                    } else if ask_cloud {
+                        lifecycle::step(Input::Observed(f), Timestamp::now()).1
+                    } else {
+                        effects
+                    };
                     execute(&ctx, &claim, &st, effects).await;
                     busy.lock()
                         .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -547,7 +575,7 @@ async fn execute(ctx: &Ctx, claim: &NodeClaim, st: &ClusterState, effects: Vec<E
             return;
         }
     }
-    if status_dirty && claim.metadata.deletion_timestamp.is_none() {
+    if status_dirty {
         let conds: BTreeMap<String, String> = status
             .conditions
             .iter()
@@ -559,22 +587,32 @@ async fn execute(ctx: &Ctx, claim: &NodeClaim, st: &ClusterState, effects: Vec<E
             ("False", "NotReady")
         };
         set_condition(&mut status.conditions, "Ready", s, reason, "");
-        let body = json!({"apiVersion": "karpenter.sh/v1", "kind": "NodeClaim",
-                          "metadata": {"name": name}, "status": status});
-        if let Err(e) = claims
-            .patch_status(
-                &name,
-                &PatchParams::apply(FIELD_MANAGER).force(),
-                &Patch::Apply(&body),
-            )
-            .await
-        {
-            tracing::warn!(error = %e, nodeclaim = %name, "nodeclaim status not written");
-        }
+        write_claim_status(&claims, &name, &status).await;
     }
 }
 
-fn ignore_not_found(r: Result<(), kube::Error>) -> Result<(), kube::Error> {
+/// Writes a claim's whole status by server-side apply (manager `tandem`); every writer sends
+/// the full status, so no field of an earlier apply is dropped.
+pub(crate) async fn write_claim_status(
+    claims: &Api<NodeClaim>,
+    name: &str,
+    status: &tandem_api::karpenter::v1::NodeClaimStatus,
+) {
+    let body = json!({"apiVersion": "karpenter.sh/v1", "kind": "NodeClaim",
+                      "metadata": {"name": name}, "status": status});
+    if let Err(e) = claims
+        .patch_status(
+            name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&body),
+        )
+        .await
+    {
+        tracing::warn!(error = %e, nodeclaim = %name, "nodeclaim status not written");
+    }
+}
+
+pub(crate) fn ignore_not_found(r: Result<(), kube::Error>) -> Result<(), kube::Error> {
     match r {
         Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
         other => other,
@@ -582,7 +620,7 @@ fn ignore_not_found(r: Result<(), kube::Error>) -> Result<(), kube::Error> {
 }
 
 /// Sets a condition, keeping its transition time when the status does not change.
-fn set_condition(
+pub(crate) fn set_condition(
     list: &mut Vec<Condition>,
     type_: &str,
     status: &str,
@@ -615,7 +653,7 @@ fn set_condition(
 }
 
 /// Registration sync: the claim's labels and taints on the Node, the unregistered taint gone,
-/// the Node owned by the claim and labelled registered.
+/// the termination finalizer on, the Node owned by the claim and labelled registered.
 async fn sync_node(
     nodes: &Api<Node>,
     claim: &NodeClaim,
@@ -641,8 +679,15 @@ async fn sync_node(
             taints.push(v);
         }
     }
+    let mut finalizers = node
+        .and_then(|n| n.metadata.finalizers.clone())
+        .unwrap_or_default();
+    if !finalizers.iter().any(|f| f == TERMINATION_FINALIZER) {
+        finalizers.push(TERMINATION_FINALIZER.to_owned());
+    }
     let patch = json!({"metadata": {
         "labels": labels,
+        "finalizers": finalizers,
         "ownerReferences": [{"apiVersion": "karpenter.sh/v1", "kind": "NodeClaim",
             "name": claim.metadata.name, "uid": claim.metadata.uid, "blockOwnerDeletion": true}],
     }, "spec": {"taints": taints}});
@@ -650,4 +695,74 @@ async fn sync_node(
         .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
         .await
         .map(|_| ())
+}
+
+/// Every `gc.interval`: the cloud's instances against the claims, through [`crate::gc::decide`].
+async fn gc_loop(ctx: Arc<Ctx>, rx: watch::Receiver<Arc<ClusterState>>) {
+    let options = ctx.options.gc;
+    let mut tick = tokio::time::interval(options.interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if !rx.borrow().synced {
+            continue;
+        }
+        let instances = match ctx.cloud.list().await {
+            Ok(list) => list,
+            Err(e) => {
+                tracing::warn!(error = %e, "listing instances for garbage collection failed");
+                continue;
+            }
+        };
+        // The state is read after the list: a claim created meanwhile is seen, not collected.
+        let st = rx.borrow().clone();
+        let instances: Vec<crate::gc::InstanceFacts> = instances
+            .into_iter()
+            .map(|i| crate::gc::InstanceFacts {
+                provider_id: i.provider_id,
+                nodeclaim: i.nodeclaim,
+                created: i.created,
+            })
+            .collect();
+        let claims: Vec<crate::gc::ClaimFacts> = st
+            .nodeclaims
+            .values()
+            .map(|c| {
+                let f = facts(c, &st);
+                crate::gc::ClaimFacts {
+                    name: c.metadata.name.clone().unwrap_or_default(),
+                    provider_id: c.status.as_ref().and_then(|s| s.provider_id.clone()),
+                    launched_at: f.launched.map(|(_, at)| at),
+                    registered: f.registered,
+                    deleting: f.deleting,
+                    node_ready: f.node.is_some_and(|n| n.ready),
+                }
+            })
+            .collect();
+        let claims_api: Api<NodeClaim> = Api::all(ctx.client.clone());
+        for action in crate::gc::decide(&instances, &claims, &options, Timestamp::now()) {
+            match action {
+                crate::gc::Action::TerminateInstance { provider_id } => {
+                    tracing::info!(
+                        provider_id,
+                        "garbage collection: terminating an instance no nodeclaim owns"
+                    );
+                    if let Err(e) = ctx.cloud.delete(&provider_id).await {
+                        tracing::warn!(error = %e, provider_id, "garbage collection: termination failed");
+                    }
+                }
+                crate::gc::Action::DeleteClaim { name } => {
+                    tracing::info!(nodeclaim = %name, "garbage collection: deleting a nodeclaim whose instance is gone");
+                    if let Err(e) = ignore_not_found(
+                        claims_api
+                            .delete(&name, &DeleteParams::default())
+                            .await
+                            .map(|_| ()),
+                    ) {
+                        tracing::warn!(error = %e, nodeclaim = %name, "garbage collection: deletion failed");
+                    }
+                }
+            }
+        }
+    }
 }

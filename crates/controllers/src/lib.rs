@@ -1,34 +1,50 @@
 //! The node layer's controllers: they execute what `nodescaler` decides and drive NodeClaims
 //! through their life.
 //!
-//! This crate owns the async drivers (a provisioner loop and a NodeClaim lifecycle loop over
-//! the state crate's published [`ClusterState`](tandem_state::ClusterState)), the Event recorder and the writes to the API
+//! This crate owns the async drivers (a provisioner loop, a NodeClaim lifecycle loop, a Node
+//! termination loop and a garbage collector over the state crate's published
+//! [`ClusterState`](tandem_state::ClusterState)), the Event recorder and the writes to the API
 //! server. It must never decide what to launch or where a pod goes (that is
-//! `nodescaler::plan`) and holds no cluster state of its own beyond timers: each loop reads the
-//! latest immutable state, calls a pure function and executes the result.
+//! `nodescaler::plan`) nor which pod to evict (that is [`termination::step`]), and holds no
+//! cluster state of its own beyond timers: each loop reads the latest immutable state, calls a
+//! pure function and executes the result.
 //!
 //! ```text
 //!   tandem_state::watch ──► Arc<ClusterState> ─┬─► provisioner: Batcher (1 s idle / 10 s max)
 //!                                              │     └─► nodescaler::plan ─► create NodeClaims,
 //!                                              │         Events Nominated / FailedScheduling,
 //!                                              │         NodePool status.resources / nodes
-//!                                              └─► lifecycle: per claim step(Input, now)
-//!                                                    └─► finalizer, CloudProvider::create,
-//!                                                        status (SSA, manager `tandem`),
-//!                                                        Node sync, deletion
+//!                                              ├─► lifecycle: per claim step(Input, now)
+//!                                              │     └─► finalizer, CloudProvider::create,
+//!                                              │         status (SSA, manager `tandem`),
+//!                                              │         Node sync (+ termination finalizer),
+//!                                              │         deletion: Node first, then instance
+//!                                              └─► termination: per deleting Node step(Facts, now)
+//!                                                    └─► delete its claim, disrupted taint,
+//!                                                        evictions (Eviction API, PDB 429 →
+//!                                                        FailedDraining, retried), forced
+//!                                                        deletes at terminationGracePeriod,
+//!                                                        VolumeAttachments gone,
+//!                                                        CloudProvider::delete, finalizer off
+//!   CloudProvider::list ── every gc.interval ──► gc::decide ─► terminate instances no claim
+//!                                                  owns; delete claims whose instance is gone
 //! ```
 //!
-//! Not here yet: Node termination (drain through the Eviction API with PDBs), garbage
-//! collection of instances without a claim, leader election and metrics. Until termination
-//! exists, registration does not put the `karpenter.sh/termination` finalizer on Nodes, so a
-//! deleted Node simply goes away.
+//! `kubectl delete node` and `kubectl delete nodeclaim` both drain: a deleted claim deletes its
+//! Node; a deleted Node deletes its claim; the Node's finalizer holds it until drained and the
+//! instance is gone, then the claim's finalizer comes off.
+//!
+//! Not here yet: disruption (consolidation, drift, expiry), leader election and metrics.
 
 pub mod batcher;
 mod driver;
 pub mod events;
+pub mod gc;
 pub mod lifecycle;
 pub mod metrics;
 pub mod provisioner;
+pub mod termination;
+mod terminator;
 
 pub use driver::{Controllers, Options};
 

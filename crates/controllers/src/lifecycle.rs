@@ -7,7 +7,8 @@
 //!    │                    │ ICE / no class: delete claim      │ 15 min: delete        │ Ready, no
 //!    │                    │ 5 min: delete                     ▼                       ▼ startup taints
 //!    └────────────── any state, deletionTimestamp ──► Deleting ──► (Node gone) delete instance
-//!                                                                   ──► remove finalizer
+//!                                                                   ──► (instance NotFound)
+//!                                                                       remove finalizer
 //! ```
 //!
 //! [`step`] is pure: it takes what was observed ([`Facts`]) or what an effect returned
@@ -44,6 +45,9 @@ pub struct Facts {
     pub initialized: bool,
     /// The Node whose providerID matches, if any.
     pub node: Option<NodeFacts>,
+    /// The cloud reports the instance gone (`NodeClaimNotFound`); only asked for claims being
+    /// deleted, `false` otherwise.
+    pub instance_gone: bool,
 }
 
 /// What matters about the claim's Node.
@@ -311,11 +315,18 @@ pub fn step(input: Input, now: Timestamp) -> (State, Vec<Effect>) {
                     }],
                     // The Node's own termination drains it and terminates the instance.
                     (Some(_), _) => Vec::new(),
-                    (None, Some((pid, _))) if f.has_finalizer => vec![
+                    // Upstream: terminate, then hold the claim until the cloud says NotFound,
+                    // so a slow termination still counts against the pool's limits.
+                    (None, Some((pid, _))) if f.has_finalizer && !f.instance_gone => vec![
                         Effect::DeleteInstance {
                             provider_id: pid.clone(),
                         },
-                        Effect::RemoveFinalizer,
+                        Effect::Conditions(vec![cond(
+                            "InstanceTerminating",
+                            "True",
+                            "InstanceTerminating",
+                            "",
+                        )]),
                     ],
                     (None, _) if f.has_finalizer => vec![Effect::RemoveFinalizer],
                     _ => Vec::new(),
@@ -350,6 +361,7 @@ mod tests {
             registered: false,
             initialized: false,
             node: None,
+            instance_gone: false,
         }
     }
 
@@ -514,7 +526,7 @@ mod tests {
                 vec![],
             ),
             (
-                "deleting, node gone: instance then finalizer",
+                "deleting, node gone: terminate the instance",
                 Facts {
                     deleting: true,
                     launched: launched.clone(),
@@ -522,7 +534,19 @@ mod tests {
                 },
                 20,
                 State::Deleting,
-                vec!["DeleteInstance", "RemoveFinalizer"],
+                vec!["DeleteInstance", "Conditions"],
+            ),
+            (
+                "deleting, instance NotFound: finalizer off",
+                Facts {
+                    deleting: true,
+                    launched: launched.clone(),
+                    instance_gone: true,
+                    ..facts()
+                },
+                25,
+                State::Deleting,
+                vec!["RemoveFinalizer"],
             ),
             (
                 "deleting, never launched",

@@ -153,7 +153,9 @@ pub fn taint(t: &K8sTaint) -> Option<Taint> {
     ))
 }
 
-fn toleration(t: &K8sToleration) -> Toleration {
+/// A pod toleration as the model's (the termination controller asks whether a pod tolerates
+/// the disrupted taint).
+pub fn toleration(t: &K8sToleration) -> Toleration {
     Toleration {
         key: t.key.clone().unwrap_or_default(),
         operator: TolerationOperator::from(t.operator.as_deref().unwrap_or_default()),

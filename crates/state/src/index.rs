@@ -10,7 +10,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::DaemonSet as K8sDaemonSet;
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::{Node, PersistentVolumeClaim, Pod};
+use k8s_openapi::api::storage::v1::VolumeAttachment;
 use kube::runtime::watcher::Event;
 use tandem_api::karpenter::{NodeClaim, NodePool};
 use tandem_api::kwok::KWOKNodeClass;
@@ -113,6 +114,26 @@ fn pod_record(pod: Pod) -> PodRecord {
     }
 }
 
+/// A VolumeAttachment, as termination needs it: the node waits for these to go before its
+/// instance is terminated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VolumeAttachmentRecord {
+    /// Object name.
+    pub name: String,
+    /// Node it attaches to.
+    pub node: String,
+    /// `spec.source.persistentVolumeName` (inline volumes have none).
+    pub persistent_volume: Option<String>,
+}
+
+fn volume_attachment_record(va: &VolumeAttachment) -> VolumeAttachmentRecord {
+    VolumeAttachmentRecord {
+        name: va.metadata.name.clone().unwrap_or_default(),
+        node: va.spec.node_name.clone(),
+        persistent_volume: va.spec.source.persistent_volume_name.clone(),
+    }
+}
+
 /// What readers see: the provisioning snapshot plus the live objects the lifecycle and
 /// termination controllers act on. Immutable; a new one is published after every change.
 #[derive(Debug, Clone, Default)]
@@ -131,9 +152,32 @@ pub struct ClusterState {
     pub pods_by_node: BTreeMap<String, Vec<Arc<Pod>>>,
     /// Ready NodeClasses by name.
     pub node_classes: BTreeMap<String, bool>,
+    /// VolumeAttachments by node name.
+    pub volume_attachments: BTreeMap<String, Vec<VolumeAttachmentRecord>>,
+    /// The PersistentVolume each bound PersistentVolumeClaim uses, by `namespace/name`.
+    pub claim_volumes: BTreeMap<String, String>,
 }
 
 impl ClusterState {
+    /// The PersistentVolumes a pod mounts through its claims (`persistentVolumeClaim` and
+    /// generic ephemeral volumes, whose claim is named `<pod>-<volume>`), where bound.
+    pub fn persistent_volumes_of(&self, pod: &Pod) -> Vec<String> {
+        let ns = pod.metadata.namespace.as_deref().unwrap_or_default();
+        let pod_name = pod.metadata.name.as_deref().unwrap_or_default();
+        pod.spec
+            .iter()
+            .flat_map(|s| s.volumes.iter().flatten())
+            .filter_map(|v| {
+                let claim = match (&v.persistent_volume_claim, &v.ephemeral) {
+                    (Some(c), _) => c.claim_name.clone(),
+                    (None, Some(_)) => format!("{pod_name}-{}", v.name),
+                    (None, None) => return None,
+                };
+                self.claim_volumes.get(&format!("{ns}/{claim}")).cloned()
+            })
+            .collect()
+    }
+
     /// The Node whose `spec.providerID` is `provider_id`.
     pub fn node_by_provider_id(&self, provider_id: &str) -> Option<&Arc<Node>> {
         self.nodes
@@ -152,6 +196,8 @@ pub struct Index {
     nodeclaims: Kind<Arc<NodeClaim>>,
     node_classes: Kind<bool>,
     daemonsets: Kind<tandem_nodescaler::snapshot::DaemonSet>,
+    volume_attachments: Kind<VolumeAttachmentRecord>,
+    claim_volumes: Kind<Option<String>>,
 }
 
 impl Index {
@@ -165,6 +211,8 @@ impl Index {
             nodeclaims: Kind::default(),
             node_classes: Kind::default(),
             daemonsets: Kind::default(),
+            volume_attachments: Kind::default(),
+            claim_volumes: Kind::default(),
         }
     }
 
@@ -314,6 +362,39 @@ impl Index {
         );
     }
 
+    /// Applies a VolumeAttachment watch event.
+    pub fn volume_attachment_event(&mut self, ev: Event<VolumeAttachment>) {
+        self.volume_attachments.event(
+            ev,
+            |v| name_key(&v.metadata),
+            |v| volume_attachment_record(&v),
+        );
+    }
+
+    /// Adds or replaces a VolumeAttachment.
+    pub fn apply_volume_attachment(&mut self, va: VolumeAttachment) {
+        self.volume_attachment_event(Event::Apply(va));
+    }
+
+    /// Removes a VolumeAttachment.
+    pub fn delete_volume_attachment(&mut self, va: &VolumeAttachment) {
+        self.volume_attachments.delete(&name_key(&va.metadata));
+    }
+
+    /// Applies a PersistentVolumeClaim watch event (only its bound volume is kept).
+    pub fn persistent_volume_claim_event(&mut self, ev: Event<PersistentVolumeClaim>) {
+        self.claim_volumes.event(
+            ev,
+            |c| ns_key(&c.metadata),
+            |c| c.spec.and_then(|s| s.volume_name).filter(|v| !v.is_empty()),
+        );
+    }
+
+    /// Adds or replaces a PersistentVolumeClaim.
+    pub fn apply_persistent_volume_claim(&mut self, pvc: PersistentVolumeClaim) {
+        self.persistent_volume_claim_event(Event::Apply(pvc));
+    }
+
     /// Marks every kind synced without a list; for tests that feed objects by hand.
     pub fn mark_synced(&mut self) {
         self.pods.synced = true;
@@ -322,6 +403,8 @@ impl Index {
         self.nodeclaims.synced = true;
         self.node_classes.synced = true;
         self.daemonsets.synced = true;
+        self.volume_attachments.synced = true;
+        self.claim_volumes.synced = true;
     }
 
     /// True once every kind has been listed.
@@ -332,6 +415,8 @@ impl Index {
             && self.nodeclaims.synced
             && self.node_classes.synced
             && self.daemonsets.synced
+            && self.volume_attachments.synced
+            && self.claim_volumes.synced
     }
 
     /// Builds the immutable state readers see.
@@ -432,6 +517,19 @@ impl Index {
             nodes: nodes.clone(),
             pods_by_node,
             node_classes: self.node_classes.objects.clone(),
+            volume_attachments: {
+                let mut by_node: BTreeMap<String, Vec<VolumeAttachmentRecord>> = BTreeMap::new();
+                for va in self.volume_attachments.objects.values() {
+                    by_node.entry(va.node.clone()).or_default().push(va.clone());
+                }
+                by_node
+            },
+            claim_volumes: self
+                .claim_volumes
+                .objects
+                .iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.clone()?)))
+                .collect(),
         }
     }
 

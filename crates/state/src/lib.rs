@@ -2,7 +2,8 @@
 //! snapshots.
 //!
 //! This crate owns the translation of live objects (Pods, Nodes, NodePools, NodeClaims,
-//! KWOKNodeClasses, DaemonSets) into `nodescaler`'s [`Snapshot`](tandem_nodescaler::Snapshot)
+//! KWOKNodeClasses, DaemonSets; VolumeAttachments and PersistentVolumeClaims for termination)
+//! into `nodescaler`'s [`Snapshot`](tandem_nodescaler::Snapshot)
 //! and the relist-safe index that holds them. It must never decide anything (that is
 //! nodescaler's job) nor write to the API server (that is the controllers'): one writer task
 //! applies watch events, readers get an `Arc<ClusterState>` that never changes under them.
@@ -13,7 +14,8 @@
 //!   watch NodePools ─┼─► ready_chunks ─► apply / delete / reset ─► Arc<ClusterState> ──► controllers
 //!   watch NodeClaims ┤                   (relist buffered until      { synced, snapshot,
 //!   watch NodeClasses┤                    InitDone)                    nodeclaims, nodes … }
-//!   watch DaemonSets ┘
+//!   watch DaemonSets ┤
+//!   watch VolumeAttachments, PersistentVolumeClaims ┘
 //!
 //!   Node ──spec.providerID── NodeClaim.status.providerID      (claims without a Node are in flight)
 //!   Node ──label karpenter.sh/nodepool── NodePool             (usage, node count)
@@ -24,7 +26,7 @@ pub mod convert;
 pub mod index;
 pub mod watch;
 
-pub use index::{ClusterState, Index, PodRecord};
+pub use index::{ClusterState, Index, PodRecord, VolumeAttachmentRecord};
 
 /// Node label Karpenter sets once a node is initialized.
 pub const INITIALIZED_LABEL: &str = "karpenter.sh/initialized";

@@ -9,7 +9,8 @@ use std::sync::Arc;
 
 use futures::{StreamExt as _, stream};
 use k8s_openapi::api::apps::v1::DaemonSet;
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::{Node, PersistentVolumeClaim, Pod};
+use k8s_openapi::api::storage::v1::VolumeAttachment;
 use kube::runtime::WatchStreamExt as _;
 use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client};
@@ -26,6 +27,9 @@ enum Change {
     NodeClaim(Event<NodeClaim>),
     NodeClass(Event<KWOKNodeClass>),
     DaemonSet(Event<DaemonSet>),
+    // Boxed: a VolumeAttachment (with its status) is much larger than the other objects.
+    VolumeAttachment(Box<Event<VolumeAttachment>>),
+    PersistentVolumeClaim(Event<PersistentVolumeClaim>),
 }
 
 fn apply(index: &mut Index, change: Change) {
@@ -36,6 +40,8 @@ fn apply(index: &mut Index, change: Change) {
         Change::NodeClaim(ev) => index.nodeclaim_event(ev),
         Change::NodeClass(ev) => index.node_class_event(ev),
         Change::DaemonSet(ev) => index.daemonset_event(ev),
+        Change::VolumeAttachment(ev) => index.volume_attachment_event(*ev),
+        Change::PersistentVolumeClaim(ev) => index.persistent_volume_claim_event(ev),
     }
 }
 
@@ -66,9 +72,17 @@ pub fn spawn(client: Client, mut index: Index) -> watch::Receiver<Arc<ClusterSta
             .default_backoff()
             .map(|r| r.map(Change::NodeClass))
             .boxed(),
-        watcher::watcher(Api::<DaemonSet>::all(client), cfg())
+        watcher::watcher(Api::<DaemonSet>::all(client.clone()), cfg())
             .default_backoff()
             .map(|r| r.map(Change::DaemonSet))
+            .boxed(),
+        watcher::watcher(Api::<VolumeAttachment>::all(client.clone()), cfg())
+            .default_backoff()
+            .map(|r| r.map(|ev| Change::VolumeAttachment(Box::new(ev))))
+            .boxed(),
+        watcher::watcher(Api::<PersistentVolumeClaim>::all(client), cfg())
+            .default_backoff()
+            .map(|r| r.map(Change::PersistentVolumeClaim))
             .boxed(),
     ];
     let mut all = stream::select_all(streams).ready_chunks(4096);

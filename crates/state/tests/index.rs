@@ -193,3 +193,47 @@ fn pools_whose_class_is_not_ready_get_no_catalog() {
     ix.apply_nodepool(nodepool("default", "kc"));
     assert!(ix.state().snapshot.catalogs.is_empty());
 }
+
+#[test]
+fn volume_attachments_are_kept_by_node_and_pods_resolve_their_volumes() {
+    let mut ix = index();
+    ix.mark_synced();
+    let va: k8s_openapi::api::storage::v1::VolumeAttachment = serde_json::from_value(json!({
+        "apiVersion": "storage.k8s.io/v1", "kind": "VolumeAttachment",
+        "metadata": {"name": "va-1"},
+        "spec": {"attacher": "csi.example", "nodeName": "n1",
+                 "source": {"persistentVolumeName": "pv-1"}},
+    }))
+    .unwrap();
+    ix.apply_volume_attachment(va.clone());
+    let pvc = |name: &str, volume: &str| -> k8s_openapi::api::core::v1::PersistentVolumeClaim {
+        serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+            "metadata": {"name": name, "namespace": "default"},
+            "spec": {"volumeName": volume},
+        }))
+        .unwrap()
+    };
+    ix.apply_persistent_volume_claim(pvc("data", "pv-1"));
+    ix.apply_persistent_volume_claim(pvc("web-0-scratch", "pv-2"));
+    ix.apply_persistent_volume_claim(pvc("unbound", ""));
+    let pod: Pod = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "web-0", "namespace": "default"},
+        "spec": {"nodeName": "n1", "containers": [{"name": "c"}], "volumes": [
+            {"name": "data", "persistentVolumeClaim": {"claimName": "data"}},
+            {"name": "scratch", "ephemeral": {"volumeClaimTemplate": {"spec": {}}}},
+            {"name": "missing", "persistentVolumeClaim": {"claimName": "unbound"}},
+            {"name": "cfg", "configMap": {"name": "x"}}]},
+    }))
+    .unwrap();
+    let st = ix.state();
+    assert_eq!(st.volume_attachments["n1"].len(), 1);
+    assert_eq!(
+        st.volume_attachments["n1"][0].persistent_volume.as_deref(),
+        Some("pv-1")
+    );
+    assert_eq!(st.persistent_volumes_of(&pod), ["pv-1", "pv-2"]);
+    ix.delete_volume_attachment(&va);
+    assert!(ix.state().volume_attachments.is_empty());
+}
