@@ -733,7 +733,6 @@ async fn gc_loop(ctx: Arc<Ctx>, rx: watch::Receiver<Arc<ClusterState>>) {
                     name: c.metadata.name.clone().unwrap_or_default(),
                     provider_id: c.status.as_ref().and_then(|s| s.provider_id.clone()),
                     launched_at: f.launched.map(|(_, at)| at),
-                    registered: f.registered,
                     deleting: f.deleting,
                     node_ready: f.node.is_some_and(|n| n.ready),
                 }

@@ -7,13 +7,20 @@
 //!   NodeClaims, Nodes ───┼─► decide(now) ─► TerminateInstance  (no claim by providerID or by the
 //!                        │                                       claim name the instance carries,
 //!                        │                                       older than the orphan grace)
-//!                        └────────────────► DeleteClaim        (registered, instance not listed,
+//!                        └────────────────► DeleteClaim        (launched, instance not listed,
 //!                                                                Node missing or not Ready,
 //!                                                                launched longer than the claim grace)
 //! ```
 //!
 //! Both graces cover the moment between `create` returning and the claim's status naming the
 //! instance, when an instance looks orphaned and a claim looks instance-less but neither is.
+//!
+//! Deliberately beyond upstream: a claim that launched but never registered is also deleted once
+//! the cloud no longer lists its instance. Upstream's core collector only takes registered
+//! claims and leaves the others to the 15-minute registration TTL; when the provider already
+//! says the instance is gone (a crash during boot, an instance terminated outside Karpenter),
+//! waiting 15 minutes only keeps the pods Pending. The crash test (`crates/tandem/tests/crash.rs`)
+//! found it.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -61,8 +68,6 @@ pub struct ClaimFacts {
     pub provider_id: Option<String>,
     /// When Launched turned True.
     pub launched_at: Option<Timestamp>,
-    /// Registered is True.
-    pub registered: bool,
     /// Being deleted already.
     pub deleting: bool,
     /// Its Node exists and is Ready.
@@ -116,8 +121,7 @@ pub fn decide(
         let (Some(pid), Some(at)) = (&c.provider_id, c.launched_at) else {
             continue;
         };
-        if c.registered
-            && !c.deleting
+        if !c.deleting
             && !c.node_ready
             && !listed.contains(pid.as_str())
             && older_than(at, now, options.claim_grace)
@@ -152,7 +156,6 @@ mod tests {
             name: name.into(),
             provider_id: Some(format!("kwok://{name}")),
             launched_at: Some(t(0)),
-            registered: true,
             deleting: false,
             node_ready: true,
         }
@@ -181,7 +184,6 @@ mod tests {
         let mut c = claim("a");
         c.provider_id = None;
         c.launched_at = None;
-        c.registered = false;
         assert!(decide(&[instance("a", 0)], &[c], &GcOptions::default(), t(600)).is_empty());
     }
 
@@ -202,14 +204,12 @@ mod tests {
                 name: "gone".into()
             }]
         );
-        // Not while its Node is still Ready, not when deleting, not before registration.
+        // Not while its Node is still Ready, not when deleting.
         let mut ready = gone.clone();
         ready.node_ready = true;
         let mut deleting = gone.clone();
         deleting.deleting = true;
-        let mut unregistered = gone;
-        unregistered.registered = false;
-        for c in [ready, deleting, unregistered] {
+        for c in [ready, deleting] {
             assert!(decide(&instances, &[claim("a"), c], &o, t(60)).is_empty());
         }
     }

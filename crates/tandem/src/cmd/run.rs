@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tandem_cloud::kwok::{Kubelet, KwokCloud, KwokOptions};
 use tandem_controllers::batcher::BatchOptions;
+use tandem_controllers::gc::GcOptions;
 use tandem_controllers::metrics::NodeLayerMetrics;
 use tandem_controllers::{Controllers, Options};
 use tandem_model::catalog::Catalog;
@@ -109,6 +110,26 @@ pub struct Args {
     /// Close a provisioning batch after this long at the latest.
     #[arg(long, env = "BATCH_MAX_DURATION", default_value = "10s", value_parser = super::parse_duration)]
     batch_max_duration: Duration,
+
+    /// How often instances without a NodeClaim and claims without an instance are collected.
+    #[arg(long, default_value = "2m", value_parser = super::parse_duration)]
+    gc_interval: Duration,
+
+    /// How old an instance without a NodeClaim must be before it is terminated.
+    #[arg(long, default_value = "30s", value_parser = super::parse_duration)]
+    gc_orphan_grace: Duration,
+
+    /// kwok provider: how long a launch (the cloud API call) takes.
+    #[arg(long, default_value = "0s", value_parser = super::parse_duration)]
+    kwok_launch_delay: Duration,
+
+    /// kwok provider: how long after launch the Node registers.
+    #[arg(long, default_value = "0s", value_parser = super::parse_duration)]
+    kwok_registration_delay: Duration,
+
+    /// kwok provider: how long after registering the Node turns Ready.
+    #[arg(long, default_value = "0s", value_parser = super::parse_duration)]
+    kwok_ready_delay: Duration,
 
     /// Log level: error, warn, info, debug, trace (or a tracing filter such as
     /// `info,tandem_controllers=debug`).
@@ -315,10 +336,23 @@ async fn serve(args: Args) -> anyhow::Result<ExitCode> {
         Some(NodeLayer::start(
             client.clone(),
             args.catalog,
-            BatchOptions {
-                idle: args.batch_idle_duration,
-                max: args.batch_max_duration,
-                ..BatchOptions::default()
+            Options {
+                batch: BatchOptions {
+                    idle: args.batch_idle_duration,
+                    max: args.batch_max_duration,
+                    ..BatchOptions::default()
+                },
+                gc: GcOptions {
+                    interval: args.gc_interval,
+                    orphan_grace: args.gc_orphan_grace,
+                    ..GcOptions::default()
+                },
+                ..Options::default()
+            },
+            KwokOptions {
+                launch_delay: args.kwok_launch_delay,
+                registration_delay: args.kwok_registration_delay,
+                ready_delay: args.kwok_ready_delay,
             },
         )?)
     };
@@ -364,7 +398,8 @@ impl NodeLayer {
     pub(crate) fn start(
         client: kube::Client,
         catalog: CatalogChoice,
-        batch: BatchOptions,
+        options: Options,
+        kwok: KwokOptions,
     ) -> anyhow::Result<NodeLayer> {
         let catalog = Arc::new(match catalog {
             CatalogChoice::Kwok => Catalog::kwok(),
@@ -378,18 +413,10 @@ impl NodeLayer {
         let cloud = Arc::new(KwokCloud::with_catalog(
             client.clone(),
             catalog.clone(),
-            KwokOptions::default(),
+            kwok,
         ));
         let kubelet = tokio::spawn(Kubelet::new(client.clone()).run());
-        let controllers = Controllers::spawn(
-            client,
-            cloud,
-            catalog,
-            Options {
-                batch,
-                ..Options::default()
-            },
-        );
+        let controllers = Controllers::spawn(client, cloud, catalog, options);
         Ok(NodeLayer {
             controllers,
             kubelet,

@@ -94,7 +94,8 @@ async fn up(args: Args) -> anyhow::Result<ExitCode> {
         Some(super::run::NodeLayer::start(
             client.clone(),
             args.catalog,
-            tandem_controllers::batcher::BatchOptions::default(),
+            tandem_controllers::Options::default(),
+            tandem_cloud::kwok::KwokOptions::default(),
         )?)
     };
 

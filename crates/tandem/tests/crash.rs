@@ -1,0 +1,266 @@
+//! Crash safety of the node layer: `kill -9` the controller (`tandem run`) at seeded random
+//! moments while it launches and drains, 20 times, restarting it each time. Afterwards, once a
+//! last replica has settled: no instance without a claim, no claim without an instance, no pod
+//! lost, no finalizer stuck.
+//!
+//! One test per binary: the node layer acts on every NodePool of its control plane.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::{Api, Client};
+use serde_json::json;
+use tandem_api::karpenter::{NodeClaim, NodePool};
+use tandem_api::kwok::KWOKNodeClass;
+use tandem_testkit::{ControlPlane, wait_for};
+
+const SETTLE: Duration = Duration::from_secs(240);
+const ITERATIONS: u32 = 20;
+const FINAL_REPLICAS: usize = 4;
+
+/// A small deterministic generator (the test must replay the same kill points).
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self, bound: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (self.0 >> 33) % bound
+    }
+}
+
+fn start(cp: &ControlPlane, ns: &str, i: u32) -> common::Replica {
+    common::Replica::start(
+        &format!("crash-{i}"),
+        cp.kubeconfig_path(),
+        ns,
+        cp.dir(),
+        &[
+            "--disable-leader-election",
+            "--gc-interval",
+            "2s",
+            "--gc-orphan-grace",
+            "3s",
+            "--kwok-launch-delay",
+            "300ms",
+            "--kwok-registration-delay",
+            "700ms",
+            "--kwok-ready-delay",
+            "300ms",
+        ],
+    )
+}
+
+/// What is left once everything settled, or why it is not settled yet.
+async fn settled(client: &Client, ns: &str) -> Result<String, String> {
+    let selector = format!("karpenter.sh/nodepool={ns}");
+    let claims = Api::<NodeClaim>::all(client.clone())
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .map_err(|e| e.to_string())?
+        .items;
+    let nodes: Vec<Node> = Api::<Node>::all(client.clone())
+        .list(&ListParams::default())
+        .await
+        .map_err(|e| e.to_string())?
+        .items
+        .into_iter()
+        .filter(|n| {
+            n.spec
+                .as_ref()
+                .and_then(|s| s.provider_id.as_deref())
+                .is_some_and(|p| p.starts_with("kwok://"))
+        })
+        .collect();
+    if let Some(c) = claims
+        .iter()
+        .find(|c| c.metadata.deletion_timestamp.is_some())
+    {
+        return Err(format!(
+            "claim {:?} still deleting",
+            c.metadata.name.as_deref()
+        ));
+    }
+    if let Some(n) = nodes
+        .iter()
+        .find(|n| n.metadata.deletion_timestamp.is_some())
+    {
+        return Err(format!(
+            "node {:?} still deleting",
+            n.metadata.name.as_deref()
+        ));
+    }
+    let claim_ids: BTreeSet<String> = claims
+        .iter()
+        .filter_map(|c| c.status.as_ref().and_then(|s| s.provider_id.clone()))
+        .collect();
+    let node_ids: BTreeSet<String> = nodes
+        .iter()
+        .filter_map(|n| n.spec.as_ref().and_then(|s| s.provider_id.clone()))
+        .collect();
+    if claim_ids.len() != claims.len() {
+        return Err("a claim has no providerID yet".into());
+    }
+    if claim_ids != node_ids {
+        return Err(format!(
+            "claims and instances differ: claims only {:?}, instances only {:?}",
+            claim_ids.difference(&node_ids).collect::<Vec<_>>(),
+            node_ids.difference(&claim_ids).collect::<Vec<_>>()
+        ));
+    }
+    let pods = Api::<Pod>::namespaced(client.clone(), ns)
+        .list(&ListParams::default().labels("app=work"))
+        .await
+        .map_err(|e| e.to_string())?
+        .items;
+    let running = pods
+        .iter()
+        .filter(|p| {
+            p.metadata.deletion_timestamp.is_none()
+                && p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
+        })
+        .count();
+    if running != FINAL_REPLICAS || pods.len() != FINAL_REPLICAS {
+        return Err(format!(
+            "{running} of {FINAL_REPLICAS} pods Running ({} pods)",
+            pods.len()
+        ));
+    }
+    Ok(format!(
+        "{} claims = {} instances, {running} pods Running",
+        claims.len(),
+        nodes.len()
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_nine_during_launch_and_drain_leaks_nothing() {
+    let cp = ControlPlane::shared().await.expect("control plane");
+    let client: Client = cp.client().expect("client");
+    let ns = cp.namespace("crash").await.expect("namespace");
+    let class = format!("{ns}-kwok");
+    Api::<KWOKNodeClass>::all(client.clone())
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "apiVersion": "karpenter.kwok.sh/v1alpha1", "kind": "KWOKNodeClass",
+                "metadata": {"name": class}, "spec": {},
+            }))
+            .expect("class"),
+        )
+        .await
+        .expect("create class");
+    let pool: NodePool = serde_json::from_value(json!({
+        "apiVersion": "karpenter.sh/v1", "kind": "NodePool",
+        "metadata": {"name": ns},
+        "spec": {"limits": {"cpu": "1000"}, "template": {"spec": {
+            "requirements": [
+                {"key": "kubernetes.io/arch", "operator": "In", "values": ["amd64"]},
+                {"key": "karpenter.sh/capacity-type", "operator": "In", "values": ["on-demand"]},
+                {"key": "node.kubernetes.io/instance-type", "operator": "In", "values": ["c-2x-amd64-linux"]}],
+            "nodeClassRef": {"group": "karpenter.kwok.sh", "kind": "KWOKNodeClass", "name": class}}}},
+    }))
+    .expect("nodepool");
+    Api::<NodePool>::all(client.clone())
+        .create(&PostParams::default(), &pool)
+        .await
+        .expect("create nodepool");
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+    let deployment: Deployment = serde_json::from_value(json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "work"},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "work"}},
+            "template": {"metadata": {"labels": {"app": "work"}}, "spec": {
+                "terminationGracePeriodSeconds": 1,
+                "containers": [{"name": "pause", "image": "registry.k8s.io/pause:3.10",
+                    "resources": {"requests": {"cpu": "1500m"}}}]}}},
+    }))
+    .expect("deployment");
+    deployments
+        .create(&PostParams::default(), &deployment)
+        .await
+        .expect("create deployment");
+    let scale = |n: u64| {
+        let deployments = deployments.clone();
+        async move {
+            deployments
+                .patch(
+                    "work",
+                    &PatchParams::default(),
+                    &Patch::Merge(&json!({"spec": {"replicas": n}})),
+                )
+                .await
+                .expect("scale");
+        }
+    };
+
+    let mut rng = Lcg(0x7a6d_656d);
+    let (mut scales, mut node_deletes, mut claim_deletes, mut kills) = (0, 0, 0, 0);
+    let mut replica = start(cp, &ns, 0);
+    for i in 1..=ITERATIONS {
+        match rng.next(3) {
+            0 => {
+                scale(1 + rng.next(6)).await;
+                scales += 1;
+            }
+            1 => {
+                let nodes = Api::<Node>::all(client.clone())
+                    .list(&ListParams::default().labels(&format!("karpenter.sh/nodepool={ns}")))
+                    .await
+                    .expect("nodes")
+                    .items;
+                if let Some(n) = nodes.get(rng.next(nodes.len().max(1) as u64) as usize) {
+                    let name = n.metadata.name.clone().unwrap_or_default();
+                    let _ = Api::<Node>::all(client.clone())
+                        .delete(&name, &DeleteParams::default())
+                        .await;
+                    node_deletes += 1;
+                }
+            }
+            _ => {
+                let claims = Api::<NodeClaim>::all(client.clone())
+                    .list(&ListParams::default().labels(&format!("karpenter.sh/nodepool={ns}")))
+                    .await
+                    .expect("claims")
+                    .items;
+                if let Some(c) = claims.get(rng.next(claims.len().max(1) as u64) as usize) {
+                    let name = c.metadata.name.clone().unwrap_or_default();
+                    let _ = Api::<NodeClaim>::all(client.clone())
+                        .delete(&name, &DeleteParams::default())
+                        .await;
+                    claim_deletes += 1;
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(rng.next(2_500))).await;
+        replica.signal("-KILL");
+        kills += 1;
+        drop(replica);
+        replica = start(cp, &ns, i);
+    }
+    scale(FINAL_REPLICAS as u64).await;
+    let outcome = wait_for("everything settled", SETTLE, || async {
+        settled(&client, &ns).await.ok()
+    })
+    .await
+    .unwrap_or_else(|e| {
+        let why = futures_lite_block(settled(&client, &ns));
+        panic!("{e}: {why:?}\nlast replica:\n{}", replica.log())
+    });
+    eprintln!(
+        "crash test: {kills} kill -9 ({scales} scalings, {node_deletes} node deletions, \
+         {claim_deletes} claim deletions in between); afterwards {outcome}"
+    );
+}
+
+/// Runs a future to completion from a panic path inside the runtime.
+fn futures_lite_block<F: std::future::Future>(f: F) -> F::Output {
+    tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(f))
+}
