@@ -1,0 +1,2 @@
+//! Consolidation benchmark (filled in by the next commit).
+fn main() {}
