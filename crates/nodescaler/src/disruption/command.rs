@@ -7,7 +7,7 @@ use std::fmt;
 
 use tandem_model::catalog::UsdPerHour;
 
-use crate::provisioning::Launch;
+use crate::provisioning::{Launch, Nominate};
 use crate::snapshot::BudgetReason;
 
 /// Why nodes are disrupted (`DisruptionReason` condition, `nodeclaims_disrupted_total` label).
@@ -95,8 +95,12 @@ pub enum TerminationMode {
 pub struct Disrupt {
     /// Node names, in the order the method chose them.
     pub candidates: Vec<String>,
-    /// NodeClaims to launch (and wait for) before the candidates are deleted.
+    /// NodeClaims to launch (and wait for) before the candidates are deleted; each lists the
+    /// pods it is for.
     pub replacements: Vec<Launch>,
+    /// Where the candidates' pods go on existing nodes (the executor nominates them, as
+    /// upstream's queue does, so provisioning does not launch for them meanwhile).
+    pub nominations: Vec<Nominate>,
     /// Why.
     pub reason: Reason,
     /// Which method decided.

@@ -116,22 +116,22 @@ impl Method for Drift {
             pass.simulations += 1;
             match simulate::simulate(ctx, &[c.index]) {
                 Ok(moved) => {
-                    return Some(command(ctx, &[c], moved.replacements));
+                    return Some(command(&[c], moved.replacements, moved.nominations));
                 }
                 Err(stuck) => pass.blocked(c.name(), stuck.message),
             }
         }
-        (!empty.is_empty()).then(|| command(ctx, &empty, Vec::new()))
+        (!empty.is_empty()).then(|| command(&empty, Vec::new(), Vec::new()))
     }
 }
 
 fn command(
-    ctx: &Context<'_>,
     cands: &[&Candidate<'_>],
     replacements: Vec<crate::provisioning::Launch>,
+    nominations: Vec<crate::provisioning::Nominate>,
 ) -> Disrupt {
-    let _ = ctx;
     Disrupt {
+        nominations,
         candidates: cands.iter().map(|c| c.name().to_owned()).collect(),
         cost_before: simulate::price_of(cands),
         cost_after: simulate::cost_of(&replacements),

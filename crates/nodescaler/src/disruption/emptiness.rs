@@ -58,6 +58,7 @@ impl Method for Emptiness {
         Some(Disrupt {
             candidates: chosen.iter().map(|c| c.name().to_owned()).collect(),
             replacements: Vec::new(),
+            nominations: Vec::new(),
             reason: Reason::Empty,
             method: MethodKind::Emptiness,
             mode: TerminationMode::Graceful,

@@ -41,6 +41,7 @@ impl Method for Expiration {
         Some(Disrupt {
             candidates: expired.iter().map(|c| c.name().to_owned()).collect(),
             replacements: Vec::new(),
+            nominations: Vec::new(),
             reason: Reason::Expired,
             method: MethodKind::Expiration,
             mode: TerminationMode::Forceful,

@@ -66,6 +66,20 @@ pub struct Options {
     pub max_simulations: usize,
     /// Candidates multi-node's replace search considers (upstream caps the whole method at 100).
     pub multi_node_replace_candidates: usize,
+    /// How multi-node consolidation searches.
+    pub multi_node_search: MultiNodeSearch,
+}
+
+/// How multi-node consolidation looks for nodes to remove.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MultiNodeSearch {
+    /// Greedy drain over every candidate, verified by the scheduler, then upstream's prefix
+    /// search for a replace ([`multi_node`]).
+    #[default]
+    Greedy,
+    /// Upstream's only search: binary search on a prefix of at most
+    /// [`Options::multi_node_replace_candidates`] candidates (kept for comparison).
+    PrefixBinarySearch,
 }
 
 impl Default for Options {
@@ -81,6 +95,7 @@ impl Default for Options {
             instance_type_drift_after_ms: 3_600_000,
             max_simulations: 64,
             multi_node_replace_candidates: 100,
+            multi_node_search: MultiNodeSearch::Greedy,
         }
     }
 }
@@ -252,8 +267,8 @@ pub fn validate(
     let indexes: Vec<usize> = chosen.iter().map(|c| c.index).collect();
     let moved =
         simulate::simulate(&ctx, &indexes).map_err(|stuck| Rejected::Scheduling(stuck.message))?;
-    let launches =
-        simulate::consolidate(&ctx, &chosen, moved, options).map_err(Rejected::Scheduling)?;
+    let launches = simulate::consolidate(&ctx, &chosen, moved.replacements, options)
+        .map_err(Rejected::Scheduling)?;
     match (command.replacements.first(), launches.first()) {
         (None, None) => Ok(()),
         (Some(before), Some(now)) => {

@@ -20,13 +20,14 @@
 //!    If the scheduler finds one cheaper replacement for the set, that is accepted too.
 //! 3. **Replace.** When no delete of two or more nodes holds, upstream's prefix binary search
 //!    looks for N nodes → 1 cheaper node, over the first
-//!    [`super::Options::multi_node_replace_candidates`] in upstream's order.
+//!    [`super::Options::multi_node_replace_candidates`] in upstream's order; a prefix is only
+//!    simulated when some instance type holding all its pods costs less than it does.
 
 use std::collections::BTreeSet;
 
 use super::command::{Disrupt, MethodKind, Reason};
-use super::single_node::{command, eligible, wants};
-use super::{Budgets, Candidate, Context, Method, Pass, simulate};
+use super::single_node::{cheapest_holder, command, eligible, wants};
+use super::{Budgets, Candidate, Context, Method, MultiNodeSearch, Pass, simulate};
 use crate::snapshot::{BudgetReason, NodeState, Snapshot};
 
 /// Entries of the free-room index a pod looks at before giving up.
@@ -210,18 +211,20 @@ impl Method for MultiNode {
             return None;
         }
         // 2. Verify the greedy set, shrinking it to what the scheduler confirms.
-        let mut set = pack(ctx, &cands, budgets);
+        let mut set = match ctx.options.multi_node_search {
+            MultiNodeSearch::Greedy => pack(ctx, &cands, budgets),
+            MultiNodeSearch::PrefixBinarySearch => Vec::new(),
+        };
         while set.len() >= 2 && pass.simulations < ctx.options.max_simulations {
             pass.simulations += 1;
             let indexes: Vec<usize> = set.iter().map(|c| c.index).collect();
             let drop: BTreeSet<String> = match simulate::simulate(ctx, &indexes) {
                 Ok(moved) => {
-                    let from = moved.launched_from.clone();
-                    match simulate::consolidate(ctx, &set, moved, ctx.options) {
+                    match simulate::consolidate(ctx, &set, moved.replacements, ctx.options) {
                         Ok(replacements) => {
-                            return Some(take(ctx, budgets, &set, replacements));
+                            return Some(take(ctx, budgets, &set, replacements, moved.nominations));
                         }
-                        Err(_) => from,
+                        Err(_) => moved.launched_from,
                     }
                 }
                 Err(stuck) => stuck.nodes,
@@ -248,21 +251,34 @@ impl Method for MultiNode {
         let mut best = None;
         while lo <= hi && pass.simulations < ctx.options.max_simulations {
             let mid = (lo + hi) / 2;
-            pass.simulations += 1;
             let chosen = &prefix[..mid];
+            if ctx.options.multi_node_search == MultiNodeSearch::Greedy
+                && cheapest_holder(chosen).is_none_or(|p| p >= simulate::price_of(chosen))
+            {
+                // The greedy drain already looked for deletes; a replace needs one node that
+                // holds every pod for less, and no instance type does.
+                hi = mid - 1;
+                continue;
+            }
+            pass.simulations += 1;
             let indexes: Vec<usize> = chosen.iter().map(|c| c.index).collect();
             let ok = simulate::simulate(ctx, &indexes)
                 .map_err(|s| s.message)
-                .and_then(|moved| simulate::consolidate(ctx, chosen, moved, ctx.options));
+                .and_then(|moved| {
+                    simulate::consolidate(ctx, chosen, moved.replacements, ctx.options)
+                        .map(|launches| (launches, moved.nominations))
+                });
             match ok {
-                Ok(replacements) => {
-                    best = Some((mid, replacements));
+                Ok(found) => {
+                    best = Some((mid, found));
                     lo = mid + 1;
                 }
                 Err(_) => hi = mid - 1,
             }
         }
-        best.map(|(n, replacements)| take(ctx, budgets, &prefix[..n], replacements))
+        best.map(|(n, (replacements, nominations))| {
+            take(ctx, budgets, &prefix[..n], replacements, nominations)
+        })
     }
 }
 
@@ -271,11 +287,12 @@ fn take(
     budgets: &mut Budgets,
     set: &[&Candidate<'_>],
     replacements: Vec<crate::provisioning::Launch>,
+    nominations: Vec<crate::provisioning::Nominate>,
 ) -> Disrupt {
     for c in set {
         budgets.take(&c.nodepool.name, BudgetReason::Underutilized);
     }
-    command(ctx, set, replacements, MethodKind::MultiNode)
+    command(ctx, set, replacements, nominations, MethodKind::MultiNode)
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use tandem_model::requirements::Requirement;
 
 use super::candidates::Candidate;
 use super::{Context, Options};
-use crate::provisioning::{InstanceOption, Launch, plan};
+use crate::provisioning::{InstanceOption, Launch, Nominate, plan};
 use crate::selector::Labels;
 use crate::snapshot::{BoundPod, NodeState, PendingPod, Snapshot};
 
@@ -23,6 +23,8 @@ pub struct Moved {
     pub replacements: Vec<Launch>,
     /// Removed nodes with a pod on one of the replacements.
     pub launched_from: BTreeSet<String>,
+    /// Moved pods that land on existing nodes.
+    pub nominations: Vec<Nominate>,
 }
 
 /// Why the removed nodes' pods cannot all move.
@@ -126,6 +128,12 @@ pub fn simulate(ctx: &Context<'_>, remove: &[usize]) -> Result<Moved, Stuck> {
     if !stuck.nodes.is_empty() {
         return Err(stuck);
     }
+    let nominations = plan
+        .nominations
+        .iter()
+        .filter(|n| origin.contains_key(&key(&n.pod.namespace, &n.pod.name)))
+        .cloned()
+        .collect();
     let mut launched_from = BTreeSet::new();
     let replacements = plan
         .launches
@@ -144,6 +152,7 @@ pub fn simulate(ctx: &Context<'_>, remove: &[usize]) -> Result<Moved, Stuck> {
     Ok(Moved {
         replacements,
         launched_from,
+        nominations,
     })
 }
 
@@ -185,10 +194,9 @@ fn worst_price(ctx: &Context<'_>, launch: &Launch, instance_type: &str) -> Optio
 pub fn consolidate(
     ctx: &Context<'_>,
     cands: &[&Candidate<'_>],
-    moved: Moved,
+    mut replacements: Vec<Launch>,
     options: &Options,
 ) -> Result<Vec<Launch>, String> {
-    let mut replacements = moved.replacements;
     match replacements.len() {
         0 => return Ok(Vec::new()),
         1 => {}

@@ -58,9 +58,11 @@ pub fn command(
     ctx: &Context<'_>,
     cands: &[&Candidate<'_>],
     replacements: Vec<crate::provisioning::Launch>,
+    nominations: Vec<crate::provisioning::Nominate>,
     method: MethodKind,
 ) -> Disrupt {
     Disrupt {
+        nominations,
         candidates: cands.iter().map(|c| c.name().to_owned()).collect(),
         cost_before: simulate::price_of(cands),
         cost_after: simulate::cost_of(&replacements),
@@ -72,26 +74,34 @@ pub fn command(
     }
 }
 
-/// The cheapest price at which `c`'s NodePool can launch a type whose allocatable holds the
-/// candidate's pods (CPU and memory only), from the pool's catalog.
-fn cheapest_holder(c: &Candidate<'_>) -> Option<UsdPerHour> {
-    let catalog = c.catalog?;
-    let (cpu, mem) = c.reschedulable.iter().fold((0, 0), |(a, b), p| {
-        (a + p.requests.cpu.0, b + p.requests.memory.0)
-    });
-    let mut reqs = c.nodepool.requirements.clone();
-    for (k, v) in &c.nodepool.labels {
-        reqs.add(tandem_model::requirements::Requirement::in_values(
-            k,
-            [v.as_str()],
-        ));
-    }
-    catalog
-        .types()
+/// The cheapest price at which one of the candidates' NodePools can launch a type whose
+/// allocatable holds all their pods (CPU and memory only): a lower bound on any replacement.
+pub fn cheapest_holder(cands: &[&Candidate<'_>]) -> Option<UsdPerHour> {
+    let (cpu, mem) = cands
         .iter()
-        .filter(|it| it.allocatable().cpu.0 >= cpu && it.allocatable().memory.0 >= mem)
-        .filter(|it| it.requirements().intersects(&reqs))
-        .filter_map(|it| it.cheapest_offering(&reqs).map(|o| o.price))
+        .flat_map(|c| c.reschedulable.iter())
+        .fold((0, 0), |(a, b), p| {
+            (a + p.requests.cpu.0, b + p.requests.memory.0)
+        });
+    cands
+        .iter()
+        .filter_map(|c| {
+            let catalog = c.catalog?;
+            let mut reqs = c.nodepool.requirements.clone();
+            for (k, v) in &c.nodepool.labels {
+                reqs.add(tandem_model::requirements::Requirement::in_values(
+                    k,
+                    [v.as_str()],
+                ));
+            }
+            catalog
+                .types()
+                .iter()
+                .filter(|it| it.allocatable().cpu.0 >= cpu && it.allocatable().memory.0 >= mem)
+                .filter(|it| it.requirements().intersects(&reqs))
+                .filter_map(|it| it.cheapest_offering(&reqs).map(|o| o.price))
+                .min()
+        })
         .min()
 }
 
@@ -123,7 +133,7 @@ impl Method for SingleNode {
             let deletable = rooms.fits_elsewhere(c);
             let replaceable = c
                 .price
-                .zip(cheapest_holder(c))
+                .zip(cheapest_holder(&[c]))
                 .is_some_and(|(now, cheapest)| cheapest < now);
             if !deletable && !replaceable {
                 pass.unconsolidatable(c.name(), "Can't replace with a cheaper node".to_owned());
@@ -135,11 +145,20 @@ impl Method for SingleNode {
             pass.simulations += 1;
             let result = simulate::simulate(ctx, &[c.index])
                 .map_err(|stuck| stuck.message)
-                .and_then(|moved| simulate::consolidate(ctx, &[c], moved, ctx.options));
+                .and_then(|moved| {
+                    simulate::consolidate(ctx, &[c], moved.replacements, ctx.options)
+                        .map(|launches| (launches, moved.nominations))
+                });
             match result {
-                Ok(replacements) => {
+                Ok((replacements, nominations)) => {
                     budgets.take(&c.nodepool.name, BudgetReason::Underutilized);
-                    return Some(command(ctx, &[c], replacements, MethodKind::SingleNode));
+                    return Some(command(
+                        ctx,
+                        &[c],
+                        replacements,
+                        nominations,
+                        MethodKind::SingleNode,
+                    ));
                 }
                 Err(message) => pass.unconsolidatable(c.name(), message),
             }
