@@ -12,8 +12,8 @@
 //!    Each one's pods, largest first, are placed best-fit on CPU into the free room of the nodes
 //!    that stay (an ordered index of free CPU; each pod scans at most
 //!    [`SCAN`] entries), within the pool's `Underutilized` budget. A candidate whose pods all
-//!    fit joins the removal set and the nodes that took its pods are kept; otherwise its
-//!    placements are undone. Cost: O(pods × log nodes), no scheduler call.
+//!    fit joins the removal set; otherwise its placements are undone. A node that took pods
+//!    may still go later, carrying them along. Cost: O(pods × log nodes), no scheduler call.
 //! 2. **Verify.** The whole set is simulated once with the real scheduler (taints, affinity,
 //!    topology, ports). Nodes whose pods it cannot place without a launch leave the set and the
 //!    rest is simulated again, until it holds (at most [`super::Options::max_simulations`]).
@@ -42,8 +42,8 @@ pub struct MultiNode;
 pub struct Rooms {
     free: Vec<[i64; 3]>,
     index: BTreeSet<(i64, usize)>,
-    /// Nodes that took pods in this pass: they stay.
-    kept: Vec<bool>,
+    /// Pods moved onto each node by this pass: they move again if that node goes too.
+    moved_in: Vec<Vec<[i64; 3]>>,
 }
 
 impl Rooms {
@@ -74,8 +74,12 @@ impl Rooms {
                 index.insert((f[0], i));
             }
         }
-        let kept = vec![false; free.len()];
-        Rooms { free, index, kept }
+        let moved_in = vec![Vec::new(); free.len()];
+        Rooms {
+            free,
+            index,
+            moved_in,
+        }
     }
 
     /// Best fit on CPU among the first [`SCAN`] nodes with enough CPU.
@@ -100,31 +104,42 @@ impl Rooms {
         }
     }
 
-    /// Moves the candidate's pods into the other nodes' room; on success they stay there and
-    /// the candidate is out of the index, else nothing changes.
-    fn drain(&mut self, c: &Candidate<'_>) -> Option<Vec<usize>> {
-        let was = self.index.remove(&(self.free[c.index][0], c.index));
+    /// The pods that would move if node `c` went: its reschedulable pods plus those this pass
+    /// already moved onto it, largest first.
+    fn load(&self, c: &Candidate<'_>) -> Vec<[i64; 3]> {
         let mut reqs: Vec<[i64; 3]> = c
             .reschedulable
             .iter()
             .map(|p| [p.requests.cpu.0, p.requests.memory.0, 1])
+            .chain(self.moved_in[c.index].iter().copied())
             .collect();
         reqs.sort_by(|a, b| b.cmp(a));
-        let mut placed = Vec::with_capacity(reqs.len());
-        for r in &reqs {
-            if let Some(i) = self.place(*r) {
-                placed.push(i);
+        reqs
+    }
+
+    /// Places the candidate's load in the other nodes' room; on success the room is taken and
+    /// the candidate is out of the index, else nothing changes.
+    fn drain(&mut self, c: &Candidate<'_>) -> Option<Vec<(usize, [i64; 3])>> {
+        let was = self.index.remove(&(self.free[c.index][0], c.index));
+        let mut placed = Vec::new();
+        for r in self.load(c) {
+            if let Some(i) = self.place(r) {
+                placed.push((i, r));
             } else {
-                for (i, r) in placed.iter().zip(&reqs) {
-                    self.adjust(*i, *r, 1);
-                }
-                if was {
-                    self.index.insert((self.free[c.index][0], c.index));
-                }
+                self.undo(c, was, &placed);
                 return None;
             }
         }
         Some(placed)
+    }
+
+    fn undo(&mut self, c: &Candidate<'_>, was: bool, placed: &[(usize, [i64; 3])]) {
+        for (i, r) in placed {
+            self.adjust(*i, *r, 1);
+        }
+        if was {
+            self.index.insert((self.free[c.index][0], c.index));
+        }
     }
 
     /// Whether the candidate's pods fit in the other nodes' room (nothing changes).
@@ -133,18 +148,7 @@ impl Rooms {
         let Some(placed) = self.drain(c) else {
             return false;
         };
-        let mut reqs: Vec<[i64; 3]> = c
-            .reschedulable
-            .iter()
-            .map(|p| [p.requests.cpu.0, p.requests.memory.0, 1])
-            .collect();
-        reqs.sort_by(|a, b| b.cmp(a));
-        for (i, r) in placed.iter().zip(&reqs) {
-            self.adjust(*i, *r, 1);
-        }
-        if was {
-            self.index.insert((self.free[c.index][0], c.index));
-        }
+        self.undo(c, was, &placed);
         true
     }
 }
@@ -171,14 +175,13 @@ pub fn pack<'c>(
     let mut budgets = budgets.clone();
     let mut set = Vec::new();
     for c in order {
-        if rooms.kept[c.index]
-            || budgets.remaining(&c.nodepool.name, BudgetReason::Underutilized) == 0
-        {
+        if budgets.remaining(&c.nodepool.name, BudgetReason::Underutilized) == 0 {
             continue;
         }
         if let Some(placed) = rooms.drain(c) {
-            for i in placed {
-                rooms.kept[i] = true;
+            rooms.moved_in[c.index].clear();
+            for (i, r) in placed {
+                rooms.moved_in[i].push(r);
             }
             budgets.take(&c.nodepool.name, BudgetReason::Underutilized);
             set.push(c);
