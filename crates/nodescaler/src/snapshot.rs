@@ -430,8 +430,10 @@ pub struct ExistingNode {
 /// The disruption facts of a node and its NodeClaim.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct NodeDisruption {
-    /// NodeClaim creation time, ms since the epoch (expiration and drift age).
-    pub created_ms: i64,
+    /// NodeClaim creation time, ms since the epoch (expiration and drift age); `None` when
+    /// unknown, and then the node neither expires nor ages into `InstanceTypeNotFound`, so a
+    /// shell that does not fill it cannot expire the whole cluster at once.
+    pub created_ms: Option<i64>,
     /// Last time a pod was bound to or removed from the node, or when it initialized, ms since
     /// the epoch: `consolidateAfter` counts from here (upstream `Consolidatable` condition).
     pub last_pod_event_ms: i64,

@@ -95,7 +95,7 @@ fn build(nodes: &[NodeSpec], budget: BudgetNodes) -> Snapshot {
             .label(labels::ZONE, "us-east-1a")
             .label(labels::CAPACITY_TYPE, "on-demand")
             .disruption(NodeDisruption {
-                created_ms: 0,
+                created_ms: Some(0),
                 last_pod_event_ms: 60_000 - spec.idle_ms,
                 nodepool_hash: Some(if spec.drifted { "v1" } else { "v2" }.to_owned()),
                 ..NodeDisruption::default()

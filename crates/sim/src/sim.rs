@@ -686,7 +686,7 @@ impl Simulation {
         for e in &mut snap.nodes {
             if let Some(n) = by_name.get(e.name.as_str()) {
                 e.disruption = NodeDisruption {
-                    created_ms: n.launched,
+                    created_ms: Some(n.launched),
                     last_pod_event_ms: n.last_pod_event,
                     ..NodeDisruption::default()
                 };

@@ -52,7 +52,8 @@ pub fn drifted(c: &Candidate<'_>, ctx: &Context<'_>) -> Option<String> {
     if labels_drifted {
         return Some("RequirementsDrifted".to_owned());
     }
-    if ctx.now_ms - d.created_ms >= ctx.options.instance_type_drift_after_ms
+    if d.created_ms
+        .is_some_and(|t| ctx.now_ms - t >= ctx.options.instance_type_drift_after_ms)
         && let (Some(catalog), Some(it)) = (c.catalog, c.node.labels.get(labels::INSTANCE_TYPE))
         && catalog.get(it).is_none()
     {

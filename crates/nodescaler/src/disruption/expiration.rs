@@ -23,7 +23,8 @@ impl Method for Expiration {
     fn should_disrupt(&self, c: &Candidate<'_>, ctx: &Context<'_>) -> bool {
         c.settings
             .expire_after_ms
-            .is_some_and(|after| ctx.now_ms - c.node.disruption.created_ms >= after)
+            .zip(c.node.disruption.created_ms)
+            .is_some_and(|(after, created)| ctx.now_ms - created >= after)
     }
 
     fn compute(&self, ctx: &Context<'_>, _: &mut Budgets, _: &mut Pass) -> Option<Disrupt> {
@@ -69,7 +70,7 @@ mod tests {
         });
         let s = cluster().node(node("old", "m5.large").pod(protected)).node(
             node("young", "m5.large").disruption(NodeDisruption {
-                created_ms: 700 * HOUR,
+                created_ms: Some(700 * HOUR),
                 ..NodeDisruption::default()
             }),
         );
@@ -82,6 +83,24 @@ mod tests {
             decide(&s, 720 * HOUR - 1, &Options::default())
                 .command
                 .is_none_or(|c| c.reason != Reason::Expired)
+        );
+    }
+
+    #[test]
+    fn node_of_unknown_age_never_expires() {
+        let s = cluster()
+            .node(node("n", "m5.large").disruption(NodeDisruption::default()))
+            .pool_disruption(
+                "default",
+                PoolDisruption {
+                    consolidate_after_ms: None,
+                    ..PoolDisruption::default()
+                },
+            );
+        assert!(
+            decide(&s, 10_000 * HOUR, &Options::default())
+                .command
+                .is_none()
         );
     }
 

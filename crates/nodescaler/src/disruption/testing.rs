@@ -24,7 +24,7 @@ pub fn cluster() -> Snapshot {
         .nodepool(NodePool::new("default", "default"))
 }
 
-/// A Ready on-demand node of `instance_type` in us-east-1a, in pool `default`.
+/// A Ready on-demand node of `instance_type` in us-east-1a, in pool `default`, created at 0.
 pub fn node(name: &str, instance_type: &str) -> ExistingNode {
     let it = aws();
     let alloc = it.get(instance_type).unwrap().allocatable().clone();
@@ -34,6 +34,7 @@ pub fn node(name: &str, instance_type: &str) -> ExistingNode {
         .label(labels::ZONE, "us-east-1a")
         .label(labels::CAPACITY_TYPE, "on-demand")
         .disruption(NodeDisruption {
+            created_ms: Some(0),
             node_class: Some("default".to_owned()),
             ..NodeDisruption::default()
         })
