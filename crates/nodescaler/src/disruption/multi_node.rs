@@ -8,13 +8,14 @@
 //!
 //! Here the delete search is a greedy drain over every candidate, bounded and deterministic:
 //!
-//! 1. **Pack.** Candidates go in one order (least utilized, largest price per requested CPU,
-//!    most expensive — each drain is cheap, so all three run and the set that saves most
-//!    wins). Each one's pods, largest first, are placed best-fit on CPU into the free room of the nodes
-//!    that stay (an ordered index of free CPU; each pod scans at most
+//! 1. **Pack.** Candidates are taken in one order (least utilized, largest price per
+//!    requested CPU, or most expensive; each drain is cheap, so all three run and the set that
+//!    saves most wins). Each one's pods, largest first, are placed best-fit on CPU into the free
+//!    room of the nodes that stay (an ordered index of free CPU; each pod scans at most
 //!    [`SCAN`] entries), within the pool's `Underutilized` budget. A candidate whose pods all
 //!    fit joins the removal set; otherwise its placements are undone. A node that took pods
-//!    may still go later, carrying them along. Cost: O(pods × log nodes), no scheduler call.
+//!    may still go later, carrying them along. Cost: O(pods × log nodes) per order, no
+//!    scheduler call.
 //! 2. **Verify.** The whole set is simulated once with the real scheduler (taints, affinity,
 //!    topology, ports). Nodes whose pods it cannot place without a launch leave the set and the
 //!    rest is simulated again, until it holds (at most [`super::Options::max_simulations`]).
