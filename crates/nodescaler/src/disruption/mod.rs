@@ -292,3 +292,63 @@ pub fn validate(
         )),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::disruption::testing::{cluster, node, workload_pod};
+    use crate::snapshot::{Budget, BudgetNodes, NodeDisruption, NodeState, PoolDisruption};
+
+    fn settings(budget: BudgetNodes) -> PoolDisruption {
+        PoolDisruption {
+            budgets: vec![Budget::nodes(budget)],
+            hash: Some("v2".to_owned()),
+            ..PoolDisruption::default()
+        }
+    }
+
+    #[test]
+    fn methods_run_in_priority_order_and_the_first_command_wins() {
+        let drifted = node("drifted", "m5.large")
+            .pod(workload_pod("p", 100))
+            .disruption(NodeDisruption {
+                created_ms: Some(0),
+                nodepool_hash: Some("v1".to_owned()),
+                node_class: Some("default".to_owned()),
+                ..NodeDisruption::default()
+            });
+        let s = cluster()
+            .node(node("empty", "m5.large"))
+            .node(drifted)
+            .node(node("busy", "m5.xlarge").pod(workload_pod("q", 100)))
+            .pool_disruption("default", settings(BudgetNodes::Percent(100)));
+        let opts = Options::default();
+        let first = decide(&s, 0, &opts).command.unwrap();
+        assert_eq!(
+            (first.method, first.candidates.clone()),
+            (MethodKind::Emptiness, vec!["empty".to_owned()])
+        );
+        let mut s = s;
+        s.nodes.remove(0);
+        let second = decide(&s, 0, &opts).command.unwrap();
+        assert_eq!(second.method, MethodKind::Drift);
+        assert_eq!(second.candidates, vec!["drifted"]);
+    }
+
+    #[test]
+    fn validation_rejects_a_command_once_its_budget_is_used_elsewhere() {
+        let s = cluster()
+            .node(node("big", "m5.xlarge").pod(workload_pod("a", 1000)))
+            .node(node("small", "m5.large").pod(workload_pod("b", 200)))
+            .pool_disruption("default", settings(BudgetNodes::Count(1)));
+        let opts = Options::default();
+        let cmd = decide(&s, 0, &opts).command.unwrap();
+        assert_eq!(cmd.reason, Reason::Underutilized);
+        let mut fresh = s.clone();
+        fresh = fresh.node(node("leaving", "m5.large").state(NodeState::Deleting));
+        assert!(matches!(
+            validate(&cmd, &fresh, 15_000, &opts),
+            Err(Rejected::Budget(..))
+        ));
+    }
+}
