@@ -6,17 +6,18 @@
 //!   `BATCH_MAX_DURATION` 10 s, core `pkg/controllers/provisioning/batcher.go`);
 //! - [`provision`]: `nodescaler::plan` over a snapshot the simulator builds;
 //! - [`disrupt`]: `nodescaler::disruption::decide` (expiration, emptiness, drift, multi- and
-//!   single-node consolidation within budgets); the simulator executes the command as the
-//!   queue does: deletes at once, replacements launched first and the candidates removed once
-//!   every replacement is Ready ([`CONSOLIDATION_NOTE`] says so in every report).
+//!   single-node consolidation within budgets) and [`validate`] after the command's delay; the
+//!   simulator executes the command as the queue does: deletes at once, replacements launched
+//!   first and the candidates removed once every replacement is Ready ([`CONSOLIDATION_NOTE`] says so in every report).
 
-use tandem_nodescaler::disruption::{self, Decision};
+use tandem_nodescaler::disruption::{self, Decision, Disrupt, Rejected};
 use tandem_nodescaler::snapshot::Snapshot;
 use tandem_nodescaler::{Options, Plan};
 
 /// Printed in every report: how disruption is simulated.
 pub const CONSOLIDATION_NOTE: &str = "consolidation: nodescaler::disruption (emptiness, drift, \
-     multi- and single-node); commands act without the 15 s validation delay";
+     multi- and single-node), re-validated after 15 s; pods of a removed node are recreated \
+     and scheduled anew";
 
 /// Plans capacity for the snapshot's pending pods.
 pub fn provision(snapshot: &Snapshot, options: &Options) -> Plan {
@@ -63,6 +64,16 @@ impl Batcher {
 /// One disruption pass: exactly the function the controllers call.
 pub fn disrupt(snapshot: &Snapshot, now: i64, options: &disruption::Options) -> Decision {
     disruption::decide(snapshot, now, options)
+}
+
+/// Re-checks a command after its validation delay, as the executor does.
+pub fn validate(
+    command: &Disrupt,
+    fresh: &Snapshot,
+    now: i64,
+    options: &disruption::Options,
+) -> Result<(), Rejected> {
+    disruption::validate(command, fresh, now, options)
 }
 
 #[cfg(test)]

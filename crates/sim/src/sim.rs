@@ -61,6 +61,7 @@ enum Ev {
     Disruption,
     Interrupt(u64),
     Terminate(u64),
+    Validate,
     Sample,
     End,
 }
@@ -141,6 +142,8 @@ pub struct Simulation {
     last_consolidation: BTreeMap<usize, i64>,
     /// Disruption commands waiting for their replacements: (candidates, replacements).
     replacing: Vec<(Vec<u64>, Vec<u64>)>,
+    /// A command waiting out its validation delay; the disruption loop waits with it.
+    validating: Option<Disrupt>,
     pub(crate) acct: Accounting,
     done: bool,
 }
@@ -187,6 +190,7 @@ impl Simulation {
             retry_queued: false,
             last_consolidation: BTreeMap::new(),
             replacing: Vec::new(),
+            validating: None,
             acct: Accounting::default(),
             done: false,
             input,
@@ -278,6 +282,7 @@ impl Simulation {
             Ev::Disruption => self.disruption(),
             Ev::Interrupt(id) => self.interrupt(id),
             Ev::Terminate(id) => self.terminate(id),
+            Ev::Validate => self.validate(),
             Ev::Sample => self.sample(),
             Ev::End => {
                 self.finish();
@@ -1015,12 +1020,31 @@ impl Simulation {
 
     fn disruption(&mut self) {
         self.finish_replacements();
-        let snap = self.disruption_snapshot();
-        let decision = nodelayer::disrupt(&snap, self.now, &self.input.disruption);
-        if let Some(cmd) = decision.command {
-            self.execute(&cmd);
+        if self.validating.is_none() {
+            let snap = self.disruption_snapshot();
+            let decision = nodelayer::disrupt(&snap, self.now, &self.input.disruption);
+            match decision.command {
+                Some(cmd) if cmd.revalidate_after_ms > 0 => {
+                    self.push(self.now + cmd.revalidate_after_ms, Ev::Validate);
+                    self.validating = Some(cmd);
+                }
+                Some(cmd) => self.execute(&cmd),
+                None => {}
+            }
         }
         self.push(self.now + self.input.disruption_every_ms, Ev::Disruption);
+    }
+
+    /// After the validation delay: the command runs only if it still holds on a fresh
+    /// snapshot (upstream `commandValidationDelay`, then re-simulation).
+    fn validate(&mut self) {
+        let Some(cmd) = self.validating.take() else {
+            return;
+        };
+        let snap = self.disruption_snapshot();
+        if nodelayer::validate(&cmd, &snap, self.now, &self.input.disruption).is_ok() {
+            self.execute(&cmd);
+        }
     }
 
     /// Executes a disruption command as upstream's queue does: replacements first, candidates
