@@ -333,6 +333,8 @@ pub struct BoundPod {
     pub anti_affinity: Vec<PodAffinityTerm>,
     /// True when only nominated (not yet bound) by an earlier plan.
     pub nominated: bool,
+    /// What disruption needs to know about it; the default is a plain, evictable workload pod.
+    pub disruption: PodDisruption,
 }
 
 impl BoundPod {
@@ -346,7 +348,50 @@ impl BoundPod {
             host_ports: Vec::new(),
             anti_affinity: Vec::new(),
             nominated: false,
+            disruption: PodDisruption::default(),
         }
+    }
+
+    /// Sets what disruption knows about the pod.
+    pub fn disruption(mut self, disruption: PodDisruption) -> Self {
+        self.disruption = disruption;
+        self
+    }
+}
+
+/// Who owns a bound pod, as far as disruption cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub enum PodOwner {
+    /// A workload pod (ReplicaSet, StatefulSet, Job, bare pod): it must be rescheduled before
+    /// its node goes.
+    #[default]
+    Workload,
+    /// A DaemonSet pod: it goes with its node and does not make a node non-empty.
+    DaemonSet,
+    /// A static (mirror) pod: owned by the node itself.
+    Mirror,
+}
+
+/// The disruption facts of a bound pod, resolved by the state crate (annotations, PDBs).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PodDisruption {
+    /// Owner kind: DaemonSet and mirror pods are not rescheduled.
+    pub owner: PodOwner,
+    /// `karpenter.sh/do-not-disrupt: "true"` on an active pod: blocks voluntary disruption.
+    pub do_not_disrupt: bool,
+    /// Set when a PodDisruptionBudget does not allow evicting the pod now (no disruption
+    /// allowed, or more than one PDB selects it), with the PDB's `namespace/name` or the reason.
+    pub pdb_blocked: Option<String>,
+    /// The pod's full scheduling constraints, used to simulate where it goes when its node is
+    /// removed. `None`: requests, labels, host ports and anti-affinity of the bound pod only (no
+    /// tolerations or node affinity).
+    pub spec: Option<Arc<PendingPod>>,
+}
+
+impl PodDisruption {
+    /// True when the pod must find another node before its node is removed.
+    pub fn is_reschedulable(&self) -> bool {
+        self.owner == PodOwner::Workload
     }
 }
 
@@ -378,6 +423,29 @@ pub struct ExistingNode {
     pub pods: Vec<BoundPod>,
     /// Life-cycle state.
     pub state: NodeState,
+    /// What disruption needs to know about it (NodeClaim age, hash, annotations).
+    pub disruption: NodeDisruption,
+}
+
+/// The disruption facts of a node and its NodeClaim.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct NodeDisruption {
+    /// NodeClaim creation time, ms since the epoch (expiration and drift age); `None` when
+    /// unknown, and then the node neither expires nor ages into `InstanceTypeNotFound`, so a
+    /// shell that does not fill it cannot expire the whole cluster at once.
+    pub created_ms: Option<i64>,
+    /// Last time a pod was bound to or removed from the node, or when it initialized, ms since
+    /// the epoch: `consolidateAfter` counts from here (upstream `Consolidatable` condition).
+    pub last_pod_event_ms: i64,
+    /// `karpenter.sh/do-not-disrupt: "true"` on the Node or NodeClaim: blocks every voluntary
+    /// method (not expiration).
+    pub do_not_disrupt: bool,
+    /// The NodeClaim's `karpenter.sh/nodepool-hash` annotation.
+    pub nodepool_hash: Option<String>,
+    /// The name of the NodeClass the NodeClaim was launched from (`spec.nodeClassRef.name`).
+    pub node_class: Option<String>,
+    /// Drift the cloud provider reports (`AMIDrift`, `SubnetDrift` …), if any.
+    pub provider_drift: Option<String>,
 }
 
 impl ExistingNode {
@@ -392,7 +460,14 @@ impl ExistingNode {
             allocatable,
             pods: Vec::new(),
             state: NodeState::Ready,
+            disruption: NodeDisruption::default(),
         }
+    }
+
+    /// Sets what disruption knows about the node.
+    pub fn disruption(mut self, disruption: NodeDisruption) -> Self {
+        self.disruption = disruption;
+        self
     }
 
     /// Adds a label.
@@ -632,6 +707,94 @@ pub struct Snapshot {
     pub daemonsets: Vec<DaemonSet>,
     /// Instance types per NodeClass name; shared because catalogs are large and immutable.
     pub catalogs: BTreeMap<String, Arc<Catalog>>,
+    /// Disruption settings per NodePool name; a pool without an entry has upstream's defaults
+    /// ([`PoolDisruption::default`]). Provisioning does not read them.
+    pub disruption: BTreeMap<String, PoolDisruption>,
+}
+
+/// `spec.disruption.consolidationPolicy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub enum ConsolidationPolicy {
+    /// Only empty nodes are removed.
+    WhenEmpty,
+    /// Empty nodes are removed and underutilized ones consolidated (upstream default).
+    #[default]
+    WhenEmptyOrUnderutilized,
+}
+
+/// A budget's `nodes`: a count or a percentage of the pool's nodes (rounded up).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum BudgetNodes {
+    /// At most this many nodes disrupting at once.
+    Count(u32),
+    /// At most this percentage of the pool's nodes, rounded up.
+    Percent(u32),
+}
+
+/// The reasons a budget may be restricted to (`budgets[].reasons`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum BudgetReason {
+    /// Emptiness.
+    Empty,
+    /// Drift.
+    Drifted,
+    /// Consolidation.
+    Underutilized,
+}
+
+/// One entry of `spec.disruption.budgets`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Budget {
+    /// How many nodes may be disrupting.
+    pub nodes: BudgetNodes,
+    /// Five-field cron (UTC) that opens the budget's window; `None`: always active.
+    pub schedule: Option<String>,
+    /// Window length after each schedule hit, ms.
+    pub duration_ms: Option<i64>,
+    /// Reasons it applies to; empty means all.
+    pub reasons: Vec<BudgetReason>,
+}
+
+impl Budget {
+    /// An always-active budget for every reason.
+    pub fn nodes(nodes: BudgetNodes) -> Self {
+        Budget {
+            nodes,
+            schedule: None,
+            duration_ms: None,
+            reasons: Vec::new(),
+        }
+    }
+}
+
+/// A NodePool's disruption settings (`spec.disruption`, `template.spec.expireAfter`) and hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolDisruption {
+    /// Consolidation policy.
+    pub policy: ConsolidationPolicy,
+    /// `consolidateAfter` in ms; `None` is `Never` (no emptiness, no consolidation).
+    pub consolidate_after_ms: Option<i64>,
+    /// Budgets; an empty list allows everything (the API defaults it to `nodes: 10%`, and so
+    /// does [`PoolDisruption::default`]).
+    pub budgets: Vec<Budget>,
+    /// `expireAfter` in ms; `None` is `Never`.
+    pub expire_after_ms: Option<i64>,
+    /// The NodePool's current `karpenter.sh/nodepool-hash`; `None` skips the hash drift check.
+    pub hash: Option<String>,
+}
+
+impl Default for PoolDisruption {
+    /// Upstream's API defaults: `WhenEmptyOrUnderutilized`, `consolidateAfter: 0s`,
+    /// `budgets: [{nodes: 10%}]`, `expireAfter: 720h`.
+    fn default() -> Self {
+        PoolDisruption {
+            policy: ConsolidationPolicy::WhenEmptyOrUnderutilized,
+            consolidate_after_ms: Some(0),
+            budgets: vec![Budget::nodes(BudgetNodes::Percent(10))],
+            expire_after_ms: Some(720 * 3_600_000),
+            hash: None,
+        }
+    }
 }
 
 impl Snapshot {
@@ -683,6 +846,20 @@ impl Snapshot {
     pub fn in_flight(mut self, claim: InFlightClaim) -> Self {
         self.in_flight.push(claim);
         self
+    }
+
+    /// Sets the disruption settings of a NodePool.
+    pub fn pool_disruption(mut self, nodepool: &str, disruption: PoolDisruption) -> Self {
+        self.disruption.insert(nodepool.to_owned(), disruption);
+        self
+    }
+
+    /// The disruption settings of a NodePool (upstream defaults when absent).
+    pub fn disruption_of(&self, nodepool: &str) -> std::borrow::Cow<'_, PoolDisruption> {
+        self.disruption.get(nodepool).map_or_else(
+            || std::borrow::Cow::Owned(PoolDisruption::default()),
+            std::borrow::Cow::Borrowed,
+        )
     }
 
     /// Adds a DaemonSet.

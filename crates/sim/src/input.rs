@@ -6,7 +6,10 @@ use std::sync::Arc;
 
 use tandem_model::catalog::Catalog;
 use tandem_nodescaler::Options;
-use tandem_nodescaler::snapshot::{NodePool, PendingPod};
+use tandem_nodescaler::disruption;
+use tandem_nodescaler::snapshot::{
+    self as snap, BudgetNodes, ConsolidationPolicy, NodePool, PendingPod, PoolDisruption,
+};
 use tandem_podscaler::decision::ScaledObjectConfig;
 
 use crate::cloud::CloudConfig;
@@ -22,6 +25,33 @@ pub struct PoolInput {
     /// Budgets without a schedule that limit emptiness: `(count, percent)`, the minimum wins;
     /// empty means upstream's default 10%.
     pub budgets: Vec<Budget>,
+}
+
+impl PoolInput {
+    /// The disruption settings the simulator applies: `consolidateAfter` and the budgets above,
+    /// upstream's default policy (`WhenEmptyOrUnderutilized`), no expiry (runs are hours long)
+    /// and no hash (nothing drifts unless [`SimInput::pool_disruption`] says so).
+    pub fn disruption(&self) -> PoolDisruption {
+        PoolDisruption {
+            policy: ConsolidationPolicy::WhenEmptyOrUnderutilized,
+            consolidate_after_ms: self.consolidate_after_ms,
+            budgets: if self.budgets.is_empty() {
+                PoolDisruption::default().budgets
+            } else {
+                self.budgets
+                    .iter()
+                    .map(|b| {
+                        snap::Budget::nodes(match *b {
+                            Budget::Count(n) => BudgetNodes::Count(n),
+                            Budget::Percent(p) => BudgetNodes::Percent(p),
+                        })
+                    })
+                    .collect()
+            },
+            expire_after_ms: None,
+            hash: None,
+        }
+    }
 }
 
 /// A disruption budget's `nodes`.
@@ -158,6 +188,11 @@ pub struct SimInput {
     pub hpa_sync_ms: i64,
     /// Disruption controller poll (Karpenter: 10 s).
     pub disruption_every_ms: i64,
+    /// Disruption options (validation delay, spot-to-spot gate, work budget).
+    pub disruption: disruption::Options,
+    /// Disruption settings per NodePool name, replacing [`PoolInput::disruption`] (policy,
+    /// budgets with schedules, `expireAfter`).
+    pub pool_disruption: BTreeMap<String, PoolDisruption>,
 }
 
 impl SimInput {
@@ -180,6 +215,8 @@ impl SimInput {
             batch_max_ms: 10_000,
             hpa_sync_ms: 15_000,
             disruption_every_ms: 10_000,
+            disruption: disruption::Options::default(),
+            pool_disruption: BTreeMap::new(),
         }
     }
 }

@@ -18,12 +18,13 @@
 //!                                 │          ▼
 //!      Ready node ◄── cloud (provision, join) ◄── node layer (batch 1 s idle / 10 s max,
 //!          │            ▲ ICE, spot interruption        nodescaler::plan → launches)
-//!          └──► disruption (emptiness after consolidateAfter, budgets) ──► terminate
+//!          └──► disruption (nodescaler::disruption::decide: emptiness, drift, multi- and
+//!               single-node consolidation within budgets) ──► replacements, then terminate
 //! ```
 //!
 //! Every decision of the node layer goes through [`nodelayer`], the one adapter in front of
-//! `tandem-nodescaler`, so the simulator follows that crate as it grows; consolidation is
-//! emptiness only until `nodescaler::disruption` lands (see [`nodelayer::CONSOLIDATION_NOTE`]).
+//! `tandem-nodescaler`, so the simulator follows that crate as it grows (see
+//! [`nodelayer::CONSOLIDATION_NOTE`] for what disruption does not model yet).
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 

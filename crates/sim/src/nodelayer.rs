@@ -5,19 +5,19 @@
 //! - [`Batcher`]: Karpenter's provisioning batch window (`BATCH_IDLE_DURATION` 1 s,
 //!   `BATCH_MAX_DURATION` 10 s, core `pkg/controllers/provisioning/batcher.go`);
 //! - [`provision`]: `nodescaler::plan` over a snapshot the simulator builds;
-//! - [`emptiness`]: a minimal, clearly-named stand-in for disruption: a node without pods for
-//!   `consolidateAfter` is removed, within the NodePool's budgets. Underutilization,
-//!   multi-node consolidation, drift and expiration are not simulated yet
-//!   ([`CONSOLIDATION_NOTE`] says so in every report).
+//! - [`disrupt`]: `nodescaler::disruption::decide` (expiration, emptiness, drift, multi- and
+//!   single-node consolidation within budgets) and [`validate`] after the command's delay; the
+//!   simulator executes the command as the queue does: deletes at once, replacements launched
+//!   first and the candidates removed once every replacement is Ready ([`CONSOLIDATION_NOTE`] says so in every report).
 
+use tandem_nodescaler::disruption::{self, Decision, Disrupt, Rejected};
 use tandem_nodescaler::snapshot::Snapshot;
 use tandem_nodescaler::{Options, Plan};
 
-use crate::input::{Budget, PoolInput};
-
-/// Printed in every report until `nodescaler::disruption` exists.
-pub const CONSOLIDATION_NOTE: &str =
-    "consolidation: emptiness only until nodescaler::disruption lands";
+/// Printed in every report: how disruption is simulated.
+pub const CONSOLIDATION_NOTE: &str = "consolidation: nodescaler::disruption (emptiness, drift, \
+     multi- and single-node), re-validated after 15 s; pods of a removed node are recreated \
+     and scheduled anew";
 
 /// Plans capacity for the snapshot's pending pods.
 pub fn provision(snapshot: &Snapshot, options: &Options) -> Plan {
@@ -61,93 +61,69 @@ impl Batcher {
     }
 }
 
-/// The minimal emptiness method.
-pub mod emptiness {
-    use super::{Budget, PoolInput};
+/// One disruption pass: exactly the function the controllers call.
+pub fn disrupt(snapshot: &Snapshot, now: i64, options: &disruption::Options) -> Decision {
+    disruption::decide(snapshot, now, options)
+}
 
-    /// A node as emptiness sees it.
-    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-    pub struct Candidate {
-        /// Node id.
-        pub id: u64,
-        /// Pool index.
-        pub pool: usize,
-        /// No pods bound or nominated.
-        pub empty: bool,
-        /// Last time a pod was added to or removed from it (or it became Ready).
-        pub last_pod_event_ms: i64,
-        /// Already being disrupted (counts against budgets).
-        pub disrupting: bool,
-    }
-
-    /// Nodes to remove now: empty for at least their pool's `consolidateAfter`, at most as many
-    /// per pool as its tightest budget allows (default 10%, rounded up), oldest-empty first.
-    pub fn select(nodes: &[Candidate], pools: &[PoolInput], now: i64) -> Vec<u64> {
-        let mut out = Vec::new();
-        for (p, pool) in pools.iter().enumerate() {
-            let Some(after) = pool.consolidate_after_ms else {
-                continue;
-            };
-            let in_pool: Vec<&Candidate> = nodes.iter().filter(|n| n.pool == p).collect();
-            let total = in_pool.len();
-            let disrupting = in_pool.iter().filter(|n| n.disrupting).count();
-            let allowed = if pool.budgets.is_empty() {
-                Budget::Percent(10).allowed(total)
-            } else {
-                pool.budgets
-                    .iter()
-                    .map(|b| b.allowed(total))
-                    .min()
-                    .unwrap_or(0)
-            }
-            .saturating_sub(disrupting);
-            let mut ready: Vec<&&Candidate> = in_pool
-                .iter()
-                .filter(|n| n.empty && !n.disrupting && now - n.last_pod_event_ms >= after)
-                .collect();
-            ready.sort_by_key(|n| (n.last_pod_event_ms, n.id));
-            out.extend(ready.into_iter().take(allowed).map(|n| n.id));
-        }
-        out
-    }
+/// Re-checks a command after its validation delay, as the executor does.
+pub fn validate(
+    command: &Disrupt,
+    fresh: &Snapshot,
+    now: i64,
+    options: &disruption::Options,
+) -> Result<(), Rejected> {
+    disruption::validate(command, fresh, now, options)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::emptiness::{Candidate, select};
+    use std::sync::Arc;
+
     use super::*;
-    use tandem_nodescaler::snapshot::NodePool;
-
-    fn pool(after: Option<i64>, budgets: Vec<Budget>) -> PoolInput {
-        PoolInput {
-            pool: NodePool::new("p", "c"),
-            consolidate_after_ms: after,
-            budgets,
-        }
-    }
-
-    fn node(id: u64, empty: bool, last: i64) -> Candidate {
-        Candidate {
-            id,
-            pool: 0,
-            empty,
-            last_pod_event_ms: last,
-            disrupting: false,
-        }
-    }
+    use crate::input::{Budget, PoolInput};
+    use tandem_model::catalog::Catalog;
+    use tandem_model::labels;
+    use tandem_nodescaler::snapshot::{ExistingNode, NodeDisruption, NodePool};
 
     #[test]
     fn empty_node_past_consolidate_after_is_removed_within_budget() {
-        let nodes: Vec<Candidate> = (0..11).map(|i| node(i, i < 5, 0)).collect();
+        let catalog = Arc::new(Catalog::kwok());
+        let it = catalog.types()[0].clone();
+        let zone = it.offerings()[0].zone.clone();
+        let pool = PoolInput {
+            pool: NodePool::new("p", "c"),
+            consolidate_after_ms: Some(60_000),
+            budgets: vec![],
+        };
+        let mut s = Snapshot::new()
+            .catalog("c", catalog.clone())
+            .nodepool(pool.pool.clone())
+            .pool_disruption("p", pool.disruption());
+        for i in 0..11 {
+            s = s.node(
+                ExistingNode::new(&format!("n{i:02}"), it.allocatable().clone())
+                    .label(labels::NODEPOOL, "p")
+                    .label(labels::INSTANCE_TYPE, it.name())
+                    .label(labels::ZONE, &zone)
+                    .label(labels::CAPACITY_TYPE, "on-demand")
+                    .disruption(NodeDisruption::default()),
+            );
+        }
+        let opts = disruption::Options::default();
         // 10% of 11 nodes, rounded up: 2.
+        let cmd = disrupt(&s, 60_000, &opts).command.unwrap();
+        assert_eq!(cmd.candidates, vec!["n00", "n01"]);
+        assert!(disrupt(&s, 59_999, &opts).command.is_none());
+        let all = PoolInput {
+            budgets: vec![Budget::Percent(100)],
+            ..pool
+        };
+        let s = s.pool_disruption("p", all.disruption());
         assert_eq!(
-            select(&nodes, &[pool(Some(60_000), vec![])], 60_000),
-            vec![0, 1]
+            disrupt(&s, 60_000, &opts).command.unwrap().candidates.len(),
+            11
         );
-        assert!(select(&nodes, &[pool(Some(60_000), vec![])], 59_999).is_empty());
-        assert!(select(&nodes, &[pool(None, vec![])], 1 << 40).is_empty());
-        let all = select(&nodes, &[pool(Some(0), vec![Budget::Percent(100)])], 0);
-        assert_eq!(all, vec![0, 1, 2, 3, 4]);
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //!   Manual ─► kubectl scale                          SetReplicas ─► reconcile (ReplicaSet)
 //!   Schedule ─► scheduler binds pending pods ─► PodStarted (image pull)
 //!            └► unschedulable ─► Batcher ─► BatchCheck ─► nodelayer::provision ─► cloud.launch
-//!   NodeReady ─► Schedule        Disruption (10 s) ─► nodelayer::emptiness ─► Terminate
+//!   NodeReady ─► Schedule        Disruption (10 s) ─► nodelayer::disrupt ─► Terminate
+//!                                  (replacements launched first; candidates go once they are Ready)
 //!   Interrupt (spot warning) ─► evict, cordon ─► Terminate after the notice
 //!   Sample ─► timeline           End ─► stop
 //! ```
@@ -22,15 +23,18 @@ use tandem_model::pod::HostPort;
 use tandem_model::requirements::Requirements;
 use tandem_model::resources::Resources;
 use tandem_model::taints::Taint;
+use tandem_nodescaler::disruption::Disrupt;
+use tandem_nodescaler::provisioning::Launch;
 use tandem_nodescaler::selector::Labels;
 use tandem_nodescaler::snapshot::{
-    BoundPod, ExistingNode, InFlightClaim, NodeState, PendingPod, Snapshot,
+    BoundPod, ExistingNode, InFlightClaim, NodeDisruption, NodeState, PendingPod, PodDisruption,
+    Snapshot,
 };
 use tandem_podscaler::TimeMs;
 
 use crate::cloud::{Cloud, Instance};
 use crate::input::{SimInput, SourceKind};
-use crate::nodelayer::{self, Batcher, emptiness};
+use crate::nodelayer::{self, Batcher};
 use crate::podlayer::{self, ScalerState, Tick};
 use crate::queue::EventQueue;
 use crate::report::{Accounting, DecisionKind, Sample};
@@ -57,6 +61,7 @@ enum Ev {
     Disruption,
     Interrupt(u64),
     Terminate(u64),
+    Validate,
     Sample,
     End,
 }
@@ -135,6 +140,10 @@ pub struct Simulation {
     schedule_queued: bool,
     retry_queued: bool,
     last_consolidation: BTreeMap<usize, i64>,
+    /// Disruption commands waiting for their replacements: (candidates, replacements).
+    replacing: Vec<(Vec<u64>, Vec<u64>)>,
+    /// A command waiting out its validation delay; the disruption loop waits with it.
+    validating: Option<Disrupt>,
     pub(crate) acct: Accounting,
     done: bool,
 }
@@ -180,6 +189,8 @@ impl Simulation {
             schedule_queued: false,
             retry_queued: false,
             last_consolidation: BTreeMap::new(),
+            replacing: Vec::new(),
+            validating: None,
             acct: Accounting::default(),
             done: false,
             input,
@@ -271,6 +282,7 @@ impl Simulation {
             Ev::Disruption => self.disruption(),
             Ev::Interrupt(id) => self.interrupt(id),
             Ev::Terminate(id) => self.terminate(id),
+            Ev::Validate => self.validate(),
             Ev::Sample => self.sample(),
             Ev::End => {
                 self.finish();
@@ -665,6 +677,54 @@ impl Simulation {
         Some(b)
     }
 
+    /// The snapshot disruption reads: the provisioning one plus each pod's spec, each node's
+    /// NodeClaim facts and each pool's disruption settings.
+    fn disruption_snapshot(&mut self) -> Snapshot {
+        let mut snap = self.snapshot();
+        let by_name: BTreeMap<&str, &Node> =
+            self.nodes.values().map(|n| (n.name.as_str(), n)).collect();
+        let ids: BTreeMap<&str, u64> = self
+            .pods
+            .iter()
+            .map(|(id, p)| (p.name.as_str(), *id))
+            .collect();
+        for e in &mut snap.nodes {
+            if let Some(n) = by_name.get(e.name.as_str()) {
+                e.disruption = NodeDisruption {
+                    created_ms: Some(n.launched),
+                    last_pod_event_ms: n.last_pod_event,
+                    ..NodeDisruption::default()
+                };
+            }
+            for b in &mut e.pods {
+                let Some(id) = ids.get(b.name.as_str()) else {
+                    continue;
+                };
+                let Some(p) = self.pods.get(id) else {
+                    continue;
+                };
+                let mut spec: PendingPod = self.input.workloads[p.workload].template.clone();
+                spec.name = p.name.clone();
+                spec.uid = id.to_string();
+                spec.creation = *id;
+                b.disruption = PodDisruption {
+                    spec: Some(Arc::new(spec)),
+                    ..PodDisruption::default()
+                };
+            }
+        }
+        for p in &self.input.pools {
+            let d = self
+                .input
+                .pool_disruption
+                .get(&p.pool.name)
+                .cloned()
+                .unwrap_or_else(|| p.disruption());
+            snap.disruption.insert(p.pool.name.clone(), d);
+        }
+        snap
+    }
+
     fn snapshot(&mut self) -> Snapshot {
         let mut snap = Snapshot::new();
         for (id, p) in &self.pods {
@@ -760,45 +820,21 @@ impl Simulation {
         }
         let retry = !plan.unschedulable.is_empty();
         for launch in &plan.launches {
-            let Some(pool) = self
-                .input
-                .pools
-                .iter()
-                .position(|p| p.pool.name == launch.nodepool)
-            else {
-                continue;
-            };
-            let class = self.input.pools[pool].pool.node_class.clone();
-            let Some(base) = self.input.catalogs.get(&class).cloned() else {
-                continue;
-            };
-            let catalog = self.cloud.view(&class, &base, self.now);
-            let options: Vec<String> = launch
-                .instance_types
-                .iter()
-                .map(|o| o.name.clone())
-                .collect();
-            let mut ice = 0;
-            let got =
-                self.cloud
-                    .launch(&catalog, &options, &launch.requirements, self.now, &mut ice);
-            self.acct.ice_errors += ice;
             let pods: Vec<u64> = launch
                 .pods
                 .iter()
                 .filter_map(|p| p.uid.parse().ok())
                 .collect();
-            match got {
-                Some(inst) => self.create_node(pool, &catalog, inst, &launch.requirements, &pods),
-                None => {
-                    self.acct.launch_failures += 1;
+            match self.launch(launch, &pods) {
+                Some(Some(_)) | None => {}
+                Some(None) => {
+                    let options = launch.instance_types.len();
                     self.acct.decision(
                         self.now,
                         DecisionKind::LaunchFailed,
                         format!(
-                            "{}: insufficient capacity for all {} instance types",
+                            "{}: insufficient capacity for all {options} instance types",
                             launch.nodepool,
-                            options.len()
                         ),
                     );
                     for id in pods {
@@ -824,6 +860,30 @@ impl Simulation {
         self.request_schedule();
     }
 
+    /// Launches a NodeClaim for `pods`: `None` when its pool or catalog is unknown,
+    /// `Some(None)` when no offering had capacity, else the new node.
+    fn launch(&mut self, launch: &Launch, pods: &[u64]) -> Option<Option<u64>> {
+        let pool = self
+            .input
+            .pools
+            .iter()
+            .position(|p| p.pool.name == launch.nodepool)?;
+        let class = self.input.pools[pool].pool.node_class.clone();
+        let base = self.input.catalogs.get(&class).cloned()?;
+        let catalog = self.cloud.view(&class, &base, self.now);
+        let options: Vec<String> = launch
+            .instance_types
+            .iter()
+            .map(|o| o.name.clone())
+            .collect();
+        let mut ice = 0;
+        let got = self
+            .cloud
+            .launch(&catalog, &options, &launch.requirements, self.now, &mut ice);
+        self.acct.ice_errors += ice;
+        Some(got.map(|inst| self.create_node(pool, &catalog, inst, &launch.requirements, pods)))
+    }
+
     fn create_node(
         &mut self,
         pool: usize,
@@ -831,7 +891,7 @@ impl Simulation {
         inst: Instance,
         requirements: &Requirements,
         pods: &[u64],
-    ) {
+    ) -> u64 {
         let id = self.id();
         let p = &self.input.pools[pool];
         let name = format!("{}-{id}", p.pool.name);
@@ -915,6 +975,7 @@ impl Simulation {
             },
         );
         self.acct.peak_nodes = self.acct.peak_nodes.max(self.nodes.len());
+        id
     }
 
     fn node_ready(&mut self, id: u64) {
@@ -926,39 +987,122 @@ impl Simulation {
         }
         node.life = Life::Ready;
         node.last_pod_event = self.now;
+        self.finish_replacements();
         self.request_schedule();
     }
 
+    /// Removes the candidates of commands whose replacements are all Ready; gives the
+    /// candidates back when a replacement is gone (interrupted before it was Ready).
+    fn finish_replacements(&mut self) {
+        let mut i = 0;
+        while i < self.replacing.len() {
+            let (_, repl) = &self.replacing[i];
+            let gone = repl.iter().any(|r| !self.nodes.contains_key(r));
+            let ready = repl
+                .iter()
+                .all(|r| self.nodes.get(r).is_some_and(|n| n.life == Life::Ready));
+            if !gone && !ready {
+                i += 1;
+                continue;
+            }
+            let (cands, _) = self.replacing.swap_remove(i);
+            for c in cands {
+                if gone {
+                    if let Some(n) = self.nodes.get_mut(&c) {
+                        n.life = Life::Ready;
+                    }
+                } else {
+                    self.terminate(c);
+                }
+            }
+        }
+    }
+
     fn disruption(&mut self) {
-        let candidates: Vec<emptiness::Candidate> = self
+        self.finish_replacements();
+        if self.validating.is_none() {
+            let snap = self.disruption_snapshot();
+            let decision = nodelayer::disrupt(&snap, self.now, &self.input.disruption);
+            match decision.command {
+                Some(cmd) if cmd.revalidate_after_ms > 0 => {
+                    self.push(self.now + cmd.revalidate_after_ms, Ev::Validate);
+                    self.validating = Some(cmd);
+                }
+                Some(cmd) => self.execute(&cmd),
+                None => {}
+            }
+        }
+        self.push(self.now + self.input.disruption_every_ms, Ev::Disruption);
+    }
+
+    /// After the validation delay: the command runs only if it still holds on a fresh
+    /// snapshot (upstream `commandValidationDelay`, then re-simulation).
+    fn validate(&mut self) {
+        let Some(cmd) = self.validating.take() else {
+            return;
+        };
+        let snap = self.disruption_snapshot();
+        if nodelayer::validate(&cmd, &snap, self.now, &self.input.disruption).is_ok() {
+            self.execute(&cmd);
+        }
+    }
+
+    /// Executes a disruption command as upstream's queue does: replacements first, candidates
+    /// cordoned (no new pods) and deleted once every replacement is Ready; a delete at once.
+    fn execute(&mut self, cmd: &Disrupt) {
+        let by_name: BTreeMap<&str, u64> = self
             .nodes
             .iter()
-            .filter(|(_, n)| n.life != Life::Launching)
-            .map(|(id, n)| emptiness::Candidate {
-                id: *id,
-                pool: n.pool,
-                empty: n.pods.is_empty() && n.nominated.is_empty(),
-                last_pod_event_ms: n.last_pod_event,
-                disrupting: n.life == Life::Deleting,
-            })
+            .map(|(id, n)| (n.name.as_str(), *id))
             .collect();
-        for id in emptiness::select(&candidates, &self.input.pools, self.now) {
-            if let Some(n) = self.nodes.get(&id) {
+        let ids: Vec<u64> = cmd
+            .candidates
+            .iter()
+            .filter_map(|c| by_name.get(c.as_str()).copied())
+            .collect();
+        for id in &ids {
+            if let Some(n) = self.nodes.get(id) {
                 let detail = format!(
-                    "{}: {} {} empty for {}s",
+                    "{}: {} {} {} by {} ({} replacement(s), {}/h → {}/h)",
                     n.name,
                     n.instance.instance_type,
                     n.instance.capacity_type,
-                    (self.now - n.last_pod_event) / 1000
+                    cmd.reason,
+                    cmd.method.as_str(),
+                    cmd.replacements.len(),
+                    cmd.cost_before,
+                    cmd.cost_after,
                 );
                 self.last_consolidation.insert(n.pool, self.now);
                 self.acct.consolidations += 1;
                 self.acct
                     .decision(self.now, DecisionKind::Consolidate, detail);
-                self.terminate(id);
             }
         }
-        self.push(self.now + self.input.disruption_every_ms, Ev::Disruption);
+        if cmd.replacements.is_empty() {
+            for id in ids {
+                self.terminate(id);
+            }
+            return;
+        }
+        let mut launched = Vec::new();
+        for l in &cmd.replacements {
+            match self.launch(l, &[]) {
+                Some(Some(id)) => launched.push(id),
+                _ => {
+                    // Upstream fails the command and untaints the candidates; a replacement
+                    // already launched stays as spare capacity until emptiness removes it.
+                    self.acct.launch_failures += 1;
+                    return;
+                }
+            }
+        }
+        for id in &ids {
+            if let Some(n) = self.nodes.get_mut(id) {
+                n.life = Life::Deleting;
+            }
+        }
+        self.replacing.push((ids, launched));
     }
 
     fn interrupt(&mut self, id: u64) {

@@ -18,6 +18,7 @@ use tandem_manifest::source::{SourceFile, from_text, read_inputs};
 use tandem_manifest::yaml::LineIndex;
 use tandem_manifest::{Severity, validate};
 use tandem_model::catalog::{CapacityType, Catalog};
+use tandem_nodescaler::snapshot::{self as snap, BudgetReason, ConsolidationPolicy};
 use tandem_sim::cloud::{CloudConfig, OfferingMatch, Range};
 use tandem_sim::input::{
     Budget, ManualScale, PoolInput, ScalerInput, SimInput, SourceInput, SourceKind, WorkloadInput,
@@ -341,11 +342,15 @@ fn build(
                 convert::BudgetNodes::Percent(p) => Budget::Percent(p),
             })
             .collect();
-        input.pools.push(PoolInput {
+        let pool_input = PoolInput {
             pool: np.pool.clone(),
             consolidate_after_ms,
             budgets,
-        });
+        };
+        input
+            .pool_disruption
+            .insert(np.pool.name.clone(), pool_disruption(np, &pool_input));
+        input.pools.push(pool_input);
     }
     for name in sc.overrides.nodepools.keys() {
         if !c.nodepools.iter().any(|n| &n.pool.name == name) {
@@ -588,6 +593,46 @@ fn resolve_pattern(
             Pattern::Trace(Vec::new())
         }
     }
+}
+
+/// What `nodescaler::disruption` reads for a NodePool: its policy (`Balanced` is simulated as
+/// `WhenEmptyOrUnderutilized`), every budget without a schedule with its reasons (a run's clock
+/// starts at 0, so cron windows would not mean what the user wrote), and `expireAfter`.
+fn pool_disruption(np: &convert::NodePool, input: &PoolInput) -> snap::PoolDisruption {
+    let mut d = input.disruption();
+    d.policy = match np.disruption.policy {
+        convert::ConsolidationPolicy::WhenEmpty => ConsolidationPolicy::WhenEmpty,
+        convert::ConsolidationPolicy::WhenEmptyOrUnderutilized
+        | convert::ConsolidationPolicy::Balanced => ConsolidationPolicy::WhenEmptyOrUnderutilized,
+    };
+    d.budgets = np
+        .disruption
+        .budgets
+        .iter()
+        .filter(|b| b.schedule.is_none())
+        .map(|b| snap::Budget {
+            nodes: match b.nodes {
+                convert::BudgetNodes::Count(n) => snap::BudgetNodes::Count(n),
+                convert::BudgetNodes::Percent(p) => snap::BudgetNodes::Percent(p),
+            },
+            schedule: None,
+            duration_ms: None,
+            reasons: b
+                .reasons
+                .iter()
+                .filter_map(|r| match r.as_str() {
+                    "Empty" => Some(BudgetReason::Empty),
+                    "Drifted" => Some(BudgetReason::Drifted),
+                    "Underutilized" => Some(BudgetReason::Underutilized),
+                    _ => None,
+                })
+                .collect(),
+        })
+        .collect();
+    d.expire_after_ms = np
+        .expire_after
+        .map(|e| i64::try_from(e.as_millis()).unwrap_or(i64::MAX));
+    d
 }
 
 #[cfg(test)]

@@ -1,0 +1,236 @@
+//! Disruption budgets: how many more nodes of a NodePool may start disrupting for a reason
+//! (core `pkg/apis/v1/nodepool.go` `GetAllowedDisruptionsByReason`, reference §5.3).
+//!
+//! For pool P and reason R: `nodes` = P's initialized nodes (Ready or being deleted),
+//! `disrupting` = those being deleted. A budget is active when it has no schedule, or when the
+//! most recent hit of its UTC cron schedule is at most `duration` ago; an inactive budget allows
+//! anything. Allowed = min over active budgets whose reasons are empty or contain R of
+//! `ceil(percent × nodes)` or the count; a budget that cannot be read (bad cron, schedule
+//! without duration) allows 0, failing closed as upstream. The allowance is
+//! `max(allowed − disrupting, 0)`, and every node a command takes decrements it.
+
+use std::collections::BTreeMap;
+
+use croner::parser::{CronParser, Seconds};
+use jiff_croner::Timestamp;
+use jiff_croner::tz::TimeZone;
+use tandem_model::labels;
+
+use crate::snapshot::{Budget, BudgetNodes, BudgetReason, NodeState, Snapshot};
+
+/// Every reason a budget can name.
+const REASONS: [BudgetReason; 3] = [
+    BudgetReason::Empty,
+    BudgetReason::Drifted,
+    BudgetReason::Underutilized,
+];
+
+/// Remaining allowance per (NodePool, reason), decremented as commands take nodes.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Budgets {
+    remaining: BTreeMap<(String, BudgetReason), usize>,
+}
+
+impl Budgets {
+    /// The allowances of every NodePool of the snapshot at `now_ms`.
+    pub fn compute(snapshot: &Snapshot, now_ms: i64) -> Self {
+        let mut counts: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
+        for n in &snapshot.nodes {
+            let Some(pool) = n.labels.get(labels::NODEPOOL) else {
+                continue;
+            };
+            let e = counts.entry(pool.as_str()).or_default();
+            match n.state {
+                NodeState::Ready => e.0 += 1,
+                NodeState::Deleting => {
+                    e.0 += 1;
+                    e.1 += 1;
+                }
+                NodeState::Initializing => {}
+            }
+        }
+        let mut remaining = BTreeMap::new();
+        for np in &snapshot.nodepools {
+            let (nodes, disrupting) = counts.get(np.name.as_str()).copied().unwrap_or_default();
+            let settings = snapshot.disruption_of(&np.name);
+            for reason in REASONS {
+                let allowed = allowed(&settings.budgets, reason, nodes, now_ms);
+                remaining.insert(
+                    (np.name.clone(), reason),
+                    allowed.saturating_sub(disrupting),
+                );
+            }
+        }
+        Budgets { remaining }
+    }
+
+    /// How many more nodes of `nodepool` may be disrupted for `reason`.
+    pub fn remaining(&self, nodepool: &str, reason: BudgetReason) -> usize {
+        self.remaining
+            .get(&(nodepool.to_owned(), reason))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Takes one node from the allowance; false (and nothing taken) when none is left.
+    pub fn take(&mut self, nodepool: &str, reason: BudgetReason) -> bool {
+        match self.remaining.get_mut(&(nodepool.to_owned(), reason)) {
+            Some(n) if *n > 0 => {
+                *n -= 1;
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Nodes the budgets allow disrupting for `reason` out of `nodes`, before subtracting those
+/// already disrupting; `usize::MAX` when no active budget applies.
+pub fn allowed(budgets: &[Budget], reason: BudgetReason, nodes: usize, now_ms: i64) -> usize {
+    budgets
+        .iter()
+        .filter(|b| b.reasons.is_empty() || b.reasons.contains(&reason))
+        .filter_map(|b| match is_active(b, now_ms) {
+            Ok(true) => Some(match b.nodes {
+                BudgetNodes::Count(n) => usize::try_from(n).unwrap_or(usize::MAX),
+                BudgetNodes::Percent(p) => {
+                    (nodes * usize::try_from(p.min(100)).unwrap_or(100)).div_ceil(100)
+                }
+            }),
+            Ok(false) => None,
+            Err(()) => Some(0),
+        })
+        .min()
+        .unwrap_or(usize::MAX)
+}
+
+/// Whether the budget's window is open at `now_ms`; `Err` when it cannot be read.
+fn is_active(budget: &Budget, now_ms: i64) -> Result<bool, ()> {
+    let (schedule, duration) = match (&budget.schedule, budget.duration_ms) {
+        (None, None) => return Ok(true),
+        (Some(s), Some(d)) => (s, d),
+        _ => return Err(()),
+    };
+    if !schedule.trim_start().starts_with('@') && schedule.split_whitespace().count() != 5 {
+        return Err(());
+    }
+    let cron = CronParser::builder()
+        .seconds(Seconds::Disallowed)
+        .build()
+        .parse(schedule)
+        .map_err(|_| ())?;
+    let now = Timestamp::from_millisecond(now_ms)
+        .map_err(|_| ())?
+        .to_zoned(TimeZone::UTC);
+    let Ok(hit) = cron.find_previous_occurrence(&now, true) else {
+        return Ok(false);
+    };
+    Ok(now_ms - hit.timestamp().as_millisecond() < duration)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::disruption::testing::{cluster, node};
+    use crate::snapshot::PoolDisruption;
+
+    const HOUR: i64 = 3_600_000;
+    /// 2026-11-25T00:00:00Z.
+    const MIDNIGHT: i64 = 1_795_564_800_000;
+
+    fn budget(nodes: BudgetNodes) -> Budget {
+        Budget::nodes(nodes)
+    }
+
+    #[test]
+    fn default_budget_is_ten_percent_rounded_up_minus_disrupting() {
+        let mut s = cluster();
+        for i in 0..11 {
+            s = s.node(node(&format!("n{i}"), "m5.large"));
+        }
+        let b = Budgets::compute(&s, 0);
+        assert_eq!(b.remaining("default", BudgetReason::Underutilized), 2);
+        let s = s.node(node("d", "m5.large").state(NodeState::Deleting));
+        // 12 nodes: ceil(1.2) = 2, one already deleting.
+        assert_eq!(
+            Budgets::compute(&s, 0).remaining("default", BudgetReason::Empty),
+            1
+        );
+    }
+
+    #[test]
+    fn the_tightest_active_budget_for_the_reason_wins() {
+        let budgets = vec![
+            budget(BudgetNodes::Percent(50)),
+            Budget {
+                reasons: vec![BudgetReason::Drifted],
+                ..budget(BudgetNodes::Count(1))
+            },
+        ];
+        assert_eq!(allowed(&budgets, BudgetReason::Empty, 10, 0), 5);
+        assert_eq!(allowed(&budgets, BudgetReason::Drifted, 10, 0), 1);
+        assert_eq!(allowed(&[], BudgetReason::Drifted, 10, 0), usize::MAX);
+    }
+
+    #[test]
+    fn scheduled_budget_applies_only_inside_its_window() {
+        // No disruption during business hours: 09:00 UTC for 8 h, weekdays.
+        let b = vec![Budget {
+            schedule: Some("0 9 * * 1-5".to_owned()),
+            duration_ms: Some(8 * HOUR),
+            ..budget(BudgetNodes::Count(0))
+        }];
+        // 2026-11-25 is a Wednesday.
+        assert_eq!(
+            allowed(&b, BudgetReason::Underutilized, 10, MIDNIGHT + 8 * HOUR),
+            usize::MAX
+        );
+        assert_eq!(
+            allowed(&b, BudgetReason::Underutilized, 10, MIDNIGHT + 9 * HOUR),
+            0
+        );
+        assert_eq!(
+            allowed(
+                &b,
+                BudgetReason::Underutilized,
+                10,
+                MIDNIGHT + 16 * HOUR + 59 * 60_000
+            ),
+            0
+        );
+        assert_eq!(
+            allowed(&b, BudgetReason::Underutilized, 10, MIDNIGHT + 17 * HOUR),
+            usize::MAX
+        );
+    }
+
+    #[test]
+    fn unreadable_budgets_fail_closed() {
+        let bad_cron = vec![Budget {
+            schedule: Some("every day".to_owned()),
+            duration_ms: Some(HOUR),
+            ..budget(BudgetNodes::Percent(100))
+        }];
+        assert_eq!(allowed(&bad_cron, BudgetReason::Empty, 10, 0), 0);
+        let no_duration = vec![Budget {
+            schedule: Some("@daily".to_owned()),
+            ..budget(BudgetNodes::Percent(100))
+        }];
+        assert_eq!(allowed(&no_duration, BudgetReason::Empty, 10, 0), 0);
+    }
+
+    #[test]
+    fn take_decrements_until_zero() {
+        let s = cluster().node(node("a", "m5.large")).pool_disruption(
+            "default",
+            PoolDisruption {
+                budgets: vec![budget(BudgetNodes::Count(1))],
+                ..PoolDisruption::default()
+            },
+        );
+        let mut b = Budgets::compute(&s, 0);
+        assert!(b.take("default", BudgetReason::Empty));
+        assert!(!b.take("default", BudgetReason::Empty));
+        assert!(b.take("default", BudgetReason::Drifted));
+    }
+}
