@@ -1,0 +1,1077 @@
+//! The ScaledObject controller: one watch on ScaledObjects, one worker task per object.
+//!
+//! ```text
+//!   watcher(ScaledObject) ──► supervisor: objects by ns/name, target conflicts (pure)
+//!                               │ watch channel per object; woken only by spec, labels,
+//!                               │ annotations, deletion or conflict changes (not by status)
+//!                               ▼
+//!   worker (every pollingInterval):
+//!     convert (tandem_manifest) ─► resolve target (discovery, /scale) ─► scalers (auth)
+//!       ─► measure ─► podscaler::decide ─► metric values (served to the HPA),
+//!          KEDA's /scale writes (0 ↔ 1, pause), Events, HPA apply/delete, status (SSA)
+//! ```
+//!
+//! The HPA's own 1 ↔ N decisions are left to the real HPA controller: of the effects
+//! `decide` returns, only KEDA's are executed ([`keda_effects`]). Each poll reads the
+//! target's `/scale` once (as KEDA does); the ScaledObject itself is never polled.
+//! A scaler whose fetch fails is closed and rebuilt on the next poll, re-reading its
+//! TriggerAuthentication and Secrets, so a fixed credential is picked up without a restart.
+
+use std::collections::BTreeMap;
+use std::pin::pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
+use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event};
+use kube::{Api, Client};
+use serde_json::json;
+use tandem_api::keda::v1alpha1::{ScaledObject, ScaledObjectStatus};
+use tandem_podscaler::TimeMs;
+use tandem_podscaler::activation::{self, Effect, EventReason};
+use tandem_podscaler::decision::{
+    Decision, Observation, PodLayerState, TriggerKind, TriggerObservation,
+};
+use tandem_scalers::Scaler;
+use tokio::sync::watch;
+
+use crate::error::{Error, is_not_found};
+use crate::events::{Recorder, Severity};
+use crate::hpa;
+use crate::metrics_server::{MetricKey, MetricValues};
+use crate::status;
+use crate::target::{self, TargetType};
+use crate::triggers;
+
+/// Field manager of every server-side apply.
+pub const FIELD_MANAGER: &str = "tandem";
+/// The finalizer upstream puts on ScaledObjects.
+pub const FINALIZER: &str = "finalizer.keda.sh";
+/// How long one scaler fetch may take before it counts as failed.
+const MEASURE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a worker sleeps when only a change of its object can help.
+const WAIT_FOR_CHANGE: Duration = Duration::from_secs(3600);
+
+/// How the pod layer runs.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Where ClusterTriggerAuthentication Secrets live (KEDA: the operator's namespace).
+    pub cluster_object_namespace: String,
+    /// Where the workers publish metric values; give the same set to
+    /// [`crate::serve_external_metrics`].
+    pub values: MetricValues,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            cluster_object_namespace: "keda".into(),
+            values: MetricValues::new(),
+        }
+    }
+}
+
+/// The running pod layer; dropping it stops every loop.
+#[derive(Debug)]
+pub struct PodLayer {
+    supervisor: tokio::task::JoinHandle<()>,
+    values: MetricValues,
+}
+
+impl PodLayer {
+    /// Checks that ScaledObjects can be listed, then starts the controller on the current
+    /// tokio runtime.
+    ///
+    /// # Errors
+    /// [`Error::Kube`] when ScaledObjects cannot be listed (CRD missing, no permission).
+    pub async fn spawn(client: Client, options: Options) -> Result<Self, Error> {
+        let api: Api<ScaledObject> = Api::all(client.clone());
+        api.list_metadata(&ListParams::default().limit(1))
+            .await
+            .map_err(|e| Error::kube("list ScaledObjects", e))?;
+        let values = options.values.clone();
+        let ctx = Arc::new(Ctx {
+            recorder: Recorder::new(client.clone()),
+            client,
+            options,
+        });
+        let supervisor = tokio::spawn(supervise(ctx));
+        Ok(PodLayer { supervisor, values })
+    }
+
+    /// The values the workers publish.
+    #[must_use]
+    pub fn values(&self) -> &MetricValues {
+        &self.values
+    }
+}
+
+impl Drop for PodLayer {
+    fn drop(&mut self) {
+        self.supervisor.abort();
+    }
+}
+
+struct Ctx {
+    client: Client,
+    recorder: Recorder,
+    options: Options,
+}
+
+type Key = (String, String);
+
+fn key_of(so: &ScaledObject) -> Key {
+    (
+        so.metadata.namespace.clone().unwrap_or_default(),
+        so.metadata.name.clone().unwrap_or_default(),
+    )
+}
+
+/// What a worker works from.
+#[derive(Debug, Clone)]
+struct Input {
+    so: Arc<ScaledObject>,
+    /// The ScaledObject that already owns this one's target.
+    conflict: Option<String>,
+}
+
+/// Whether a new version of the input should wake the worker now (status-only writes,
+/// including our own, should not).
+fn wakes(old: &Input, new: &Input) -> bool {
+    let (a, b) = (&old.so.metadata, &new.so.metadata);
+    a.uid != b.uid
+        || a.generation != b.generation
+        || a.annotations != b.annotations
+        || a.labels != b.labels
+        || a.deletion_timestamp.is_some() != b.deletion_timestamp.is_some()
+        || old.conflict != new.conflict
+}
+
+/// For every ScaledObject whose target another one already owns, that owner's name. The
+/// owner is the oldest (creation time, then name), as the admission webhook upstream would
+/// have refused the later one.
+#[must_use]
+pub fn target_conflicts<'a>(
+    objects: impl IntoIterator<Item = &'a ScaledObject>,
+) -> BTreeMap<(String, String), String> {
+    let mut by_target: BTreeMap<(String, String, String, String), Vec<&ScaledObject>> =
+        BTreeMap::new();
+    for so in objects {
+        let t = &so.spec.scale_target_ref;
+        let (group, _) = target::split_api_version(t.api_version.as_deref());
+        by_target
+            .entry((
+                so.metadata.namespace.clone().unwrap_or_default(),
+                group,
+                t.kind_or_default().to_owned(),
+                t.name.clone(),
+            ))
+            .or_default()
+            .push(so);
+    }
+    let mut out = BTreeMap::new();
+    for (_, mut group) in by_target {
+        group.sort_by(|a, b| {
+            let created = |s: &ScaledObject| {
+                s.metadata
+                    .creation_timestamp
+                    .as_ref()
+                    .map(|t| t.0.as_millisecond())
+            };
+            created(a)
+                .cmp(&created(b))
+                .then_with(|| a.metadata.name.cmp(&b.metadata.name))
+        });
+        if let Some((owner, rest)) = group.split_first() {
+            for so in rest {
+                out.insert(key_of(so), owner.metadata.name.clone().unwrap_or_default());
+            }
+        }
+    }
+    out
+}
+
+struct WorkerHandle {
+    tx: watch::Sender<Input>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+async fn supervise(ctx: Arc<Ctx>) {
+    let api: Api<ScaledObject> = Api::all(ctx.client.clone());
+    let mut stream = pin!(watcher::watcher(api, watcher::Config::default()).default_backoff());
+    let mut objects: BTreeMap<Key, Arc<ScaledObject>> = BTreeMap::new();
+    let mut relist: Option<BTreeMap<Key, Arc<ScaledObject>>> = None;
+    let mut workers: BTreeMap<Key, WorkerHandle> = BTreeMap::new();
+    while let Some(event) = stream.next().await {
+        match event {
+            Ok(Event::Init) => relist = Some(BTreeMap::new()),
+            Ok(Event::InitApply(so)) => {
+                if let Some(buffer) = relist.as_mut() {
+                    buffer.insert(key_of(&so), Arc::new(so));
+                }
+            }
+            Ok(Event::InitDone) => {
+                if let Some(buffer) = relist.take() {
+                    objects = buffer;
+                }
+            }
+            Ok(Event::Apply(so)) => {
+                objects.insert(key_of(&so), Arc::new(so));
+            }
+            Ok(Event::Delete(so)) => {
+                objects.remove(&key_of(&so));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "ScaledObject watch failed; retrying");
+                continue;
+            }
+        }
+        if relist.is_none() {
+            dispatch(&ctx, &objects, &mut workers);
+        }
+    }
+}
+
+fn dispatch(
+    ctx: &Arc<Ctx>,
+    objects: &BTreeMap<Key, Arc<ScaledObject>>,
+    workers: &mut BTreeMap<Key, WorkerHandle>,
+) {
+    let conflicts = target_conflicts(objects.values().map(|s| &**s));
+    workers.retain(|k, w| {
+        let keep = objects.contains_key(k);
+        if !keep {
+            w.task.abort();
+            ctx.options.values.remove_object(&k.0, &k.1);
+        }
+        keep
+    });
+    for (k, so) in objects {
+        let input = Input {
+            so: so.clone(),
+            conflict: conflicts.get(k).cloned(),
+        };
+        if let Some(w) = workers.get(k) {
+            w.tx.send_if_modified(|current| {
+                let wake = wakes(current, &input);
+                *current = input;
+                wake
+            });
+        } else {
+            let (tx, rx) = watch::channel(input);
+            let task = tokio::spawn(run_worker(ctx.clone(), rx));
+            workers.insert(k.clone(), WorkerHandle { tx, task });
+        }
+    }
+}
+
+async fn run_worker(ctx: Arc<Ctx>, mut rx: watch::Receiver<Input>) {
+    let mut worker = Worker::default();
+    loop {
+        let input = rx.borrow_and_update().clone();
+        let Some(wait) = worker.tick(&ctx, &input).await else {
+            return;
+        };
+        tokio::select! {
+            changed = rx.changed() => if changed.is_err() { return },
+            () = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+/// The effects of a decision that KEDA itself executes: all but the HPA's own rescale, which
+/// the real HPA controller makes from the served metrics.
+#[must_use]
+pub fn keda_effects(decision: &Decision) -> Vec<Effect> {
+    let mut effects = decision.effects.clone();
+    if decision.hpa.as_ref().is_some_and(|o| o.rescale)
+        && let Some(i) = effects
+            .iter()
+            .rposition(|e| matches!(e, Effect::SetReplicas { .. }))
+    {
+        effects.remove(i);
+    }
+    effects
+}
+
+/// Upstream's Event message for a decision Event.
+#[must_use]
+pub fn event_message(
+    reason: EventReason,
+    target: &str,
+    from: u32,
+    to: u32,
+    triggered_by: &[String],
+) -> String {
+    match reason {
+        EventReason::KedaScaleTargetActivated if triggered_by.is_empty() => {
+            format!("Scaled {target} from {from} to {to}, caused by forced activation annotation")
+        }
+        EventReason::KedaScaleTargetActivated => format!(
+            "Scaled {target} from {from} to {to}, triggered by {}",
+            triggered_by.join(";")
+        ),
+        EventReason::KedaScaleTargetDeactivated => {
+            format!("Deactivated {target} from {from} to {to}")
+        }
+        EventReason::ScaledObjectPaused => "ScaledObject is paused".into(),
+        EventReason::ScaledObjectUnpaused => "ScaledObject is unpaused".into(),
+        EventReason::ScaledObjectFallbackActivated => {
+            format!("Fallback activated for {target}: replicas {from} to {to}")
+        }
+        EventReason::ScaledObjectFallbackDeactivated => {
+            format!("Fallback deactivated for {target}")
+        }
+    }
+}
+
+fn milli(v: f64) -> i64 {
+    let m = (v * 1000.0).trunc();
+    if m.is_nan() {
+        0
+    } else {
+        m.clamp(i64::MIN as f64, i64::MAX as f64) as i64
+    }
+}
+
+/// What one worker remembers between polls.
+#[derive(Default)]
+struct Worker {
+    state: PodLayerState,
+    initialized: bool,
+    /// Scalers by trigger index; `None` = to (re)build next poll.
+    scalers: Vec<Option<Box<dyn Scaler>>>,
+    /// Build errors by trigger index.
+    build_errors: Vec<Option<String>>,
+    /// The generation the scalers were built for.
+    scalers_generation: Option<i64>,
+    /// The resolved target type and the `(apiVersion, kind)` it was resolved from.
+    target: Option<((Option<String>, String), TargetType)>,
+    /// The last HPA applied: name and spec.
+    hpa_applied: Option<(String, serde_json::Value)>,
+    hpa_deleted: bool,
+    last_status: Option<serde_json::Value>,
+    original_replicas: Option<u32>,
+    ready: Option<bool>,
+}
+
+impl Worker {
+    /// One poll. `None` when the worker should stop (the object was finalized).
+    async fn tick(&mut self, ctx: &Ctx, input: &Input) -> Option<Duration> {
+        let so = &*input.so;
+        if so.metadata.deletion_timestamp.is_some() {
+            self.finalize(ctx, so).await;
+            return None;
+        }
+        if let Err(e) = self.ensure_finalizer(ctx, so).await {
+            tracing::warn!(error = %e.chain(), "finalizer not added");
+        }
+        let polling = Duration::from_secs(
+            u64::try_from(so.spec.polling_interval_or_default())
+                .unwrap_or(30)
+                .max(1),
+        );
+        if let Some(owner) = &input.conflict {
+            let t = &so.spec.scale_target_ref;
+            let message = format!(
+                "spec.scaleTargetRef: workload '{}' of type '{}' is already managed by ScaledObject '{owner}'",
+                t.name,
+                t.kind_or_default()
+            );
+            self.fail(ctx, so, &message).await;
+            return Some(WAIT_FOR_CHANGE);
+        }
+        let json = match serde_json::to_value(so) {
+            Ok(v) => v,
+            Err(e) => {
+                self.fail(ctx, so, &format!("ScaledObject does not serialize: {e}"))
+                    .await;
+                return Some(WAIT_FOR_CHANGE);
+            }
+        };
+        let mut converted = match tandem_manifest::convert::scaled_object::convert(&json) {
+            Ok(c) => c,
+            Err(fe) => {
+                self.fail(ctx, so, &format!("{}: {}", fe.field, fe.message))
+                    .await;
+                return Some(WAIT_FOR_CHANGE);
+            }
+        };
+        converted.config.created_at = TimeMs(
+            so.metadata
+                .creation_timestamp
+                .as_ref()
+                .map_or(0, |t| t.0.as_millisecond()),
+        );
+        let target_type = match self.resolve_target(ctx, so).await {
+            Ok(t) => t,
+            Err(e) => {
+                self.fail(ctx, so, &e.chain()).await;
+                return Some(polling);
+            }
+        };
+        let (ns, name) = key_of(so);
+        let target_name = &so.spec.scale_target_ref.name;
+        let target_label = format!("{} {ns}/{target_name}", target_type.resource.kind);
+        let replicas = match target::read(&ctx.client, &ns, target_name, &target_type).await {
+            Ok(Some(r)) => r,
+            Ok(None) => {
+                self.fail(
+                    ctx,
+                    so,
+                    &format!("spec.scaleTargetRef: Target resource doesn't exist: {target_label}"),
+                )
+                .await;
+                return Some(polling);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e.chain(), "scale target not read");
+                return Some(polling);
+            }
+        };
+        let status_now = so.status.clone().unwrap_or_default();
+        if self.original_replicas.is_none() {
+            self.original_replicas = status_now
+                .original_replica_count
+                .and_then(|n| u32::try_from(n).ok())
+                .or(Some(replicas.spec));
+        }
+        if !self.initialized {
+            let last_active = status_now
+                .last_active_time
+                .as_ref()
+                .map(|t| TimeMs(t.0.as_millisecond()));
+            self.state.activation = activation::State::Unknown { last_active };
+            self.initialized = true;
+        }
+        self.ensure_scalers(ctx, so, &ns, target_name, &target_type)
+            .await;
+
+        // Measure.
+        let now = jiff::Timestamp::now();
+        let mut observations = Vec::with_capacity(converted.config.triggers.len());
+        let mut first_error: Option<String> = None;
+        for (i, t) in converted.config.triggers.iter().enumerate() {
+            if matches!(t.kind, TriggerKind::Resource { .. }) {
+                observations.push(TriggerObservation::value(0.0));
+                continue;
+            }
+            let Some(Some(scaler)) = self.scalers.get(i) else {
+                if first_error.is_none() {
+                    first_error = self.build_errors.get(i).cloned().flatten();
+                }
+                observations.push(TriggerObservation::failed());
+                continue;
+            };
+            let measured =
+                tokio::time::timeout(MEASURE_TIMEOUT, scaler.measure(&t.metric_name, now)).await;
+            match measured {
+                Ok(Ok(m)) => {
+                    let value = m
+                        .values
+                        .iter()
+                        .find(|v| v.name.eq_ignore_ascii_case(&t.metric_name))
+                        .or(m.values.first())
+                        .map_or(0.0, |v| v.value);
+                    observations.push(TriggerObservation {
+                        value: Some(value),
+                        is_active: Some(m.active),
+                    });
+                }
+                failed => {
+                    let text = match failed {
+                        Ok(Err(e)) => e.to_string(),
+                        _ => format!("trigger {i}: no answer within {MEASURE_TIMEOUT:?}"),
+                    };
+                    ctx.recorder
+                        .publish(so, Severity::Warning, "KEDAScalerFailed", &text)
+                        .await;
+                    if first_error.is_none() {
+                        first_error = Some(text.clone());
+                    }
+                    if let Some(slot) = self.scalers.get_mut(i)
+                        && let Some(s) = slot.take()
+                    {
+                        s.close().await;
+                    }
+                    if let Some(e) = self.build_errors.get_mut(i) {
+                        *e = Some(text);
+                    }
+                    observations.push(TriggerObservation::failed());
+                }
+            }
+        }
+        let observation = Observation {
+            current_replicas: replicas.spec,
+            status_replicas: replicas.status,
+            ready_pods: replicas.status,
+            triggers: observations,
+        };
+        let (next, decision) = tandem_podscaler::decision::decide(
+            &converted.config,
+            &observation,
+            &self.state,
+            TimeMs(now.as_millisecond()),
+        );
+        self.state = next;
+
+        // Serve values.
+        for t in decision.triggers.iter().chain(decision.composite.iter()) {
+            if t.target_type.is_none()
+                || (converted.config.modifiers.is_some() && decision.composite.as_ref() != Some(t))
+            {
+                continue;
+            }
+            let key = MetricKey::new(&ns, &name, &t.metric_name);
+            match t.value {
+                Some(v) => ctx.options.values.set(key, milli(v)),
+                None => ctx.options.values.remove(&key),
+            }
+        }
+
+        // KEDA's effects.
+        for effect in keda_effects(&decision) {
+            match effect {
+                Effect::SetReplicas { n } => {
+                    if let Err(e) =
+                        target::write(&ctx.client, &ns, target_name, &target_type, n).await
+                    {
+                        let reason = if n > replicas.spec {
+                            "KEDAScaleTargetActivationFailed"
+                        } else {
+                            "KEDAScaleTargetDeactivationFailed"
+                        };
+                        ctx.recorder
+                            .publish(so, Severity::Warning, reason, &e.chain())
+                            .await;
+                    }
+                }
+                Effect::Event {
+                    reason,
+                    from,
+                    to,
+                    triggered_by,
+                } => {
+                    let message = event_message(reason, &target_label, from, to, &triggered_by);
+                    ctx.recorder
+                        .publish(so, Severity::Normal, reason.as_str(), &message)
+                        .await;
+                }
+                Effect::SetCondition(_)
+                | Effect::SetLastActiveTime { .. }
+                | Effect::RemoveHpa
+                | Effect::RestoreHpa => {}
+            }
+        }
+
+        // The HPA: absent while paused, else as desired.
+        let hpa_name = hpa::hpa_name(so);
+        if self.state.activation.is_paused() {
+            self.delete_hpa(ctx, &ns, &hpa_name).await;
+        } else {
+            let desired = hpa::desired_hpa(
+                so,
+                &converted,
+                target_type.api_version(),
+                &target_type.resource.kind,
+            );
+            if let Err(e) = self.apply_hpa(ctx, &ns, &hpa_name, &desired).await {
+                ctx.recorder
+                    .publish(
+                        so,
+                        Severity::Warning,
+                        "ScaledObjectUpdateFailed",
+                        &e.chain(),
+                    )
+                    .await;
+            }
+        }
+
+        // Status.
+        let now_time = Time(k8s_openapi::jiff::Timestamp::now());
+        let previous = status_now.conditions.clone();
+        let mut st = status::from_decision(&converted.config, &decision, &self.state.health);
+        st.conditions = status::conditions(
+            &decision.conditions,
+            first_error.as_deref(),
+            &previous,
+            &now_time,
+        );
+        st.scale_target_kind = Some(target_type.kind_string());
+        st.scale_target_gvkr = Some(target_type.gvkr.clone());
+        st.original_replica_count = self.original_replicas.and_then(|n| i32::try_from(n).ok());
+        st.last_active_time = self.state.activation.last_active().and_then(|t| {
+            k8s_openapi::jiff::Timestamp::from_millisecond(t.as_millis())
+                .ok()
+                .map(Time)
+        });
+        st.hpa_name = Some(hpa_name);
+        if let activation::State::Paused { hold: Some(n), .. } = self.state.activation {
+            st.paused_replica_count = i32::try_from(n).ok();
+        }
+        st.triggers_types = Some(unique_join(
+            so.spec.triggers.iter().map(|t| t.type_.clone()),
+        ));
+        let auths = unique_join(
+            so.spec
+                .triggers
+                .iter()
+                .filter_map(|t| t.authentication_ref.as_ref().map(|r| r.name.clone())),
+        );
+        st.authentications_types = (!auths.is_empty()).then_some(auths);
+        let ready = st
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "Ready")
+            .is_some_and(tandem_api::condition::Condition::is_true);
+        let was_ready = self
+            .ready
+            .unwrap_or_else(|| previous.iter().any(|c| c.type_ == "Ready" && c.is_true()));
+        if ready && !was_ready {
+            ctx.recorder
+                .publish(
+                    so,
+                    Severity::Normal,
+                    "ScaledObjectReady",
+                    "ScaledObject is ready for scaling",
+                )
+                .await;
+        }
+        self.ready = Some(ready);
+        self.write_status(ctx, so, st).await;
+        Some(polling)
+    }
+
+    async fn resolve_target(&mut self, ctx: &Ctx, so: &ScaledObject) -> Result<TargetType, Error> {
+        let t = &so.spec.scale_target_ref;
+        let wanted = (t.api_version.clone(), t.kind_or_default().to_owned());
+        if let Some((from, resolved)) = &self.target
+            && *from == wanted
+        {
+            return Ok(resolved.clone());
+        }
+        let resolved = target::resolve(&ctx.client, t).await?;
+        self.target = Some((wanted, resolved.clone()));
+        Ok(resolved)
+    }
+
+    async fn ensure_scalers(
+        &mut self,
+        ctx: &Ctx,
+        so: &ScaledObject,
+        ns: &str,
+        target_name: &str,
+        target_type: &TargetType,
+    ) {
+        let generation = so.metadata.generation.unwrap_or(0);
+        if self.scalers_generation != Some(generation)
+            || self.scalers.len() != so.spec.triggers.len()
+        {
+            self.close_scalers().await;
+            self.scalers = (0..so.spec.triggers.len()).map(|_| None).collect();
+            self.build_errors = vec![None; so.spec.triggers.len()];
+            self.scalers_generation = Some(generation);
+        }
+        if self.scalers.iter().all(Option::is_some) {
+            return;
+        }
+        let containers = target::container_env(&ctx.client, ns, target_name, target_type)
+            .await
+            .unwrap_or_default();
+        let env = triggers::target_env(&containers);
+        for i in 0..self.scalers.len() {
+            if self.scalers[i].is_some() {
+                continue;
+            }
+            let kind = so.spec.triggers[i].type_.clone();
+            match triggers::build(
+                &ctx.client,
+                so,
+                i,
+                &env,
+                &ctx.options.cluster_object_namespace,
+            )
+            .await
+            {
+                Ok(s) => {
+                    self.scalers[i] = Some(s);
+                    self.build_errors[i] = None;
+                    ctx.recorder
+                        .publish(
+                            so,
+                            Severity::Normal,
+                            "KEDAScalersStarted",
+                            &format!("Scaler {kind} is built"),
+                        )
+                        .await;
+                }
+                Err(e) => {
+                    let text = e.chain();
+                    ctx.recorder
+                        .publish(so, Severity::Warning, "KEDAScalerFailed", &text)
+                        .await;
+                    self.build_errors[i] = Some(text);
+                }
+            }
+        }
+    }
+
+    async fn close_scalers(&mut self) {
+        for s in self.scalers.drain(..).flatten() {
+            s.close().await;
+        }
+    }
+
+    /// Refuses to run the object: Ready=False with the reason, a Warning Event, no values.
+    async fn fail(&mut self, ctx: &Ctx, so: &ScaledObject, message: &str) {
+        let (ns, name) = key_of(so);
+        ctx.options.values.remove_object(&ns, &name);
+        self.close_scalers().await;
+        self.scalers_generation = None;
+        ctx.recorder
+            .publish(so, Severity::Warning, status::CHECK_FAILED, message)
+            .await;
+        let previous = so
+            .status
+            .as_ref()
+            .map(|s| s.conditions.clone())
+            .unwrap_or_default();
+        let now = Time(k8s_openapi::jiff::Timestamp::now());
+        let st = ScaledObjectStatus {
+            conditions: status::check_failed(message, &previous, &now),
+            original_replica_count: self.original_replicas.and_then(|n| i32::try_from(n).ok()),
+            ..ScaledObjectStatus::default()
+        };
+        self.ready = Some(false);
+        self.write_status(ctx, so, st).await;
+    }
+
+    async fn write_status(&mut self, ctx: &Ctx, so: &ScaledObject, st: ScaledObjectStatus) {
+        let (ns, name) = key_of(so);
+        let Ok(mut body) = serde_json::to_value(&st) else {
+            return;
+        };
+        // Compare without transition times' churn: they only change with a status flip.
+        if self.last_status.as_ref() == Some(&body) {
+            return;
+        }
+        let patch = json!({
+            "apiVersion": "keda.sh/v1alpha1",
+            "kind": "ScaledObject",
+            "status": body.take(),
+        });
+        let api: Api<ScaledObject> = Api::namespaced(ctx.client.clone(), &ns);
+        match api
+            .patch_status(
+                &name,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&patch),
+            )
+            .await
+        {
+            Ok(_) => self.last_status = Some(patch["status"].clone()),
+            Err(e) => {
+                tracing::warn!(error = %e, %ns, %name, "ScaledObject status not written");
+            }
+        }
+    }
+
+    async fn apply_hpa(
+        &mut self,
+        ctx: &Ctx,
+        ns: &str,
+        name: &str,
+        desired: &HorizontalPodAutoscaler,
+    ) -> Result<(), Error> {
+        let body = serde_json::to_value(desired).unwrap_or_default();
+        if let Some((applied_name, applied)) = &self.hpa_applied {
+            if applied_name == name && *applied == body {
+                return Ok(());
+            }
+            if applied_name != name {
+                let old = applied_name.clone();
+                let api: Api<HorizontalPodAutoscaler> = Api::namespaced(ctx.client.clone(), ns);
+                if let Err(e) = api.delete(&old, &DeleteParams::default()).await
+                    && !is_not_found(&e)
+                {
+                    return Err(Error::kube(format!("delete HPA {ns}/{old}"), e));
+                }
+            }
+        }
+        let mut patch = body.clone();
+        patch["apiVersion"] = json!("autoscaling/v2");
+        patch["kind"] = json!("HorizontalPodAutoscaler");
+        let api: Api<HorizontalPodAutoscaler> = Api::namespaced(ctx.client.clone(), ns);
+        api.patch(
+            name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await
+        .map_err(|e| Error::kube(format!("apply HPA {ns}/{name}"), e))?;
+        self.hpa_applied = Some((name.to_owned(), body));
+        self.hpa_deleted = false;
+        Ok(())
+    }
+
+    async fn delete_hpa(&mut self, ctx: &Ctx, ns: &str, name: &str) {
+        if self.hpa_deleted {
+            return;
+        }
+        let api: Api<HorizontalPodAutoscaler> = Api::namespaced(ctx.client.clone(), ns);
+        match api.delete(name, &DeleteParams::default()).await {
+            Ok(_) => self.hpa_deleted = true,
+            Err(e) if is_not_found(&e) => self.hpa_deleted = true,
+            Err(e) => tracing::warn!(error = %e, %ns, %name, "HPA not deleted"),
+        }
+        if self.hpa_deleted {
+            self.hpa_applied = None;
+        }
+    }
+
+    async fn ensure_finalizer(&mut self, ctx: &Ctx, so: &ScaledObject) -> Result<(), Error> {
+        let finalizers = so.metadata.finalizers.as_deref().unwrap_or_default();
+        if finalizers.iter().any(|f| f == FINALIZER) {
+            return Ok(());
+        }
+        let (ns, name) = key_of(so);
+        let mut list = finalizers.to_vec();
+        list.push(FINALIZER.to_owned());
+        let api: Api<ScaledObject> = Api::namespaced(ctx.client.clone(), &ns);
+        api.patch(
+            &name,
+            &PatchParams::default(),
+            &Patch::Merge(finalizers_patch(so, &list)),
+        )
+        .await
+        .map(|_| ())
+        .map_err(|e| Error::kube(format!("add finalizer to ScaledObject {ns}/{name}"), e))
+    }
+
+    /// Deletion: stop, delete the HPA, restore the original replicas if asked, drop the
+    /// finalizer.
+    async fn finalize(&mut self, ctx: &Ctx, so: &ScaledObject) {
+        let (ns, name) = key_of(so);
+        self.close_scalers().await;
+        ctx.options.values.remove_object(&ns, &name);
+        let finalizers = so.metadata.finalizers.clone().unwrap_or_default();
+        if !finalizers.iter().any(|f| f == FINALIZER) {
+            return;
+        }
+        let hpa_api: Api<HorizontalPodAutoscaler> = Api::namespaced(ctx.client.clone(), &ns);
+        let hpa_name = hpa::hpa_name(so);
+        if let Err(e) = hpa_api.delete(&hpa_name, &DeleteParams::default()).await
+            && !is_not_found(&e)
+        {
+            tracing::warn!(error = %e, %ns, %hpa_name, "HPA not deleted");
+        }
+        let restore = so
+            .spec
+            .advanced
+            .as_ref()
+            .is_some_and(|a| a.restore_to_original_replica_count);
+        let original = so
+            .status
+            .as_ref()
+            .and_then(|s| s.original_replica_count)
+            .and_then(|n| u32::try_from(n).ok())
+            .or(self.original_replicas);
+        if restore
+            && let Some(n) = original
+            && let Ok(t) = self.resolve_target(ctx, so).await
+            && let Err(e) =
+                target::write(&ctx.client, &ns, &so.spec.scale_target_ref.name, &t, n).await
+        {
+            tracing::warn!(error = %e.chain(), "original replica count not restored");
+        }
+        ctx.recorder
+            .publish(
+                so,
+                Severity::Warning,
+                "ScaledObjectDeleted",
+                "ScaledObject was deleted",
+            )
+            .await;
+        let rest: Vec<String> = finalizers.into_iter().filter(|f| f != FINALIZER).collect();
+        let api: Api<ScaledObject> = Api::namespaced(ctx.client.clone(), &ns);
+        if let Err(e) = api
+            .patch(
+                &name,
+                &PatchParams::default(),
+                &Patch::Merge(finalizers_patch(so, &rest)),
+            )
+            .await
+            && !is_not_found(&e)
+        {
+            tracing::warn!(error = %e, %ns, %name, "finalizer not removed");
+        }
+    }
+}
+
+/// A merge patch setting the finalizer list, guarded by the resourceVersion it was read at
+/// (a conflict is retried on the next poll).
+fn finalizers_patch(so: &ScaledObject, finalizers: &[String]) -> serde_json::Value {
+    json!({"metadata": {
+        "resourceVersion": so.metadata.resource_version,
+        "finalizers": finalizers,
+    }})
+}
+
+fn unique_join(items: impl Iterator<Item = String>) -> String {
+    let mut seen: Vec<String> = Vec::new();
+    for i in items {
+        if !seen.contains(&i) {
+            seen.push(i);
+        }
+    }
+    seen.join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tandem_podscaler::activation::ActivationConfig;
+    use tandem_podscaler::decision::{ScaledObjectConfig, TriggerConfig};
+    use tandem_podscaler::fallback::TargetType as Tt;
+
+    fn so(name: &str, target: &str, created: i64) -> ScaledObject {
+        serde_json::from_value(json!({
+            "apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
+            "metadata": {"name": name, "namespace": "ns",
+                         "creationTimestamp": k8s_openapi::jiff::Timestamp::from_second(created).unwrap().to_string()},
+            "spec": {"scaleTargetRef": {"name": target},
+                     "triggers": [{"type": "cron", "metadata": {}}]}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_older_scaled_object_keeps_a_shared_target() {
+        let a = so("a", "web", 20);
+        let b = so("b", "web", 10);
+        let c = so("c", "other", 5);
+        let conflicts = target_conflicts([&a, &b, &c]);
+        assert_eq!(
+            conflicts,
+            BTreeMap::from([(("ns".to_owned(), "a".to_owned()), "b".to_owned())])
+        );
+    }
+
+    #[test]
+    fn the_hpa_rescale_is_left_to_the_real_hpa() {
+        let config = ScaledObjectConfig {
+            activation: ActivationConfig {
+                min_replicas: 1,
+                max_replicas: 10,
+                ..ActivationConfig::default()
+            },
+            triggers: vec![TriggerConfig {
+                metric_name: "s0-rabbitmq-q".into(),
+                name: None,
+                kind: TriggerKind::External {
+                    target: 10.0,
+                    target_type: Tt::AverageValue,
+                    activation_threshold: 0.0,
+                },
+            }],
+            fallback: None,
+            behavior: None,
+            modifiers: None,
+            annotations: Default::default(),
+            created_at: TimeMs(0),
+        };
+        let obs = Observation {
+            current_replicas: 1,
+            status_replicas: 1,
+            ready_pods: 1,
+            triggers: vec![TriggerObservation::value(100.0)],
+        };
+        let (_, d) = tandem_podscaler::decision::decide(
+            &config,
+            &obs,
+            &PodLayerState::default(),
+            TimeMs(1_000_000),
+        );
+        // The HPA's default scale-up policy allows 1 -> 4 in one step.
+        assert!(d.hpa.as_ref().is_some_and(|o| o.rescale));
+        assert!(d.effects.contains(&Effect::SetReplicas { n: 4 }));
+        assert!(
+            !keda_effects(&d)
+                .iter()
+                .any(|e| matches!(e, Effect::SetReplicas { .. }))
+        );
+    }
+
+    #[test]
+    fn keda_activation_from_zero_is_executed() {
+        let config = ScaledObjectConfig {
+            activation: ActivationConfig::default(),
+            triggers: vec![TriggerConfig {
+                metric_name: "s0-m".into(),
+                name: None,
+                kind: TriggerKind::External {
+                    target: 10.0,
+                    target_type: Tt::AverageValue,
+                    activation_threshold: 0.0,
+                },
+            }],
+            fallback: None,
+            behavior: None,
+            modifiers: None,
+            annotations: Default::default(),
+            created_at: TimeMs(0),
+        };
+        let obs = Observation {
+            current_replicas: 0,
+            status_replicas: 0,
+            ready_pods: 0,
+            triggers: vec![TriggerObservation::value(5.0)],
+        };
+        let (_, d) = tandem_podscaler::decision::decide(
+            &config,
+            &obs,
+            &PodLayerState::default(),
+            TimeMs(1_000_000),
+        );
+        assert!(keda_effects(&d).contains(&Effect::SetReplicas { n: 1 }));
+    }
+
+    #[test]
+    fn activation_events_read_like_upstream() {
+        assert_eq!(
+            event_message(
+                EventReason::KedaScaleTargetActivated,
+                "Deployment ns/web",
+                0,
+                1,
+                &["s0-rabbitmq-q".into()]
+            ),
+            "Scaled Deployment ns/web from 0 to 1, triggered by s0-rabbitmq-q"
+        );
+    }
+
+    #[test]
+    fn status_only_changes_do_not_wake_a_worker() {
+        let a = Arc::new(so("a", "web", 1));
+        let mut b = (*a).clone();
+        b.status = Some(ScaledObjectStatus {
+            hpa_name: Some("x".into()),
+            ..Default::default()
+        });
+        let input = |so: Arc<ScaledObject>, conflict: Option<String>| Input { so, conflict };
+        assert!(!wakes(
+            &input(a.clone(), None),
+            &input(Arc::new(b.clone()), None)
+        ));
+        b.metadata.annotations = Some(BTreeMap::from([(
+            activation::ANNOTATION_PAUSED.to_owned(),
+            "true".to_owned(),
+        )]));
+        assert!(wakes(&input(a.clone(), None), &input(Arc::new(b), None)));
+        assert!(wakes(&input(a.clone(), None), &input(a, Some("b".into()))));
+    }
+}
