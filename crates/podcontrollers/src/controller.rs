@@ -347,6 +347,8 @@ struct Worker {
     scalers: Vec<Option<Box<dyn Scaler>>>,
     /// Build errors by trigger index.
     build_errors: Vec<Option<String>>,
+    /// Whether KEDAScalersStarted went out for the trigger in this generation.
+    announced: Vec<bool>,
     /// The generation the scalers were built for.
     scalers_generation: Option<i64>,
     /// The resolved target type and the `(apiVersion, kind)` it was resolved from.
@@ -364,8 +366,12 @@ impl Worker {
     async fn tick(&mut self, ctx: &Ctx, input: &Input) -> Option<Duration> {
         let so = &*input.so;
         if so.metadata.deletion_timestamp.is_some() {
-            self.finalize(ctx, so).await;
-            return None;
+            // Retried until the finalizer is gone; the worker stops with the object.
+            return if self.finalize(ctx, so).await {
+                None
+            } else {
+                Some(Duration::from_secs(2))
+            };
         }
         if let Err(e) = self.ensure_finalizer(ctx, so).await {
             tracing::warn!(error = %e.chain(), "finalizer not added");
@@ -571,7 +577,7 @@ impl Worker {
         // The HPA: absent while paused, else as desired.
         let hpa_name = hpa::hpa_name(so);
         if self.state.activation.is_paused() {
-            self.delete_hpa(ctx, &ns, &hpa_name).await;
+            self.delete_hpa(ctx, so, &hpa_name).await;
         } else {
             let desired = hpa::desired_hpa(
                 so,
@@ -674,6 +680,7 @@ impl Worker {
             self.close_scalers().await;
             self.scalers = (0..so.spec.triggers.len()).map(|_| None).collect();
             self.build_errors = vec![None; so.spec.triggers.len()];
+            self.announced = vec![false; so.spec.triggers.len()];
             self.scalers_generation = Some(generation);
         }
         if self.scalers.iter().all(Option::is_some) {
@@ -700,6 +707,14 @@ impl Worker {
                 Ok(s) => {
                     self.scalers[i] = Some(s);
                     self.build_errors[i] = None;
+                    // Once per trigger and generation: a scaler rebuilt after each failed
+                    // fetch must not announce itself every poll.
+                    if self.announced.get(i).copied().unwrap_or(true) {
+                        continue;
+                    }
+                    if let Some(a) = self.announced.get_mut(i) {
+                        *a = true;
+                    }
                     ctx.recorder
                         .publish(
                             so,
@@ -818,18 +833,16 @@ impl Worker {
         Ok(())
     }
 
-    async fn delete_hpa(&mut self, ctx: &Ctx, ns: &str, name: &str) {
+    async fn delete_hpa(&mut self, ctx: &Ctx, so: &ScaledObject, name: &str) {
         if self.hpa_deleted {
             return;
         }
-        let api: Api<HorizontalPodAutoscaler> = Api::namespaced(ctx.client.clone(), ns);
-        match api.delete(name, &DeleteParams::default()).await {
-            Ok(_) => self.hpa_deleted = true,
-            Err(e) if is_not_found(&e) => self.hpa_deleted = true,
-            Err(e) => tracing::warn!(error = %e, %ns, %name, "HPA not deleted"),
-        }
-        if self.hpa_deleted {
-            self.hpa_applied = None;
+        match delete_owned_hpa(ctx, so, name).await {
+            Ok(()) => {
+                self.hpa_deleted = true;
+                self.hpa_applied = None;
+            }
+            Err(e) => tracing::warn!(error = %e.chain(), "HPA not deleted"),
         }
     }
 
@@ -854,20 +867,18 @@ impl Worker {
 
     /// Deletion: stop, delete the HPA, restore the original replicas if asked, drop the
     /// finalizer.
-    async fn finalize(&mut self, ctx: &Ctx, so: &ScaledObject) {
+    /// Returns whether the finalizer is gone.
+    async fn finalize(&mut self, ctx: &Ctx, so: &ScaledObject) -> bool {
         let (ns, name) = key_of(so);
         self.close_scalers().await;
         ctx.options.values.remove_object(&ns, &name);
         let finalizers = so.metadata.finalizers.clone().unwrap_or_default();
         if !finalizers.iter().any(|f| f == FINALIZER) {
-            return;
+            return true;
         }
-        let hpa_api: Api<HorizontalPodAutoscaler> = Api::namespaced(ctx.client.clone(), &ns);
         let hpa_name = hpa::hpa_name(so);
-        if let Err(e) = hpa_api.delete(&hpa_name, &DeleteParams::default()).await
-            && !is_not_found(&e)
-        {
-            tracing::warn!(error = %e, %ns, %hpa_name, "HPA not deleted");
+        if let Err(e) = delete_owned_hpa(ctx, so, &hpa_name).await {
+            tracing::warn!(error = %e.chain(), "HPA not deleted");
         }
         let restore = so
             .spec
@@ -898,17 +909,47 @@ impl Worker {
             .await;
         let rest: Vec<String> = finalizers.into_iter().filter(|f| f != FINALIZER).collect();
         let api: Api<ScaledObject> = Api::namespaced(ctx.client.clone(), &ns);
-        if let Err(e) = api
+        match api
             .patch(
                 &name,
                 &PatchParams::default(),
                 &Patch::Merge(finalizers_patch(so, &rest)),
             )
             .await
-            && !is_not_found(&e)
         {
-            tracing::warn!(error = %e, %ns, %name, "finalizer not removed");
+            Ok(_) => true,
+            Err(e) if is_not_found(&e) => true,
+            Err(e) => {
+                tracing::warn!(error = %e, %ns, %name, "finalizer not removed; retrying");
+                false
+            }
         }
+    }
+}
+
+/// Deletes the HPA `name` if this ScaledObject owns it (a ScaledObject refused for a taken
+/// target must not delete the owner's HPA). Absent counts as deleted.
+async fn delete_owned_hpa(ctx: &Ctx, so: &ScaledObject, name: &str) -> Result<(), Error> {
+    let (ns, _) = key_of(so);
+    let api: Api<HorizontalPodAutoscaler> = Api::namespaced(ctx.client.clone(), &ns);
+    let existing = api
+        .get_opt(name)
+        .await
+        .map_err(|e| Error::kube(format!("read HPA {ns}/{name}"), e))?;
+    let owned = existing.is_some_and(|h| {
+        h.metadata
+            .owner_references
+            .unwrap_or_default()
+            .iter()
+            .any(|o| Some(&o.uid) == so.metadata.uid.as_ref())
+    });
+    if !owned {
+        return Ok(());
+    }
+    match api.delete(name, &DeleteParams::default()).await {
+        Ok(_) => Ok(()),
+        Err(e) if is_not_found(&e) => Ok(()),
+        Err(e) => Err(Error::kube(format!("delete HPA {ns}/{name}"), e)),
     }
 }
 
