@@ -269,6 +269,62 @@ mod tests {
     }
 
     #[test]
+    fn status_lists_metrics_health_and_activity_from_the_decision() {
+        use tandem_podscaler::activation::ActivationConfig;
+        use tandem_podscaler::decision::{
+            Observation, PodLayerState, ScaledObjectConfig, TriggerConfig, TriggerObservation,
+            decide,
+        };
+        use tandem_podscaler::fallback::TargetType;
+        let config = ScaledObjectConfig {
+            activation: ActivationConfig::default(),
+            triggers: vec![
+                TriggerConfig {
+                    metric_name: "s0-rabbitmq-q".into(),
+                    name: None,
+                    kind: TriggerKind::External {
+                        target: 10.0,
+                        target_type: TargetType::AverageValue,
+                        activation_threshold: 0.0,
+                    },
+                },
+                TriggerConfig {
+                    metric_name: "cpu".into(),
+                    name: None,
+                    kind: TriggerKind::Resource { target: 50 },
+                },
+            ],
+            fallback: None,
+            behavior: None,
+            modifiers: None,
+            annotations: Default::default(),
+            created_at: tandem_podscaler::TimeMs(0),
+        };
+        let obs = Observation {
+            current_replicas: 1,
+            status_replicas: 1,
+            ready_pods: 1,
+            triggers: vec![TriggerObservation::failed(), TriggerObservation::value(0.0)],
+        };
+        let (state, d) = decide(
+            &config,
+            &obs,
+            &PodLayerState::default(),
+            tandem_podscaler::TimeMs(1),
+        );
+        let st = from_decision(&config, &d, &state.health);
+        assert_eq!(st.external_metric_names, vec!["s0-rabbitmq-q"]);
+        assert_eq!(st.resource_metric_names, vec!["cpu"]);
+        let h = &st.health["s0-rabbitmq-q"];
+        assert_eq!(
+            (h.number_of_failures, h.status.as_deref()),
+            (Some(1), Some("Failing"))
+        );
+        assert!(!st.triggers_activity["s0-rabbitmq-q"].is_active);
+        assert!(!st.triggers_activity.contains_key("cpu"));
+    }
+
+    #[test]
     fn check_failed_says_why_in_ready() {
         let c = check_failed("spec.triggers[0].type: no rule", &[], &t(1));
         assert_eq!(c[0].type_, "Ready");

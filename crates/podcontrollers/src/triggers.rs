@@ -18,7 +18,7 @@ use crate::error::is_not_found;
 #[derive(Debug, thiserror::Error)]
 pub enum TriggerError {
     /// Its authentication cannot be resolved.
-    #[error("trigger {index}: {source}")]
+    #[error("trigger {index}: resolve authentication")]
     Auth {
         /// Index in `spec.triggers`.
         index: usize,
@@ -53,7 +53,7 @@ impl TriggerError {
         }
     }
 
-    /// The message with its causes.
+    /// The message with its causes (`Display` prints only this error's own part).
     #[must_use]
     pub fn chain(&self) -> String {
         let mut out = self.to_string();
@@ -222,4 +222,42 @@ pub async fn build(
         .with_env(container_env)
         .with_scaling_modifiers(uses_modifiers);
     Ok(tandem_scalers::build(params).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_auth_error_reads_once_with_its_cause() {
+        let e = TriggerError::Auth {
+            index: 0,
+            source: AuthError::AuthenticationNotFound {
+                kind: "TriggerAuthentication".into(),
+                name: "shop/rabbit".into(),
+            },
+        };
+        assert_eq!(
+            e.chain(),
+            "trigger 0: resolve authentication: TriggerAuthentication shop/rabbit not found"
+        );
+        assert_eq!(
+            e.category(),
+            AuthError::AuthenticationNotFound {
+                kind: String::new(),
+                name: String::new(),
+            }
+            .category()
+        );
+    }
+
+    #[test]
+    fn target_env_keeps_container_order_for_the_default_container() {
+        let env = target_env(&[
+            ("app".into(), vec![("HOST".into(), "a".into())]),
+            ("sidecar".into(), vec![("HOST".into(), "b".into())]),
+        ]);
+        assert_eq!(env.of(None).unwrap()["HOST"].expose(), "a");
+        assert_eq!(env.of(Some("sidecar")).unwrap()["HOST"].expose(), "b");
+    }
 }
