@@ -53,6 +53,8 @@ pub const FIELD_MANAGER: &str = "tandem";
 pub const FINALIZER: &str = "finalizer.keda.sh";
 /// How long one scaler fetch may take before it counts as failed.
 const MEASURE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often an unchanged HPA is applied again (server-side apply; a no-op when intact).
+const HPA_REFRESH: Duration = Duration::from_secs(300);
 /// How long a worker sleeps when only a change of its object can help.
 const WAIT_FOR_CHANGE: Duration = Duration::from_secs(3600);
 
@@ -355,6 +357,9 @@ struct Worker {
     target: Option<((Option<String>, String), TargetType)>,
     /// The last HPA applied: name and spec.
     hpa_applied: Option<(String, serde_json::Value)>,
+    /// When it was last applied: re-applied after [`HPA_REFRESH`] even if unchanged, so an
+    /// HPA deleted or edited by hand comes back.
+    hpa_applied_at: Option<tokio::time::Instant>,
     hpa_deleted: bool,
     last_status: Option<serde_json::Value>,
     original_replicas: Option<u32>,
@@ -804,7 +809,10 @@ impl Worker {
     ) -> Result<(), Error> {
         let body = serde_json::to_value(desired).unwrap_or_default();
         if let Some((applied_name, applied)) = &self.hpa_applied {
-            if applied_name == name && *applied == body {
+            let fresh = self
+                .hpa_applied_at
+                .is_some_and(|at| at.elapsed() < HPA_REFRESH);
+            if applied_name == name && *applied == body && fresh {
                 return Ok(());
             }
             if applied_name != name {
@@ -829,6 +837,7 @@ impl Worker {
         .await
         .map_err(|e| Error::kube(format!("apply HPA {ns}/{name}"), e))?;
         self.hpa_applied = Some((name.to_owned(), body));
+        self.hpa_applied_at = Some(tokio::time::Instant::now());
         self.hpa_deleted = false;
         Ok(())
     }
@@ -846,28 +855,34 @@ impl Worker {
         }
     }
 
+    /// The finalizer, and the `scaledobject.keda.sh/name` label upstream puts on the object.
     async fn ensure_finalizer(&mut self, ctx: &Ctx, so: &ScaledObject) -> Result<(), Error> {
+        let (ns, name) = key_of(so);
         let finalizers = so.metadata.finalizers.as_deref().unwrap_or_default();
-        if finalizers.iter().any(|f| f == FINALIZER) {
+        let labelled = so
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(crate::metrics_server::SCALED_OBJECT_LABEL))
+            == Some(&name);
+        if labelled && finalizers.iter().any(|f| f == FINALIZER) {
             return Ok(());
         }
-        let (ns, name) = key_of(so);
         let mut list = finalizers.to_vec();
-        list.push(FINALIZER.to_owned());
+        if !list.iter().any(|f| f == FINALIZER) {
+            list.push(FINALIZER.to_owned());
+        }
+        let mut patch = finalizers_patch(so, &list);
+        patch["metadata"]["labels"] = json!({crate::metrics_server::SCALED_OBJECT_LABEL: name});
         let api: Api<ScaledObject> = Api::namespaced(ctx.client.clone(), &ns);
-        api.patch(
-            &name,
-            &PatchParams::default(),
-            &Patch::Merge(finalizers_patch(so, &list)),
-        )
-        .await
-        .map(|_| ())
-        .map_err(|e| Error::kube(format!("add finalizer to ScaledObject {ns}/{name}"), e))
+        api.patch(&name, &PatchParams::default(), &Patch::Merge(patch))
+            .await
+            .map(|_| ())
+            .map_err(|e| Error::kube(format!("add finalizer to ScaledObject {ns}/{name}"), e))
     }
 
     /// Deletion: stop, delete the HPA, restore the original replicas if asked, drop the
-    /// finalizer.
-    /// Returns whether the finalizer is gone.
+    /// finalizer. Returns whether the finalizer is gone.
     async fn finalize(&mut self, ctx: &Ctx, so: &ScaledObject) -> bool {
         let (ns, name) = key_of(so);
         self.close_scalers().await;

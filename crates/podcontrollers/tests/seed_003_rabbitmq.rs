@@ -76,12 +76,24 @@ async fn seed_003_rabbitmq_queue_scales_consumer_to_ten_and_back_to_one() {
     );
     let ready = wait_condition(&h.client, &ns, &so_name, "Ready", |c| c.is_true()).await;
     assert_eq!(ready.reason.as_deref(), Some("ScaledObjectReady"));
-    let status = Api::<ScaledObject>::namespaced(h.client.clone(), &ns)
+    let live = Api::<ScaledObject>::namespaced(h.client.clone(), &ns)
         .get(&so_name)
         .await
-        .expect("get")
-        .status
-        .expect("status");
+        .expect("get");
+    assert_eq!(
+        live.metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get("scaledobject.keda.sh/name")),
+        Some(&so_name)
+    );
+    assert!(
+        live.metadata
+            .finalizers
+            .as_ref()
+            .is_some_and(|f| f.iter().any(|f| f == "finalizer.keda.sh"))
+    );
+    let status = live.status.expect("status");
     assert_eq!(status.external_metric_names, vec!["s0-rabbitmq-orders"]);
     assert_eq!(status.original_replica_count, Some(1));
     assert_eq!(status.hpa_name, Some(format!("keda-hpa-{so_name}")));
