@@ -2,7 +2,8 @@
 //! (Ready=False with the source's answer, a Warning Event, no secret in either), the same
 //! with fallback (the fallback replicas are applied through the HPA), a value that is not a
 //! number (Ready=False naming the field) and a second ScaledObject on a taken target, all
-//! next to a valid ScaledObject that keeps scaling.
+//! next to a valid ScaledObject that keeps scaling. Fixing the Secret then heals the
+//! wrong-password object.
 
 mod common;
 
@@ -121,5 +122,18 @@ async fn broken_scaled_objects_are_reported_and_the_valid_one_keeps_scaling() {
     wait_condition(&h.client, &ns, "good", "Ready", |c| c.is_true()).await;
     assert_eq!(replicas(&h.client, &ns, "good").await, 2);
     assert_eq!(replicas(&h.client, &ns, "invalid").await, 1);
+
+    // Fixing the Secret heals the object without touching it: the failing scaler is rebuilt
+    // on the next poll and reads the Secret again.
+    kube::Api::<k8s_openapi::api::core::v1::Secret>::namespaced(h.client.clone(), &ns)
+        .patch(
+            "bad",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(json!({"stringData": {"host": http_host(&rmq, PASSWORD)}})),
+        )
+        .await
+        .expect("fix the secret");
+    let ready = wait_condition(&h.client, &ns, "wrong-password", "Ready", |c| c.is_true()).await;
+    assert_eq!(ready.reason.as_deref(), Some("ScaledObjectReady"));
     drop(h);
 }

@@ -1,5 +1,6 @@
 //! `minReplicaCount: 0`: an empty queue takes the target to 0 after the (short) cooldown,
-//! messages bring it back: KEDA's activation 0 → 1, then the real HPA 1 → N.
+//! messages bring it back: KEDA's activation 0 → 1, then the real HPA 1 → N. Credentials
+//! come through a ClusterTriggerAuthentication.
 
 mod common;
 
@@ -12,27 +13,39 @@ async fn empty_queue_scales_to_zero_and_messages_activate_it_again() {
     let ns = h.cp.namespace("zero").await.expect("namespace");
     let rmq = rabbitmq().await;
     publish(&rmq, "jobs", 0).await;
+    // Credentials through a ClusterTriggerAuthentication, its Secret in the operator
+    // namespace (`keda`, the default of `Options::cluster_object_namespace`).
+    tandem_testkit::manifest::ensure_namespace(&h.client, "keda")
+        .await
+        .expect("namespace keda");
     secret(
         &h.client,
-        &ns,
+        "keda",
         "rabbit",
         &[("host", &http_host(&rmq, PASSWORD))],
     )
     .await;
-    trigger_auth(&h.client, &ns, "rabbit-auth", "rabbit").await;
+    let cta: tandem_api::keda::v1alpha1::ClusterTriggerAuthentication =
+        serde_json::from_value(json!({
+            "apiVersion": "keda.sh/v1alpha1", "kind": "ClusterTriggerAuthentication",
+            "metadata": {"name": "rabbit-cluster-auth"},
+            "spec": {"secretTargetRef": [{"parameter": "host", "name": "rabbit", "key": "host"}]},
+        }))
+        .expect("cluster trigger authentication");
+    kube::Api::<tandem_api::keda::v1alpha1::ClusterTriggerAuthentication>::all(h.client.clone())
+        .create(&Default::default(), &cta)
+        .await
+        .expect("create ClusterTriggerAuthentication");
     deployment(&h.client, &ns, "worker", 1).await;
-    scaled_object(
-        &h.client,
-        &ns,
-        rabbit_so(
-            "zero",
-            "worker",
-            "rabbit-auth",
-            "jobs",
-            json!({"minReplicaCount": 0, "cooldownPeriod": 5}),
-        ),
-    )
-    .await;
+    let mut so = rabbit_so(
+        "zero",
+        "worker",
+        "rabbit-cluster-auth",
+        "jobs",
+        json!({"minReplicaCount": 0, "cooldownPeriod": 5}),
+    );
+    so["spec"]["triggers"][0]["authenticationRef"]["kind"] = json!("ClusterTriggerAuthentication");
+    scaled_object(&h.client, &ns, so).await;
 
     wait_replicas(&h.client, &ns, "worker", 0).await;
     let deactivated = wait_event(&h.client, &ns, "zero", "KEDAScaleTargetDeactivated").await;
