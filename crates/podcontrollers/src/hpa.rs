@@ -323,6 +323,25 @@ mod tests {
     }
 
     #[test]
+    fn scaling_modifiers_replace_external_metrics_with_the_composite_one() {
+        let (so, c) = so(r#"{"apiVersion":"keda.sh/v1alpha1","kind":"ScaledObject",
+          "metadata":{"name":"w","namespace":"n"},
+          "spec":{"scaleTargetRef":{"name":"t"},
+            "advanced":{"scalingModifiers":{"formula":"a + b","target":"5"}},
+            "triggers":[
+              {"type":"prometheus","name":"a","metadata":{"serverAddress":"http://p","query":"q1","threshold":"1"}},
+              {"type":"prometheus","name":"b","metadata":{"serverAddress":"http://p","query":"q2","threshold":"1"}}]}}"#);
+        let metrics = desired_hpa(&so, &c, "apps/v1", "Deployment")
+            .spec
+            .metrics
+            .unwrap();
+        assert_eq!(metrics.len(), 1);
+        let ext = metrics[0].external.as_ref().unwrap();
+        assert_eq!(ext.metric.name, COMPOSITE_METRIC_NAME);
+        assert_eq!(ext.target.average_value, Some(Quantity("5".into())));
+    }
+
+    #[test]
     fn label_values_are_cut_to_63_and_trimmed() {
         let long = format!("{}-x", "a".repeat(62));
         assert_eq!(label_value(&long), "a".repeat(62));
