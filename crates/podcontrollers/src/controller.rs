@@ -1,9 +1,12 @@
-//! The ScaledObject controller: one watch on ScaledObjects, one worker task per object.
+//! The ScaledObject controller: watches on ScaledObjects and on the HPAs it generates, one
+//! worker task per ScaledObject.
 //!
 //! ```text
-//!   watcher(ScaledObject) ──► supervisor: objects by ns/name, target conflicts (pure)
+//!   watcher(ScaledObject) ─┐
+//!   watcher(HPA, managed) ─┴► supervisor: objects by ns/name, target conflicts (pure)
 //!                               │ watch channel per object; woken only by spec, labels,
-//!                               │ annotations, deletion or conflict changes (not by status)
+//!                               │ annotations, deletion or conflict changes (not by status
+//!                               │ or HPA changes, which the next poll reads)
 //!                               ▼
 //!   worker (every pollingInterval):
 //!     convert (tandem_manifest) ─► resolve target (discovery, /scale) ─► scalers (auth)
@@ -139,6 +142,8 @@ struct Input {
     so: Arc<ScaledObject>,
     /// The ScaledObject that already owns this one's target.
     conflict: Option<String>,
+    /// Its HPA as last seen (never wakes the worker).
+    hpa: Option<Arc<HorizontalPodAutoscaler>>,
 }
 
 /// Whether a new version of the input should wake the worker now (status-only writes,
@@ -202,45 +207,150 @@ struct WorkerHandle {
     task: tokio::task::JoinHandle<()>,
 }
 
+/// One watched kind in memory: a relist is buffered and swapped in at `InitDone`.
+struct Index<K> {
+    objects: BTreeMap<Key, Arc<K>>,
+    relist: Option<BTreeMap<Key, Arc<K>>>,
+}
+
+impl<K: kube::Resource> Index<K> {
+    fn new() -> Self {
+        Index {
+            objects: BTreeMap::new(),
+            relist: None,
+        }
+    }
+
+    fn key(o: &K) -> Key {
+        (
+            o.meta().namespace.clone().unwrap_or_default(),
+            o.meta().name.clone().unwrap_or_default(),
+        )
+    }
+
+    /// Applies one event; returns whether the index is complete (not inside a relist).
+    fn apply(&mut self, event: Event<K>) -> bool {
+        match event {
+            Event::Init => self.relist = Some(BTreeMap::new()),
+            Event::InitApply(o) => {
+                if let Some(buffer) = self.relist.as_mut() {
+                    buffer.insert(Self::key(&o), Arc::new(o));
+                }
+            }
+            Event::InitDone => {
+                if let Some(buffer) = self.relist.take() {
+                    self.objects = buffer;
+                }
+            }
+            Event::Apply(o) => {
+                self.objects.insert(Self::key(&o), Arc::new(o));
+            }
+            Event::Delete(o) => {
+                self.objects.remove(&Self::key(&o));
+            }
+        }
+        self.relist.is_none()
+    }
+}
+
+enum Watched {
+    ScaledObject(Box<Result<Event<ScaledObject>, watcher::Error>>),
+    Hpa(Box<Result<Event<HorizontalPodAutoscaler>, watcher::Error>>),
+}
+
 async fn supervise(ctx: Arc<Ctx>) {
-    let api: Api<ScaledObject> = Api::all(ctx.client.clone());
-    let mut stream = pin!(watcher::watcher(api, watcher::Config::default()).default_backoff());
-    let mut objects: BTreeMap<Key, Arc<ScaledObject>> = BTreeMap::new();
-    let mut relist: Option<BTreeMap<Key, Arc<ScaledObject>>> = None;
+    let sos = watcher::watcher(
+        Api::<ScaledObject>::all(ctx.client.clone()),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .map(|e| Watched::ScaledObject(Box::new(e)));
+    // Only the HPAs we generate, for the HPAActive condition.
+    let hpas = watcher::watcher(
+        Api::<HorizontalPodAutoscaler>::all(ctx.client.clone()),
+        watcher::Config::default()
+            .labels(&format!("app.kubernetes.io/managed-by={}", hpa::MANAGED_BY)),
+    )
+    .default_backoff()
+    .map(|e| Watched::Hpa(Box::new(e)));
+    let mut stream = pin!(futures::stream::select(sos, hpas));
+    let mut objects = Index::<ScaledObject>::new();
+    let mut hpa_index = Index::<HorizontalPodAutoscaler>::new();
     let mut workers: BTreeMap<Key, WorkerHandle> = BTreeMap::new();
     while let Some(event) = stream.next().await {
-        match event {
-            Ok(Event::Init) => relist = Some(BTreeMap::new()),
-            Ok(Event::InitApply(so)) => {
-                if let Some(buffer) = relist.as_mut() {
-                    buffer.insert(key_of(&so), Arc::new(so));
+        let event = match event {
+            Watched::ScaledObject(e) => (*e).map(Ok),
+            Watched::Hpa(e) => (*e).map(Err),
+        };
+        let ready = match event {
+            Ok(Ok(e)) => objects.apply(e),
+            Ok(Err(e)) => {
+                // One HPA changed: hand it to its worker only (HPA status changes every
+                // sync; a full dispatch per change would cost O(objects) each time).
+                let changed = match &e {
+                    Event::Apply(h) | Event::Delete(h) => Some(Index::key(h)),
+                    _ => None,
+                };
+                let complete = hpa_index.apply(e);
+                if let Some((ns, hpa_name)) = changed {
+                    let hpa = hpa_index
+                        .objects
+                        .get(&(ns.clone(), hpa_name.clone()))
+                        .cloned();
+                    hand_hpa(&objects.objects, &workers, &ns, &hpa_name, hpa);
+                    false
+                } else {
+                    complete && objects.relist.is_none()
                 }
-            }
-            Ok(Event::InitDone) => {
-                if let Some(buffer) = relist.take() {
-                    objects = buffer;
-                }
-            }
-            Ok(Event::Apply(so)) => {
-                objects.insert(key_of(&so), Arc::new(so));
-            }
-            Ok(Event::Delete(so)) => {
-                objects.remove(&key_of(&so));
             }
             Err(e) => {
-                tracing::warn!(error = %e, "ScaledObject watch failed; retrying");
+                tracing::warn!(error = %e, "watch failed; retrying");
                 continue;
             }
+        };
+        if ready {
+            dispatch(&ctx, &objects.objects, &hpa_index.objects, &mut workers);
         }
-        if relist.is_none() {
-            dispatch(&ctx, &objects, &mut workers);
-        }
+    }
+}
+
+/// Gives the HPA `ns/hpa_name` (or its absence) to the worker of the ScaledObject it belongs
+/// to, without waking it.
+fn hand_hpa(
+    objects: &BTreeMap<Key, Arc<ScaledObject>>,
+    workers: &BTreeMap<Key, WorkerHandle>,
+    ns: &str,
+    hpa_name: &str,
+    hpa: Option<Arc<HorizontalPodAutoscaler>>,
+) {
+    let owner = hpa
+        .as_ref()
+        .and_then(|h| h.metadata.labels.as_ref())
+        .and_then(|l| l.get(crate::metrics_server::SCALED_OBJECT_LABEL))
+        .map(|so| (ns.to_owned(), so.clone()))
+        .filter(|k| {
+            objects
+                .get(k)
+                .is_some_and(|so| hpa::hpa_name(so) == hpa_name)
+        })
+        .or_else(|| {
+            objects
+                .iter()
+                .find(|(k, so)| k.0 == ns && hpa::hpa_name(so) == hpa_name)
+                .map(|(k, _)| k.clone())
+        });
+    if let Some(w) = owner.and_then(|k| workers.get(&k)) {
+        w.tx.send_if_modified(|current| {
+            current.hpa = hpa;
+            false
+        });
     }
 }
 
 fn dispatch(
     ctx: &Arc<Ctx>,
     objects: &BTreeMap<Key, Arc<ScaledObject>>,
+    hpas: &BTreeMap<Key, Arc<HorizontalPodAutoscaler>>,
     workers: &mut BTreeMap<Key, WorkerHandle>,
 ) {
     let conflicts = target_conflicts(objects.values().map(|s| &**s));
@@ -256,6 +366,7 @@ fn dispatch(
         let input = Input {
             so: so.clone(),
             conflict: conflicts.get(k).cloned(),
+            hpa: hpas.get(&(k.0.clone(), hpa::hpa_name(so))).cloned(),
         };
         if let Some(w) = workers.get(k) {
             w.tx.send_if_modified(|current| {
@@ -612,6 +723,20 @@ impl Worker {
             &previous,
             &now_time,
         );
+        // HPAActive mirrors the HPA's ScalingActive; once written it is kept, never reset.
+        let hpa_active = input
+            .hpa
+            .as_deref()
+            .filter(|h| {
+                h.metadata
+                    .owner_references
+                    .iter()
+                    .flatten()
+                    .any(|o| Some(&o.uid) == so.metadata.uid.as_ref())
+            })
+            .and_then(|h| status::hpa_active(h, &previous, &now_time))
+            .or_else(|| previous.iter().find(|c| c.type_ == "HPAActive").cloned());
+        st.conditions.extend(hpa_active);
         st.scale_target_kind = Some(target_type.kind_string());
         st.scale_target_gvkr = Some(target_type.gvkr.clone());
         st.original_replica_count = self.original_replicas.and_then(|n| i32::try_from(n).ok());
@@ -1118,7 +1243,11 @@ mod tests {
             hpa_name: Some("x".into()),
             ..Default::default()
         });
-        let input = |so: Arc<ScaledObject>, conflict: Option<String>| Input { so, conflict };
+        let input = |so: Arc<ScaledObject>, conflict: Option<String>| Input {
+            so,
+            conflict,
+            hpa: None,
+        };
         assert!(!wakes(
             &input(a.clone(), None),
             &input(Arc::new(b.clone()), None)

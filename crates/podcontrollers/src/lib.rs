@@ -21,10 +21,11 @@
 //! [`status`] (conditions and status fields), [`controller::target_conflicts`] and
 //! [`controller::keda_effects`].
 //!
-//! Not here yet: ScaledJobs, the `HPAActive` condition, `useCachedMetrics` (every value is
-//! cached: the HPA always reads the last poll), push wake-ups (`Scaler::watch`), metrics,
-//! leader election, resolving `valueFrom` env of the target, and watching Secrets (a scaler
-//! is rebuilt, re-reading its Secrets, after it fails).
+//! Not here yet: ScaledJobs, `useCachedMetrics` (every value is cached: the HPA always
+//! reads the last poll), push wake-ups (`Scaler::watch`), Prometheus metrics, leader
+//! election, resolving `valueFrom` env of the target, and watching Secrets (a scaler is
+//! rebuilt, re-reading its Secrets, after it fails). `ready_pods` for fallback with `Value`
+//! targets is the target's `/scale` `status.replicas`, not a count of Ready pods.
 
 pub mod controller;
 mod error;

@@ -145,6 +145,40 @@ pub fn check_failed(message: &str, previous: &[Condition], now: &Time) -> Vec<Co
     ]
 }
 
+/// `HPAActive` from the HPA's `ScalingActive` condition (keda.md §2.4): True `HPAActive`,
+/// True `ScalingDisabled` when the HPA stands aside because the target is at 0, else False
+/// with the HPA's reason (`HPAMetricsUnavailable` when it gives none). `None` until the HPA
+/// reports the condition.
+#[must_use]
+pub fn hpa_active(
+    hpa: &k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler,
+    previous: &[Condition],
+    now: &Time,
+) -> Option<Condition> {
+    let c = hpa
+        .status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == "ScalingActive")?;
+    let reason = c.reason.as_deref().filter(|r| !r.is_empty());
+    let (status, reason) = match (c.status.as_str(), reason) {
+        ("True", _) => (ApiStatus::True, "HPAActive"),
+        (_, Some("ScalingDisabled")) => (ApiStatus::True, "ScalingDisabled"),
+        (_, Some(r)) => (ApiStatus::False, r),
+        (_, None) => (ApiStatus::False, "HPAMetricsUnavailable"),
+    };
+    Some(condition(
+        "HPAActive",
+        status,
+        reason,
+        c.message.clone().unwrap_or_default(),
+        previous,
+        now.clone(),
+    ))
+}
+
 /// `status.health` from podscaler's health record.
 #[must_use]
 pub fn health(h: &Health) -> BTreeMap<String, HealthStatus> {
@@ -322,6 +356,42 @@ mod tests {
         );
         assert!(!st.triggers_activity["s0-rabbitmq-q"].is_active);
         assert!(!st.triggers_activity.contains_key("cpu"));
+    }
+
+    #[test]
+    fn hpa_active_mirrors_scaling_active() {
+        let hpa = |status: &str, reason: &str| {
+            serde_json::from_value::<k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler>(
+                serde_json::json!({
+                    "metadata": {"name": "h"},
+                    "spec": {"scaleTargetRef": {"kind": "Deployment", "name": "d"}, "maxReplicas": 3},
+                    "status": {"desiredReplicas": 1, "conditions": [{
+                        "type": "ScalingActive", "status": status, "reason": reason,
+                        "message": "m"}]},
+                }),
+            )
+            .unwrap()
+        };
+        let r = |h| {
+            let c = hpa_active(&h, &[], &t(1)).unwrap();
+            (c.status, c.reason.unwrap())
+        };
+        assert_eq!(
+            r(hpa("True", "ValidMetricFound")),
+            (ApiStatus::True, "HPAActive".into())
+        );
+        assert_eq!(
+            r(hpa("False", "ScalingDisabled")),
+            (ApiStatus::True, "ScalingDisabled".into())
+        );
+        assert_eq!(
+            r(hpa("False", "FailedGetExternalMetric")),
+            (ApiStatus::False, "FailedGetExternalMetric".into())
+        );
+        assert_eq!(
+            r(hpa("False", "")),
+            (ApiStatus::False, "HPAMetricsUnavailable".into())
+        );
     }
 
     #[test]

@@ -55,6 +55,11 @@ async fn empty_queue_scales_to_zero_and_messages_activate_it_again() {
     );
     let active = wait_condition(&h.client, &ns, "zero", "Active", |c| !c.is_true()).await;
     assert_eq!(active.reason.as_deref(), Some("ScalerNotActive"));
+    // At 0 the real HPA stands aside; HPAActive mirrors that.
+    wait_condition(&h.client, &ns, "zero", "HPAActive", |c| {
+        c.is_true() && c.reason.as_deref() == Some("ScalingDisabled")
+    })
+    .await;
 
     // 25 messages: KEDA activates to 1, the HPA takes it to ceil(25 / 10) = 3.
     publish(&rmq, "jobs", 25).await;
@@ -65,5 +70,9 @@ async fn empty_queue_scales_to_zero_and_messages_activate_it_again() {
     );
     wait_replicas(&h.client, &ns, "worker", 3).await;
     wait_condition(&h.client, &ns, "zero", "Active", |c| c.is_true()).await;
+    wait_condition(&h.client, &ns, "zero", "HPAActive", |c| {
+        c.is_true() && c.reason.as_deref() == Some("HPAActive")
+    })
+    .await;
     drop(h);
 }
