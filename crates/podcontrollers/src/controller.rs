@@ -69,6 +69,10 @@ pub struct Options {
     /// Where the workers publish metric values; give the same set to
     /// [`crate::serve_external_metrics`].
     pub values: MetricValues,
+    /// Poll a ScaledObject at once when one of its sources reports growth
+    /// (`Scaler::watch`, rate-limited to one wake per second per trigger) instead of waiting
+    /// for `pollingInterval` (DESIGN §3.6). Scale-in still waits for the poll. Default on.
+    pub push: bool,
 }
 
 impl Default for Options {
@@ -76,6 +80,7 @@ impl Default for Options {
         Options {
             cluster_object_namespace: "keda".into(),
             values: MetricValues::new(),
+            push: true,
         }
     }
 }
@@ -389,9 +394,20 @@ async fn run_worker(ctx: Arc<Ctx>, mut rx: watch::Receiver<Input>) {
         let Some(wait) = worker.tick(&ctx, &input).await else {
             return;
         };
+        // A wake from a source (already rate-limited by the scaler) polls at once.
+        let wake = async {
+            match worker.wakes.as_mut() {
+                Some(w) => w.next().await.is_some(),
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             changed = rx.changed() => if changed.is_err() { return },
             () = tokio::time::sleep(wait) => {}
+            more = wake => if !more {
+                // Every source's stream ended: poll only until the scalers are rebuilt.
+                worker.wakes = None;
+            },
         }
     }
 }
@@ -462,6 +478,8 @@ struct Worker {
     build_errors: Vec<Option<String>>,
     /// Whether KEDAScalersStarted went out for the trigger in this generation.
     announced: Vec<bool>,
+    /// Wake-ups of the current scalers ([`Options::push`]); rebuilt with them.
+    wakes: Option<futures::stream::SelectAll<tandem_scalers::WakeStream>>,
     /// The generation the scalers were built for.
     scalers_generation: Option<i64>,
     /// The resolved target type and the `(apiVersion, kind)` it was resolved from.
@@ -803,6 +821,21 @@ impl Worker {
         target_name: &str,
         target_type: &TargetType,
     ) {
+        self.build_scalers(ctx, so, ns, target_name, target_type)
+            .await;
+        if ctx.options.push && self.wakes.is_none() && self.scalers.iter().any(Option::is_some) {
+            self.subscribe();
+        }
+    }
+
+    async fn build_scalers(
+        &mut self,
+        ctx: &Ctx,
+        so: &ScaledObject,
+        ns: &str,
+        target_name: &str,
+        target_type: &TargetType,
+    ) {
         let generation = so.metadata.generation.unwrap_or(0);
         if self.scalers_generation != Some(generation)
             || self.scalers.len() != so.spec.triggers.len()
@@ -820,6 +853,8 @@ impl Worker {
             .await
             .unwrap_or_default();
         let env = triggers::target_env(&containers);
+        // New scalers, new subscriptions.
+        self.wakes = None;
         for i in 0..self.scalers.len() {
             if self.scalers[i].is_some() {
                 continue;
@@ -866,9 +901,21 @@ impl Worker {
     }
 
     async fn close_scalers(&mut self) {
+        self.wakes = None;
         for s in self.scalers.drain(..).flatten() {
             s.close().await;
         }
+    }
+
+    /// Subscribes to the wake-ups of every built scaler that has them.
+    fn subscribe(&mut self) {
+        let streams: Vec<_> = self
+            .scalers
+            .iter()
+            .flatten()
+            .filter_map(|s| s.watch())
+            .collect();
+        self.wakes = (!streams.is_empty()).then(|| futures::stream::select_all(streams));
     }
 
     /// Refuses to run the object: Ready=False with the reason, a Warning Event, no values.
