@@ -21,9 +21,11 @@
 //! [`status`] (conditions and status fields), [`controller::target_conflicts`] and
 //! [`controller::keda_effects`].
 //!
+//! A source that can report growth (`Scaler::watch`) wakes its ScaledObject's worker at once
+//! ([`Options::push`], DESIGN §3.6); scale-in always waits for `pollingInterval`.
+//!
 //! Not here yet: ScaledJobs, `useCachedMetrics` (every value is cached: the HPA always
-//! reads the last poll), push wake-ups (`Scaler::watch`), Prometheus metrics, leader
-//! election, resolving `valueFrom` env of the target, and watching Secrets (a scaler is
+//! reads the last poll), Prometheus metrics, leader election, resolving `valueFrom` env of the target, and watching Secrets (a scaler is
 //! rebuilt, re-reading its Secrets, after it fails). `ready_pods` for fallback with `Value`
 //! targets is the target's `/scale` `status.replicas`, not a count of Ready pods.
 
