@@ -19,7 +19,7 @@
 //! Entry points: [`PodLayer::spawn`] and [`serve_external_metrics`], sharing one
 //! [`MetricValues`]. Pure pieces with their own tests: [`hpa`] (the HPA object),
 //! [`status`] (conditions and status fields), [`controller::target_conflicts`] and
-//! [`controller::keda_effects`].
+//! [`worker::keda_effects`].
 //!
 //! A source that can report growth (`Scaler::watch`) wakes its ScaledObject's worker at once
 //! ([`Options::push`], DESIGN §3.6); scale-in always waits for `pollingInterval`.
@@ -37,6 +37,7 @@ pub mod metrics_server;
 pub mod status;
 pub mod target;
 pub mod triggers;
+pub mod worker;
 
 pub use controller::{FIELD_MANAGER, FINALIZER, Options, PodLayer};
 pub use error::Error;
