@@ -18,7 +18,7 @@ use kube::api::{DeleteParams, Patch, PatchParams};
 use serde_json::json;
 use tandem_api::keda::v1alpha1::{ScaledObject, ScaledObjectStatus};
 use tandem_podscaler::TimeMs;
-use tandem_podscaler::activation::{self, Effect, EventReason};
+use tandem_podscaler::activation::{self, Effect, EventReason, Pause};
 use tandem_podscaler::decision::{
     Decision, Observation, PodLayerState, TriggerKind, TriggerObservation,
 };
@@ -143,6 +143,8 @@ struct Worker {
     last_status: Option<serde_json::Value>,
     original_replicas: Option<u32>,
     ready: Option<bool>,
+    /// The readings of the last poll that measured (stand-ins while paused).
+    last_observations: Vec<TriggerObservation>,
 }
 
 impl Worker {
@@ -238,14 +240,32 @@ impl Worker {
             self.state.activation = activation::State::Unknown { last_active };
             self.initialized = true;
         }
-        self.ensure_scalers(ctx, so, &ns, target_name, &target_type)
-            .await;
+        // Paused (`paused` / `paused-replicas`): upstream stops the scale loop, so the sources
+        // are left alone (a pause during a broker's maintenance must not hammer it); the last
+        // readings stand in, and are not served since the HPA is gone.
+        let paused = converted.config.annotations.pause != Pause::None;
+        if paused {
+            self.close_scalers().await;
+            self.scalers_generation = None;
+        } else {
+            self.ensure_scalers(ctx, so, &ns, target_name, &target_type)
+                .await;
+        }
 
         // Measure.
         let now = jiff::Timestamp::now();
         let mut observations = Vec::with_capacity(converted.config.triggers.len());
         let mut first_error: Option<String> = None;
         for (i, t) in converted.config.triggers.iter().enumerate() {
+            if paused {
+                observations.push(
+                    self.last_observations
+                        .get(i)
+                        .copied()
+                        .unwrap_or(TriggerObservation::value(0.0)),
+                );
+                continue;
+            }
             if matches!(t.kind, TriggerKind::Resource { .. }) {
                 observations.push(TriggerObservation::value(0.0));
                 continue;
@@ -294,6 +314,9 @@ impl Worker {
                     observations.push(TriggerObservation::failed());
                 }
             }
+        }
+        if !paused {
+            self.last_observations.clone_from(&observations);
         }
         let observation = Observation {
             current_replicas: replicas.spec,

@@ -1,6 +1,7 @@
 //! `autoscaling.keda.sh/paused-replicas: "2"` holds the target at 2 and removes the HPA;
 //! removing the annotation gives scaling back to the HPA. Deleting the ScaledObject with
-//! `restoreToOriginalReplicaCount` puts the target back where it was before.
+//! `restoreToOriginalReplicaCount` puts the target back where it was before. A paused object
+//! leaves its source alone.
 
 mod common;
 
@@ -18,7 +19,7 @@ use tandem_testkit::wait_for_object;
 async fn paused_replicas_freeze_the_target_and_removing_it_resumes() {
     let h = start().await;
     let ns = h.cp.namespace("pause").await.expect("namespace");
-    let rmq = rabbitmq().await;
+    let mut rmq = rabbitmq().await;
     publish(&rmq, "tasks", 50).await;
     secret(
         &h.client,
@@ -104,5 +105,51 @@ async fn paused_replicas_freeze_the_target_and_removing_it_resumes() {
             .expect("get")
             .is_none()
     );
+
+    // Paused for a broker's maintenance: the source is left alone, so its outage raises no
+    // KEDAScalerFailed while the pause lasts.
+    deployment(&h.client, &ns, "consumer", 1).await;
+    scaled_object(
+        &h.client,
+        &ns,
+        rabbit_so(
+            "maintenance",
+            "consumer",
+            "rabbit-auth",
+            "tasks",
+            json!({"minReplicaCount": 1}),
+        ),
+    )
+    .await;
+    wait_condition(&h.client, &ns, "maintenance", "Ready", |c| c.is_true()).await;
+    sos.patch(
+        "maintenance",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"annotations": {
+            "autoscaling.keda.sh/paused-replicas": "1"}}})),
+    )
+    .await
+    .expect("pause");
+    wait_condition(&h.client, &ns, "maintenance", "Paused", |c| c.is_true()).await;
+    rmq.stop();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let events = Api::<k8s_openapi::api::core::v1::Event>::namespaced(h.client.clone(), &ns)
+        .list(&Default::default())
+        .await
+        .expect("events");
+    let failed: Vec<_> = events
+        .items
+        .iter()
+        .filter(|e| {
+            e.involved_object.name.as_deref() == Some("maintenance")
+                && e.reason.as_deref() == Some("KEDAScalerFailed")
+        })
+        .filter_map(|e| e.message.clone())
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "a paused object polled its source: {failed:?}"
+    );
+    assert_eq!(replicas(&h.client, &ns, "consumer").await, 1);
     drop(h);
 }
