@@ -132,60 +132,72 @@ impl ExternalMetrics {
     }
 
     async fn register(&self, client: &Client, pki: &Pki, timeout: Duration) -> Result<()> {
-        crate::manifest::ensure_namespace(client, NAMESPACE).await?;
-        let apply = PatchParams::apply(FIELD_MANAGER).force();
-        let service = Service {
-            metadata: ObjectMeta {
-                name: Some(SERVICE.into()),
-                namespace: Some(NAMESPACE.into()),
-                ..Default::default()
-            },
-            spec: Some(ServiceSpec {
-                type_: Some("ExternalName".into()),
-                external_name: Some("127.0.0.1".into()),
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
-        Api::<Service>::namespaced(client.clone(), NAMESPACE)
-            .patch(SERVICE, &apply, &Patch::Apply(&service))
-            .await
-            .map_err(|e| Error::kube(format!("apply Service {NAMESPACE}/{SERVICE}"), e))?;
-        let api_service = APIService {
-            metadata: ObjectMeta {
-                name: Some(API_SERVICE.into()),
-                ..Default::default()
-            },
-            spec: Some(APIServiceSpec {
-                group: Some(GROUP.into()),
-                version: Some("v1beta1".into()),
-                group_priority_minimum: 100,
-                version_priority: 100,
-                ca_bundle: Some(ByteString(pki.ca_pem().as_bytes().to_vec())),
-                insecure_skip_tls_verify: None,
-                service: Some(ServiceReference {
-                    namespace: Some(NAMESPACE.into()),
-                    name: Some(SERVICE.into()),
-                    port: Some(i32::from(self.port)),
-                }),
-            }),
-            status: None,
-        };
-        let api: Api<APIService> = Api::all(client.clone());
-        api.patch(API_SERVICE, &apply, &Patch::Apply(&api_service))
-            .await
-            .map_err(|e| Error::kube(format!("apply APIService {API_SERVICE}"), e))?;
-        crate::wait::wait_for_object(&api, API_SERVICE, timeout, |svc: Option<&APIService>| {
-            svc.and_then(|s| s.status.as_ref())
-                .and_then(|s| s.conditions.as_ref())
-                .is_some_and(|c| {
-                    c.iter()
-                        .any(|c| c.type_ == "Available" && c.status == "True")
-                })
-        })
-        .await?;
-        Ok(())
+        register(client, pki, self.port, timeout).await
     }
+}
+
+/// Registers a backend listening on `127.0.0.1:<port>` as `v1beta1.external.metrics.k8s.io`:
+/// Service [`NAMESPACE`]/[`SERVICE`] of type ExternalName → 127.0.0.1 and an APIService whose
+/// caBundle is the cluster CA, then waits (bounded by `timeout`) until it is Available.
+///
+/// The backend must serve a certificate from [`Pki::issue_serving`] for
+/// [`serving_names`] and verify client certificates against [`Pki::front_proxy_ca_der`].
+/// This is how a test puts the product's own metrics server behind the aggregation layer
+/// instead of [`ExternalMetrics`]; one control plane has one such registration at a time.
+pub async fn register(client: &Client, pki: &Pki, port: u16, timeout: Duration) -> Result<()> {
+    crate::manifest::ensure_namespace(client, NAMESPACE).await?;
+    let apply = PatchParams::apply(FIELD_MANAGER).force();
+    let service = Service {
+        metadata: ObjectMeta {
+            name: Some(SERVICE.into()),
+            namespace: Some(NAMESPACE.into()),
+            ..Default::default()
+        },
+        spec: Some(ServiceSpec {
+            type_: Some("ExternalName".into()),
+            external_name: Some("127.0.0.1".into()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    Api::<Service>::namespaced(client.clone(), NAMESPACE)
+        .patch(SERVICE, &apply, &Patch::Apply(&service))
+        .await
+        .map_err(|e| Error::kube(format!("apply Service {NAMESPACE}/{SERVICE}"), e))?;
+    let api_service = APIService {
+        metadata: ObjectMeta {
+            name: Some(API_SERVICE.into()),
+            ..Default::default()
+        },
+        spec: Some(APIServiceSpec {
+            group: Some(GROUP.into()),
+            version: Some("v1beta1".into()),
+            group_priority_minimum: 100,
+            version_priority: 100,
+            ca_bundle: Some(ByteString(pki.ca_pem().as_bytes().to_vec())),
+            insecure_skip_tls_verify: None,
+            service: Some(ServiceReference {
+                namespace: Some(NAMESPACE.into()),
+                name: Some(SERVICE.into()),
+                port: Some(i32::from(port)),
+            }),
+        }),
+        status: None,
+    };
+    let api: Api<APIService> = Api::all(client.clone());
+    api.patch(API_SERVICE, &apply, &Patch::Apply(&api_service))
+        .await
+        .map_err(|e| Error::kube(format!("apply APIService {API_SERVICE}"), e))?;
+    crate::wait::wait_for_object(&api, API_SERVICE, timeout, |svc: Option<&APIService>| {
+        svc.and_then(|s| s.status.as_ref())
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|c| {
+                c.iter()
+                    .any(|c| c.type_ == "Available" && c.status == "True")
+            })
+    })
+    .await?;
+    Ok(())
 }
 
 impl Drop for ExternalMetrics {
@@ -196,13 +208,19 @@ impl Drop for ExternalMetrics {
     }
 }
 
+/// The names a backend's serving certificate must carry for [`register`].
+pub fn serving_names() -> [String; 2] {
+    [format!("{SERVICE}.{NAMESPACE}.svc"), "127.0.0.1".to_owned()]
+}
+
 fn tls_config(pki: &Pki) -> Result<Arc<rustls::ServerConfig>> {
     let what = "the external-metrics server";
     let tls_err = |e: rustls::Error| Error::Tls {
         what,
         source: Box::new(e),
     };
-    let backend = pki.issue_serving(&[&format!("{SERVICE}.{NAMESPACE}.svc"), "127.0.0.1"])?;
+    let [svc, ip] = serving_names();
+    let backend = pki.issue_serving(&[&svc, &ip])?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = rustls::RootCertStore::empty();
     roots

@@ -1,0 +1,435 @@
+//! The ScaledObject controller: watches on ScaledObjects and on the HPAs it generates, one
+//! worker task per ScaledObject.
+//!
+//! ```text
+//!   watcher(ScaledObject) ─┐
+//!   watcher(HPA, managed) ─┴► supervisor: objects by ns/name, target conflicts (pure)
+//!                               │ watch channel per object; woken only by spec, labels,
+//!                               │ annotations, deletion or conflict changes (not by status
+//!                               │ or HPA changes, which the next poll reads)
+//!                               ▼
+//!   worker (every pollingInterval):
+//!     convert (tandem_manifest) ─► resolve target (discovery, /scale) ─► scalers (auth)
+//!       ─► measure ─► podscaler::decide ─► metric values (served to the HPA),
+//!          KEDA's /scale writes (0 ↔ 1, pause), Events, HPA apply/delete, status (SSA)
+//! ```
+//!
+//! The HPA's own 1 ↔ N decisions are left to the real HPA controller: of the effects
+//! `decide` returns, only KEDA's are executed ([`worker::keda_effects`]). Each poll reads the
+//! target's `/scale` once (as KEDA does); the ScaledObject itself is never polled.
+//! A scaler whose fetch fails is closed and rebuilt on the next poll, re-reading its
+//! TriggerAuthentication and Secrets, so a fixed credential is picked up without a restart.
+
+use std::collections::BTreeMap;
+use std::pin::pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use kube::api::ListParams;
+use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event};
+use kube::{Api, Client};
+use tandem_api::keda::v1alpha1::ScaledObject;
+use tokio::sync::watch;
+
+use crate::error::Error;
+use crate::events::Recorder;
+use crate::hpa;
+use crate::metrics_server::MetricValues;
+use crate::target;
+use crate::worker;
+
+/// Field manager of every server-side apply.
+pub const FIELD_MANAGER: &str = "tandem";
+/// The finalizer upstream puts on ScaledObjects.
+pub const FINALIZER: &str = "finalizer.keda.sh";
+/// How long one scaler fetch may take before it counts as failed.
+pub(crate) const MEASURE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often an unchanged HPA is applied again (server-side apply; a no-op when intact).
+pub(crate) const HPA_REFRESH: Duration = Duration::from_secs(300);
+/// How long a worker sleeps when only a change of its object can help.
+pub(crate) const WAIT_FOR_CHANGE: Duration = Duration::from_secs(3600);
+
+/// How the pod layer runs.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Where ClusterTriggerAuthentication Secrets live (KEDA: the operator's namespace).
+    pub cluster_object_namespace: String,
+    /// Where the workers publish metric values; give the same set to
+    /// [`crate::serve_external_metrics`].
+    pub values: MetricValues,
+    /// Poll a ScaledObject at once when one of its sources reports growth
+    /// (`Scaler::watch`, rate-limited to one wake per second per trigger) instead of waiting
+    /// for `pollingInterval` (DESIGN §3.6). Scale-in still waits for the poll. Default on.
+    pub push: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            cluster_object_namespace: "keda".into(),
+            values: MetricValues::new(),
+            push: true,
+        }
+    }
+}
+
+/// The running pod layer; dropping it stops every loop.
+#[derive(Debug)]
+pub struct PodLayer {
+    supervisor: tokio::task::JoinHandle<()>,
+    values: MetricValues,
+}
+
+impl PodLayer {
+    /// Checks that ScaledObjects can be listed, then starts the controller on the current
+    /// tokio runtime.
+    ///
+    /// # Errors
+    /// [`Error::Kube`] when ScaledObjects cannot be listed (CRD missing, no permission).
+    pub async fn spawn(client: Client, options: Options) -> Result<Self, Error> {
+        let api: Api<ScaledObject> = Api::all(client.clone());
+        api.list_metadata(&ListParams::default().limit(1))
+            .await
+            .map_err(|e| Error::kube("list ScaledObjects", e))?;
+        let values = options.values.clone();
+        let ctx = Arc::new(Ctx {
+            recorder: Recorder::new(client.clone()),
+            client,
+            options,
+        });
+        let supervisor = tokio::spawn(supervise(ctx));
+        Ok(PodLayer { supervisor, values })
+    }
+
+    /// The values the workers publish.
+    #[must_use]
+    pub fn values(&self) -> &MetricValues {
+        &self.values
+    }
+}
+
+impl Drop for PodLayer {
+    fn drop(&mut self) {
+        self.supervisor.abort();
+    }
+}
+
+pub(crate) struct Ctx {
+    pub(crate) client: Client,
+    pub(crate) recorder: Recorder,
+    pub(crate) options: Options,
+}
+
+pub(crate) type Key = (String, String);
+
+pub(crate) fn key_of(so: &ScaledObject) -> Key {
+    (
+        so.metadata.namespace.clone().unwrap_or_default(),
+        so.metadata.name.clone().unwrap_or_default(),
+    )
+}
+
+/// What a worker works from.
+#[derive(Debug, Clone)]
+pub(crate) struct Input {
+    pub(crate) so: Arc<ScaledObject>,
+    /// The ScaledObject that already owns this one's target.
+    pub(crate) conflict: Option<String>,
+    /// Its HPA as last seen (never wakes the worker).
+    pub(crate) hpa: Option<Arc<HorizontalPodAutoscaler>>,
+}
+
+/// Whether a new version of the input should wake the worker now (status-only writes,
+/// including our own, should not).
+fn wakes(old: &Input, new: &Input) -> bool {
+    let (a, b) = (&old.so.metadata, &new.so.metadata);
+    a.uid != b.uid
+        || a.generation != b.generation
+        || a.annotations != b.annotations
+        || a.labels != b.labels
+        || a.deletion_timestamp.is_some() != b.deletion_timestamp.is_some()
+        || old.conflict != new.conflict
+}
+
+/// For every ScaledObject whose target another one already owns, that owner's name. The
+/// owner is the oldest (creation time, then name), as the admission webhook upstream would
+/// have refused the later one.
+#[must_use]
+pub fn target_conflicts<'a>(
+    objects: impl IntoIterator<Item = &'a ScaledObject>,
+) -> BTreeMap<(String, String), String> {
+    let mut by_target: BTreeMap<(String, String, String, String), Vec<&ScaledObject>> =
+        BTreeMap::new();
+    for so in objects {
+        let t = &so.spec.scale_target_ref;
+        let (group, _) = target::split_api_version(t.api_version.as_deref());
+        by_target
+            .entry((
+                so.metadata.namespace.clone().unwrap_or_default(),
+                group,
+                t.kind_or_default().to_owned(),
+                t.name.clone(),
+            ))
+            .or_default()
+            .push(so);
+    }
+    let mut out = BTreeMap::new();
+    for (_, mut group) in by_target {
+        group.sort_by(|a, b| {
+            let created = |s: &ScaledObject| {
+                s.metadata
+                    .creation_timestamp
+                    .as_ref()
+                    .map(|t| t.0.as_millisecond())
+            };
+            created(a)
+                .cmp(&created(b))
+                .then_with(|| a.metadata.name.cmp(&b.metadata.name))
+        });
+        if let Some((owner, rest)) = group.split_first() {
+            for so in rest {
+                out.insert(key_of(so), owner.metadata.name.clone().unwrap_or_default());
+            }
+        }
+    }
+    out
+}
+
+struct WorkerHandle {
+    tx: watch::Sender<Input>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// One watched kind in memory: a relist is buffered and swapped in at `InitDone`.
+struct Index<K> {
+    objects: BTreeMap<Key, Arc<K>>,
+    relist: Option<BTreeMap<Key, Arc<K>>>,
+}
+
+impl<K: kube::Resource> Index<K> {
+    fn new() -> Self {
+        Index {
+            objects: BTreeMap::new(),
+            relist: None,
+        }
+    }
+
+    fn key(o: &K) -> Key {
+        (
+            o.meta().namespace.clone().unwrap_or_default(),
+            o.meta().name.clone().unwrap_or_default(),
+        )
+    }
+
+    /// Applies one event; returns whether the index is complete (not inside a relist).
+    fn apply(&mut self, event: Event<K>) -> bool {
+        match event {
+            Event::Init => self.relist = Some(BTreeMap::new()),
+            Event::InitApply(o) => {
+                if let Some(buffer) = self.relist.as_mut() {
+                    buffer.insert(Self::key(&o), Arc::new(o));
+                }
+            }
+            Event::InitDone => {
+                if let Some(buffer) = self.relist.take() {
+                    self.objects = buffer;
+                }
+            }
+            Event::Apply(o) => {
+                self.objects.insert(Self::key(&o), Arc::new(o));
+            }
+            Event::Delete(o) => {
+                self.objects.remove(&Self::key(&o));
+            }
+        }
+        self.relist.is_none()
+    }
+}
+
+enum Watched {
+    ScaledObject(Box<Result<Event<ScaledObject>, watcher::Error>>),
+    Hpa(Box<Result<Event<HorizontalPodAutoscaler>, watcher::Error>>),
+}
+
+async fn supervise(ctx: Arc<Ctx>) {
+    let sos = watcher::watcher(
+        Api::<ScaledObject>::all(ctx.client.clone()),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .map(|e| Watched::ScaledObject(Box::new(e)));
+    // Only the HPAs we generate, for the HPAActive condition.
+    let hpas = watcher::watcher(
+        Api::<HorizontalPodAutoscaler>::all(ctx.client.clone()),
+        watcher::Config::default()
+            .labels(&format!("app.kubernetes.io/managed-by={}", hpa::MANAGED_BY)),
+    )
+    .default_backoff()
+    .map(|e| Watched::Hpa(Box::new(e)));
+    let mut stream = pin!(futures::stream::select(sos, hpas));
+    let mut objects = Index::<ScaledObject>::new();
+    let mut hpa_index = Index::<HorizontalPodAutoscaler>::new();
+    let mut workers: BTreeMap<Key, WorkerHandle> = BTreeMap::new();
+    while let Some(event) = stream.next().await {
+        let event = match event {
+            Watched::ScaledObject(e) => (*e).map(Ok),
+            Watched::Hpa(e) => (*e).map(Err),
+        };
+        let ready = match event {
+            Ok(Ok(e)) => objects.apply(e),
+            Ok(Err(e)) => {
+                // One HPA changed: hand it to its worker only (HPA status changes every
+                // sync; a full dispatch per change would cost O(objects) each time).
+                let changed = match &e {
+                    Event::Apply(h) | Event::Delete(h) => Some(Index::key(h)),
+                    _ => None,
+                };
+                let complete = hpa_index.apply(e);
+                if let Some((ns, hpa_name)) = changed {
+                    let hpa = hpa_index
+                        .objects
+                        .get(&(ns.clone(), hpa_name.clone()))
+                        .cloned();
+                    hand_hpa(&objects.objects, &workers, &ns, &hpa_name, hpa);
+                    false
+                } else {
+                    complete && objects.relist.is_none()
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "watch failed; retrying");
+                continue;
+            }
+        };
+        if ready {
+            dispatch(&ctx, &objects.objects, &hpa_index.objects, &mut workers);
+        }
+    }
+}
+
+/// Gives the HPA `ns/hpa_name` (or its absence) to the worker of the ScaledObject it belongs
+/// to, without waking it.
+fn hand_hpa(
+    objects: &BTreeMap<Key, Arc<ScaledObject>>,
+    workers: &BTreeMap<Key, WorkerHandle>,
+    ns: &str,
+    hpa_name: &str,
+    hpa: Option<Arc<HorizontalPodAutoscaler>>,
+) {
+    let owner = hpa
+        .as_ref()
+        .and_then(|h| h.metadata.labels.as_ref())
+        .and_then(|l| l.get(crate::metrics_server::SCALED_OBJECT_LABEL))
+        .map(|so| (ns.to_owned(), so.clone()))
+        .filter(|k| {
+            objects
+                .get(k)
+                .is_some_and(|so| hpa::hpa_name(so) == hpa_name)
+        })
+        .or_else(|| {
+            objects
+                .iter()
+                .find(|(k, so)| k.0 == ns && hpa::hpa_name(so) == hpa_name)
+                .map(|(k, _)| k.clone())
+        });
+    if let Some(w) = owner.and_then(|k| workers.get(&k)) {
+        w.tx.send_if_modified(|current| {
+            current.hpa = hpa;
+            false
+        });
+    }
+}
+
+fn dispatch(
+    ctx: &Arc<Ctx>,
+    objects: &BTreeMap<Key, Arc<ScaledObject>>,
+    hpas: &BTreeMap<Key, Arc<HorizontalPodAutoscaler>>,
+    workers: &mut BTreeMap<Key, WorkerHandle>,
+) {
+    let conflicts = target_conflicts(objects.values().map(|s| &**s));
+    workers.retain(|k, w| {
+        let keep = objects.contains_key(k);
+        if !keep {
+            w.task.abort();
+            ctx.options.values.remove_object(&k.0, &k.1);
+        }
+        keep
+    });
+    for (k, so) in objects {
+        let input = Input {
+            so: so.clone(),
+            conflict: conflicts.get(k).cloned(),
+            hpa: hpas.get(&(k.0.clone(), hpa::hpa_name(so))).cloned(),
+        };
+        if let Some(w) = workers.get(k) {
+            w.tx.send_if_modified(|current| {
+                let wake = wakes(current, &input);
+                *current = input;
+                wake
+            });
+        } else {
+            let (tx, rx) = watch::channel(input);
+            let task = tokio::spawn(worker::run(ctx.clone(), rx));
+            workers.insert(k.clone(), WorkerHandle { tx, task });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use tandem_api::keda::v1alpha1::ScaledObjectStatus;
+    use tandem_podscaler::activation;
+
+    fn so(name: &str, target: &str, created: i64) -> ScaledObject {
+        serde_json::from_value(json!({
+            "apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
+            "metadata": {"name": name, "namespace": "ns",
+                         "creationTimestamp": k8s_openapi::jiff::Timestamp::from_second(created).unwrap().to_string()},
+            "spec": {"scaleTargetRef": {"name": target},
+                     "triggers": [{"type": "cron", "metadata": {}}]}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_older_scaled_object_keeps_a_shared_target() {
+        let a = so("a", "web", 20);
+        let b = so("b", "web", 10);
+        let c = so("c", "other", 5);
+        let conflicts = target_conflicts([&a, &b, &c]);
+        assert_eq!(
+            conflicts,
+            BTreeMap::from([(("ns".to_owned(), "a".to_owned()), "b".to_owned())])
+        );
+    }
+
+    #[test]
+    fn status_only_changes_do_not_wake_a_worker() {
+        let a = Arc::new(so("a", "web", 1));
+        let mut b = (*a).clone();
+        b.status = Some(ScaledObjectStatus {
+            hpa_name: Some("x".into()),
+            ..Default::default()
+        });
+        let input = |so: Arc<ScaledObject>, conflict: Option<String>| Input {
+            so,
+            conflict,
+            hpa: None,
+        };
+        assert!(!wakes(
+            &input(a.clone(), None),
+            &input(Arc::new(b.clone()), None)
+        ));
+        b.metadata.annotations = Some(BTreeMap::from([(
+            activation::ANNOTATION_PAUSED.to_owned(),
+            "true".to_owned(),
+        )]));
+        assert!(wakes(&input(a.clone(), None), &input(Arc::new(b), None)));
+        assert!(wakes(&input(a.clone(), None), &input(a, Some("b".into()))));
+    }
+}

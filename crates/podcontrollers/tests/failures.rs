@@ -1,0 +1,139 @@
+//! Broken ScaledObjects are refused loudly and never stop the others: a wrong password
+//! (Ready=False with the source's answer, a Warning Event, no secret in either), the same
+//! with fallback (the fallback replicas are applied through the HPA), a value that is not a
+//! number (Ready=False naming the field) and a second ScaledObject on a taken target, all
+//! next to a valid ScaledObject that keeps scaling. Fixing the Secret then heals the
+//! wrong-password object.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broken_scaled_objects_are_reported_and_the_valid_one_keeps_scaling() {
+    let h = start().await;
+    let ns = h.cp.namespace("failures").await.expect("namespace");
+    let rmq = rabbitmq().await;
+    publish(&rmq, "good-q", 20).await;
+    publish(&rmq, "bad-q", 0).await;
+    let wrong = "not-the-password";
+    secret(
+        &h.client,
+        &ns,
+        "good",
+        &[("host", &http_host(&rmq, PASSWORD))],
+    )
+    .await;
+    secret(&h.client, &ns, "bad", &[("host", &http_host(&rmq, wrong))]).await;
+    trigger_auth(&h.client, &ns, "good-auth", "good").await;
+    trigger_auth(&h.client, &ns, "bad-auth", "bad").await;
+    for d in ["good", "nofallback", "fallback", "invalid"] {
+        deployment(&h.client, &ns, d, 1).await;
+    }
+    let min1 = || json!({"minReplicaCount": 1});
+    scaled_object(
+        &h.client,
+        &ns,
+        rabbit_so("good", "good", "good-auth", "good-q", min1()),
+    )
+    .await;
+    scaled_object(
+        &h.client,
+        &ns,
+        rabbit_so("wrong-password", "nofallback", "bad-auth", "bad-q", min1()),
+    )
+    .await;
+    scaled_object(
+        &h.client,
+        &ns,
+        rabbit_so(
+            "with-fallback",
+            "fallback",
+            "bad-auth",
+            "bad-q",
+            json!({"minReplicaCount": 1, "fallback": {"failureThreshold": 1, "replicas": 3}}),
+        ),
+    )
+    .await;
+    let mut invalid = rabbit_so("invalid", "invalid", "good-auth", "good-q", min1());
+    invalid["spec"]["triggers"][0]["metadata"]["value"] = json!("ten");
+    scaled_object(&h.client, &ns, invalid).await;
+    scaled_object(
+        &h.client,
+        &ns,
+        rabbit_so("second-on-good", "good", "good-auth", "good-q", min1()),
+    )
+    .await;
+
+    // The valid one scales: 20 / 10 = 2.
+    wait_replicas(&h.client, &ns, "good", 2).await;
+
+    // Wrong password, no fallback: Ready=False says the source refused the credentials.
+    let ready = wait_condition(&h.client, &ns, "wrong-password", "Ready", |c| {
+        c.status == tandem_api::condition::ConditionStatus::False
+    })
+    .await;
+    assert_eq!(ready.reason.as_deref(), Some("TriggerError"));
+    let message = ready.message.unwrap_or_default();
+    assert!(message.contains("refused the credentials"), "{message}");
+    assert!(!message.contains(wrong), "the password leaked: {message}");
+    let event = wait_event(&h.client, &ns, "wrong-password", "KEDAScalerFailed").await;
+    assert!(event.contains("refused the credentials"), "{event}");
+    assert!(!event.contains(wrong), "the password leaked: {event}");
+
+    // Wrong password with fallback: the HPA is served the fallback value and goes to 3.
+    wait_replicas(&h.client, &ns, "fallback", 3).await;
+    wait_condition(&h.client, &ns, "with-fallback", "Fallback", |c| c.is_true()).await;
+    wait_event(
+        &h.client,
+        &ns,
+        "with-fallback",
+        "ScaledObjectFallbackActivated",
+    )
+    .await;
+
+    // Not a number: refused, naming the field.
+    let ready = wait_condition(&h.client, &ns, "invalid", "Ready", |c| {
+        c.status == tandem_api::condition::ConditionStatus::False
+    })
+    .await;
+    assert_eq!(ready.reason.as_deref(), Some("ScaledObjectCheckFailed"));
+    let message = ready.message.unwrap_or_default();
+    assert!(
+        message.contains("spec.triggers[0].metadata.value"),
+        "{message}"
+    );
+    let event = wait_event(&h.client, &ns, "invalid", "ScaledObjectCheckFailed").await;
+    assert!(event.contains("spec.triggers[0].metadata.value"), "{event}");
+
+    // A second ScaledObject on a taken target: refused, naming the owner.
+    let ready = wait_condition(&h.client, &ns, "second-on-good", "Ready", |c| {
+        c.status == tandem_api::condition::ConditionStatus::False
+    })
+    .await;
+    let message = ready.message.unwrap_or_default();
+    assert!(
+        message.contains("already managed by ScaledObject 'good'"),
+        "{message}"
+    );
+
+    // And the valid one is still fine.
+    wait_condition(&h.client, &ns, "good", "Ready", |c| c.is_true()).await;
+    assert_eq!(replicas(&h.client, &ns, "good").await, 2);
+    assert_eq!(replicas(&h.client, &ns, "invalid").await, 1);
+
+    // Fixing the Secret heals the object without touching it: the failing scaler is rebuilt
+    // on the next poll and reads the Secret again.
+    kube::Api::<k8s_openapi::api::core::v1::Secret>::namespaced(h.client.clone(), &ns)
+        .patch(
+            "bad",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(json!({"stringData": {"host": http_host(&rmq, PASSWORD)}})),
+        )
+        .await
+        .expect("fix the secret");
+    let ready = wait_condition(&h.client, &ns, "wrong-password", "Ready", |c| c.is_true()).await;
+    assert_eq!(ready.reason.as_deref(), Some("ScaledObjectReady"));
+    drop(h);
+}
