@@ -201,12 +201,34 @@ async fn the_charts_rbac_is_enough_for_the_inflate_scenario() {
         .await
         .expect("create nodepool");
 
+    // The metrics server's certificate from the chart's Secret, as the pod would mount it.
+    let secret = find(&docs, "Secret");
+    let certs = cp.dir().join(format!("certs-{ns}"));
+    std::fs::create_dir_all(&certs).expect("cert dir");
+    for key in ["tls.crt", "tls.key"] {
+        use base64::Engine as _;
+        let b64 = secret["data"][key].as_str().expect("cert data");
+        let pem = base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .expect("base64");
+        std::fs::write(certs.join(key), pem).expect("write cert");
+    }
+    let metrics_port = common::free_port().to_string();
     let controller = common::Replica::start(
         "chart",
         &sa_kubeconfig,
         &ns,
         cp.dir(),
-        &["--log-level", "info"],
+        &[
+            "--log-level",
+            "info",
+            "--cluster-object-namespace",
+            &ns,
+            "--metrics-server-cert-dir",
+            certs.to_str().expect("utf-8"),
+            "--metrics-server-port",
+            &metrics_port,
+        ],
     );
 
     let seed =
@@ -218,6 +240,49 @@ async fn the_charts_rbac_is_enough_for_the_inflate_scenario() {
         .create(&PostParams::default(), &deployment)
         .await
         .expect("create inflate");
+    // The pod layer under the chart's RBAC: a ScaledObject whose cron window is open activates
+    // inflate 0 → 1 through /scale and gets its HPA.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let at = |secs: u64| format!("{} {} * * *", (secs / 60) % 60, (secs / 3600) % 24);
+    apply(
+        &client,
+        &json!({
+            "apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
+            "metadata": {"name": "inflate", "namespace": ns},
+            "spec": {"scaleTargetRef": {"name": "inflate"}, "minReplicaCount": 0,
+                "maxReplicaCount": 5, "pollingInterval": 1,
+                "triggers": [{"type": "cron", "metadata": {"timezone": "UTC",
+                    "start": at(now - 120), "end": at(now + 1800), "desiredReplicas": "1"}}]},
+        }),
+        &ns,
+    )
+    .await
+    .expect("apply ScaledObject");
+    wait_for("inflate activated by the pod layer", TIMEOUT, || async {
+        let d = deployments.get("inflate").await.ok()?;
+        let hpa = Api::<k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler>::namespaced(
+            client.clone(),
+            &ns,
+        )
+        .get_opt("keda-hpa-inflate")
+        .await
+        .ok()??;
+        (d.spec?.replicas == Some(1)).then_some(hpa)
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\ncontroller log:\n{}", controller.log()));
+    assert!(
+        controller
+            .log()
+            .contains("external metrics API on https://"),
+        "the metrics server did not start with the chart's certificate:\n{}",
+        controller.log()
+    );
+    // Then a person scales it by hand (the HPA cannot reach this test's metrics server, so it
+    // leaves the count alone): the node layer gives the 5 pods nodes.
     deployments
         .patch(
             "inflate",

@@ -1,6 +1,8 @@
 //! `tandem up` the way a person uses it: start it, read the kubeconfig it prints, apply
-//! `examples/up/` and seed 000's `inflate`, scale to 3 → pods Running on kwok nodes the
-//! in-process node layer launched; SIGTERM → it stops and deletes its files.
+//! `examples/up/`, seed 000's `inflate` and a ScaledObject whose cron window is open now
+//! (`desiredReplicas: 3`, `minReplicaCount: 0`) → the whole chain in one process: the pod layer
+//! activates 0 → 1, the real HPA reads the external metric through the APIService and scales to
+//! 3, the node layer launches kwok nodes, the pods run. SIGTERM → it stops and deletes its files.
 
 use std::io::{BufRead as _, BufReader};
 use std::path::PathBuf;
@@ -8,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{ListParams, Patch, PatchParams};
+use kube::api::ListParams;
 use kube::{Api, Client};
 use serde_json::json;
 use tandem_testkit::manifest::{apply, read_documents};
@@ -51,14 +53,26 @@ async fn up_gives_a_cluster_whose_nodepools_get_nodes() {
             apply(&client, &doc, "default").await.expect("apply");
         }
     }
-    Api::<k8s_openapi::api::apps::v1::Deployment>::namespaced(client.clone(), "default")
-        .patch(
-            "inflate",
-            &PatchParams::default(),
-            &Patch::Merge(&json!({"spec": {"replicas": 3}})),
-        )
+    // A cron window from two minutes ago to thirty minutes ahead (UTC).
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let at = |secs: u64| format!("{} {} * * *", (secs / 60) % 60, (secs / 3600) % 24);
+    let scaled_object = json!({
+        "apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
+        "metadata": {"name": "inflate-business-hours", "namespace": "default"},
+        "spec": {
+            "scaleTargetRef": {"name": "inflate"},
+            "minReplicaCount": 0, "maxReplicaCount": 5, "pollingInterval": 1,
+            "triggers": [{"type": "cron", "metadata": {
+                "timezone": "UTC", "start": at(now - 120), "end": at(now + 1800),
+                "desiredReplicas": "3"}}],
+        },
+    });
+    apply(&client, &scaled_object, "default")
         .await
-        .expect("scale");
+        .expect("apply ScaledObject");
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
     wait_for("3 inflate pods Running", TIMEOUT, || async {
         let list = pods
@@ -73,7 +87,22 @@ async fn up_gives_a_cluster_whose_nodepools_get_nodes() {
         (running == 3).then_some(())
     })
     .await
-    .expect("the in-process node layer gave the pods nodes");
+    .expect("cron → ScaledObject → HPA → 3 replicas → kwok nodes → Running");
+    let hpa = Api::<k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler>::namespaced(
+        client.clone(),
+        "default",
+    )
+    .get("keda-hpa-inflate-business-hours")
+    .await
+    .expect("the pod layer's HPA");
+    let current = hpa
+        .status
+        .and_then(|s| s.current_metrics)
+        .unwrap_or_default();
+    assert!(
+        current.iter().any(|m| m.external.is_some()),
+        "the HPA read the external metric: {current:?}"
+    );
 
     let dir = kubeconfig.parent().expect("dir").to_owned();
     let status = Command::new("kill")

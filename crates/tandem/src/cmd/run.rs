@@ -63,6 +63,30 @@ pub struct Args {
     #[arg(long)]
     disable_node_layer: bool,
 
+    /// Do not run the pod layer (ScaledObjects and the external metrics API).
+    #[arg(long)]
+    disable_pod_layer: bool,
+
+    /// Port of the `external.metrics.k8s.io` API server the HPA reads (HTTPS).
+    #[arg(long, env = "METRICS_SERVER_PORT", default_value_t = 6443)]
+    metrics_server_port: u16,
+
+    /// Directory with `tls.crt` and `tls.key` (PEM) of the external metrics API server, valid
+    /// for the APIService's Service name. Without it the server does not start and the HPA
+    /// cannot read the pod layer's metrics (activation 0 ↔ 1 still works).
+    #[arg(long, env = "METRICS_SERVER_CERT_DIR", value_name = "DIR")]
+    metrics_server_cert_dir: Option<PathBuf>,
+
+    /// CA (PEM) the aggregator's client certificate must chain to [default: the
+    /// `requestheader-client-ca-file` of ConfigMap kube-system/extension-apiserver-authentication,
+    /// as every aggregated API server reads it].
+    #[arg(long, value_name = "PATH")]
+    requestheader_client_ca_file: Option<PathBuf>,
+
+    /// Namespace whose Secrets ClusterTriggerAuthentications read (KEDA: its own namespace).
+    #[arg(long, env = "KEDA_CLUSTER_OBJECT_NAMESPACE", default_value = "keda")]
+    cluster_object_namespace: String,
+
     /// Address the metrics and probe listeners bind.
     #[arg(long, default_value = "0.0.0.0", value_name = "IP")]
     bind_address: IpAddr,
@@ -327,7 +351,7 @@ async fn serve(args: Args) -> anyhow::Result<ExitCode> {
             changed = role_rx.changed() => { changed.context("leader election stopped")?; }
         }
     }
-    eprintln!("tandem: leading; starting the node layer");
+    eprintln!("tandem: leading; starting the node layer and the pod layer");
 
     let node_layer = if args.disable_node_layer {
         None
@@ -357,6 +381,36 @@ async fn serve(args: Args) -> anyhow::Result<ExitCode> {
         )?)
     };
 
+    let pod_layer = if args.disable_pod_layer {
+        None
+    } else {
+        let tls = match &args.metrics_server_cert_dir {
+            Some(dir) => Some(
+                metrics_server_tls(&client, dir, args.requestheader_client_ca_file.as_deref())
+                    .await?,
+            ),
+            None => {
+                eprintln!(
+                    "tandem: no --metrics-server-cert-dir: the external metrics API is not served"
+                );
+                None
+            }
+        };
+        Some(
+            PodLayerRunning::start(
+                client.clone(),
+                args.cluster_object_namespace.clone(),
+                tls.map(|t| {
+                    (
+                        SocketAddr::new(args.bind_address, args.metrics_server_port),
+                        t,
+                    )
+                }),
+            )
+            .await?,
+        )
+    };
+
     let mut tick = tokio::time::interval(Duration::from_secs(2));
     loop {
         tokio::select! {
@@ -376,6 +430,7 @@ async fn serve(args: Args) -> anyhow::Result<ExitCode> {
             }
         }
     }
+    drop(pod_layer);
     drop(node_layer);
     if let Some(elector) = elector
         && let Err(e) = elector.release().await
@@ -430,6 +485,145 @@ impl Drop for NodeLayer {
     }
 }
 
+/// The pod layer and, when it has a certificate, the external metrics API server.
+pub(crate) struct PodLayerRunning {
+    _layer: tandem_podcontrollers::PodLayer,
+    server: Option<tandem_podcontrollers::MetricsServer>,
+}
+
+impl PodLayerRunning {
+    /// The port the external metrics API listens on, when it runs.
+    pub(crate) fn metrics_port(&self) -> Option<u16> {
+        self.server.as_ref().map(|s| s.local_addr().port())
+    }
+
+    /// Starts the ScaledObject controller and, given an address and TLS, the metrics server
+    /// that serves the controller's values.
+    pub(crate) async fn start(
+        client: kube::Client,
+        cluster_object_namespace: String,
+        server: Option<(SocketAddr, tandem_podcontrollers::TlsConfig)>,
+    ) -> anyhow::Result<PodLayerRunning> {
+        let values = tandem_podcontrollers::MetricValues::new();
+        let layer = tandem_podcontrollers::PodLayer::spawn(
+            client,
+            tandem_podcontrollers::Options {
+                cluster_object_namespace,
+                values: values.clone(),
+                ..tandem_podcontrollers::Options::default()
+            },
+        )
+        .await
+        .context("the pod layer cannot start")?;
+        let server = match server {
+            Some((addr, tls)) => {
+                let s = tandem_podcontrollers::serve_external_metrics(addr, tls, values)
+                    .await
+                    .context("the external metrics API server cannot start")?;
+                eprintln!("tandem: external metrics API on https://{}", s.local_addr());
+                Some(s)
+            }
+            None => None,
+        };
+        Ok(PodLayerRunning {
+            _layer: layer,
+            server,
+        })
+    }
+}
+
+/// Reads the metrics server's certificate and key from `dir` and the aggregator's client CA
+/// from `ca_file` or, as aggregated API servers do, from the cluster's
+/// extension-apiserver-authentication ConfigMap.
+async fn metrics_server_tls(
+    client: &kube::Client,
+    dir: &std::path::Path,
+    ca_file: Option<&std::path::Path>,
+) -> anyhow::Result<tandem_podcontrollers::TlsConfig> {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let cert_path = dir.join("tls.crt");
+    let key_path = dir.join("tls.key");
+    let cert_chain_der = CertificateDer::pem_file_iter(&cert_path)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .with_context(|| format!("cannot read certificates from {}", cert_path.display()))?
+        .into_iter()
+        .map(|c| c.to_vec())
+        .collect();
+    let key = PrivateKeyDer::from_pem_file(&key_path)
+        .with_context(|| format!("cannot read a private key from {}", key_path.display()))?;
+    let key_pkcs8_der = match key {
+        PrivateKeyDer::Pkcs8(k) => k.secret_pkcs8_der().to_vec(),
+        // Helm's genSignedCert writes RSA keys as PKCS#1 (BEGIN RSA PRIVATE KEY).
+        PrivateKeyDer::Pkcs1(k) => pkcs8_of_rsa(k.secret_pkcs1_der()),
+        _ => anyhow::bail!(
+            "{}: the key must be PKCS#8 (BEGIN PRIVATE KEY) or RSA (BEGIN RSA PRIVATE KEY)",
+            key_path.display()
+        ),
+    };
+    let ca_pem = match ca_file {
+        Some(path) => {
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?
+        }
+        None => {
+            let cm = kube::Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(
+                client.clone(),
+                "kube-system",
+            )
+            .get("extension-apiserver-authentication")
+            .await
+            .context("cannot read ConfigMap kube-system/extension-apiserver-authentication")?;
+            cm.data
+                .and_then(|d| d.get("requestheader-client-ca-file").cloned())
+                .context(
+                    "ConfigMap kube-system/extension-apiserver-authentication has no \
+                     requestheader-client-ca-file: the API server runs without a front proxy",
+                )?
+                .into_bytes()
+        }
+    };
+    let client_ca_der = CertificateDer::pem_slice_iter(&ca_pem)
+        .collect::<Result<Vec<_>, _>>()
+        .context("the requestheader client CA is not PEM certificates")?
+        .into_iter()
+        .map(|c| c.to_vec())
+        .collect();
+    Ok(tandem_podcontrollers::TlsConfig {
+        cert_chain_der,
+        key_pkcs8_der,
+        client_ca_der,
+    })
+}
+
+/// Wraps a PKCS#1 RSA private key in a PKCS#8 PrivateKeyInfo (RFC 5208):
+/// `SEQUENCE { INTEGER 0, SEQUENCE { OID rsaEncryption, NULL }, OCTET STRING pkcs1 }`.
+fn pkcs8_of_rsa(pkcs1: &[u8]) -> Vec<u8> {
+    fn tlv(tag: u8, body: &[u8]) -> Vec<u8> {
+        let mut out = vec![tag];
+        let len = body.len();
+        if len < 0x80 {
+            out.push(len as u8);
+        } else {
+            let bytes: Vec<u8> = len
+                .to_be_bytes()
+                .into_iter()
+                .skip_while(|b| *b == 0)
+                .collect();
+            out.push(0x80 | bytes.len() as u8);
+            out.extend(bytes);
+        }
+        out.extend_from_slice(body);
+        out
+    }
+    const RSA_ALGORITHM: [u8; 15] = [
+        0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01, 0x05, 0x00,
+    ];
+    let mut body = vec![0x02, 0x01, 0x00];
+    body.extend_from_slice(&RSA_ALGORITHM);
+    body.extend(tlv(0x04, pkcs1));
+    tlv(0x30, &body)
+}
+
 /// Resolves on SIGTERM (how Kubernetes stops a pod) or Ctrl-C.
 async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
@@ -457,6 +651,21 @@ async fn shutdown_signal() {
 #[cfg(test)]
 mod tests {
     use super::parse_feature_gates;
+
+    #[test]
+    fn an_rsa_key_from_helm_is_usable_by_rustls() {
+        use rustls::pki_types::PrivateKeyDer;
+        use rustls::pki_types::pem::PemObject as _;
+        // A PKCS#1 RSA key as `openssl genrsa -traditional` and Helm's genSignedCert write it.
+        let pem = include_str!("../../tests/data/rsa-pkcs1.pem");
+        let PrivateKeyDer::Pkcs1(k) = PrivateKeyDer::from_pem_slice(pem.as_bytes()).expect("pem")
+        else {
+            panic!("not PKCS#1");
+        };
+        let pkcs8 = super::pkcs8_of_rsa(k.secret_pkcs1_der());
+        let der = PrivateKeyDer::Pkcs8(pkcs8.into());
+        rustls::crypto::ring::sign::any_supported_type(&der).expect("rustls accepts the key");
+    }
 
     #[test]
     fn feature_gates_parse_as_upstream_writes_them() {

@@ -99,6 +99,38 @@ async fn up(args: Args) -> anyhow::Result<ExitCode> {
         )?)
     };
 
+    let pod_layer = if args.no_controllers {
+        None
+    } else {
+        // The external metrics API: a serving certificate from the control plane's CA, the
+        // aggregator's front-proxy CA, and the APIService pointing at this process.
+        let [svc, ip] = tandem_testkit::external_metrics_serving_names();
+        let cert = plane
+            .pki()
+            .issue_serving(&[&svc, &ip])
+            .context("cannot issue the external metrics API's certificate")?;
+        let layer = super::run::PodLayerRunning::start(
+            client.clone(),
+            "keda".into(),
+            Some((
+                "127.0.0.1:0".parse().context("address")?,
+                tandem_podcontrollers::TlsConfig {
+                    cert_chain_der: vec![cert.cert_der],
+                    key_pkcs8_der: cert.key_der,
+                    client_ca_der: vec![plane.pki().front_proxy_ca_der().to_vec()],
+                },
+            )),
+        )
+        .await?;
+        let port = layer
+            .metrics_port()
+            .context("the metrics server did not start")?;
+        tandem_testkit::register_external_metrics(&client, plane.pki(), port, args.ready_timeout)
+            .await
+            .context("cannot register the external metrics APIService")?;
+        Some(layer)
+    };
+
     let kubeconfig = plane.kubeconfig_path().display().to_string();
     println!(
         "Kubernetes {} is up at {} (started in {:.1}s).",
@@ -118,6 +150,12 @@ async fn up(args: Args) -> anyhow::Result<ExitCode> {
              KWOKNodeClass get nodes; try examples/up/)"
         );
     }
+    if pod_layer.is_some() {
+        println!(
+            "pod layer:  running here; ScaledObjects get their keda-hpa-<name> and the HPA \
+             reads external.metrics.k8s.io from this process"
+        );
+    }
     println!();
     println!("export KUBECONFIG={kubeconfig}");
     println!();
@@ -125,6 +163,7 @@ async fn up(args: Args) -> anyhow::Result<ExitCode> {
 
     wait_for_shutdown().await?;
     eprintln!("stopping…");
+    drop(pod_layer);
     drop(node_layer);
     drop(nodes);
     drop(plane);
