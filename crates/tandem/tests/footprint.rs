@@ -1,0 +1,194 @@
+//! Memory of `tandem run` at scale, as a report (ignored by default; figures printed, never
+//! asserted): `cargo test -p tandem --test footprint -- --ignored --nocapture`.
+//!
+//! - 1,000 ScaledObjects (cron triggers), each on its own Deployment, with the pod layer's HPAs.
+//! - then 1,000 kwok nodes carrying 10,000 pods for the node layer's state.
+
+mod common;
+
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::api::{ListParams, PostParams};
+use kube::{Api, Client};
+use serde_json::json;
+use tandem_testkit::{ControlPlane, wait_for};
+
+/// Resident set and its peak of a process, in MiB, from /proc.
+fn rss_mib(pid: u32) -> (f64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<f64>().ok())
+            .map_or(0.0, |kib| kib / 1024.0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a report: creates 2,000 objects; run with --ignored --nocapture"]
+async fn memory_with_a_thousand_scaled_objects() {
+    let cp = ControlPlane::shared().await.expect("control plane");
+    let client: Client = cp.client().expect("client");
+    let ns = cp.namespace("footprint").await.expect("namespace");
+    let controller = common::Replica::start(
+        "footprint",
+        cp.kubeconfig_path(),
+        &ns,
+        cp.dir(),
+        &["--disable-leader-election", "--disable-node-layer"],
+    );
+    let idle = {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        rss_mib(controller.child.id())
+    };
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+    let objects = Api::<tandem_api::keda::ScaledObject>::namespaced(client.clone(), &ns);
+    const N: usize = 1_000;
+    for i in 0..N {
+        let d: Deployment = serde_json::from_value(json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": format!("w{i}")},
+            "spec": {"replicas": 0, "selector": {"matchLabels": {"app": format!("w{i}")}},
+                "template": {"metadata": {"labels": {"app": format!("w{i}")}}, "spec": {
+                    "containers": [{"name": "c", "image": "registry.k8s.io/pause:3.10"}]}}},
+        }))
+        .expect("deployment");
+        deployments
+            .create(&PostParams::default(), &d)
+            .await
+            .expect("create deployment");
+        let so = serde_json::from_value(json!({
+            "apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
+            "metadata": {"name": format!("w{i}")},
+            "spec": {"scaleTargetRef": {"name": format!("w{i}")}, "minReplicaCount": 0,
+                "pollingInterval": 30,
+                "triggers": [{"type": "cron", "metadata": {"timezone": "UTC",
+                    "start": "0 3 * * *", "end": "5 3 * * *", "desiredReplicas": "1"}}]},
+        }))
+        .expect("scaledobject");
+        objects
+            .create(&PostParams::default(), &so)
+            .await
+            .expect("create scaledobject");
+    }
+    let hpas = Api::<k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler>::namespaced(
+        client.clone(),
+        &ns,
+    );
+    wait_for("1,000 HPAs", Duration::from_secs(600), || async {
+        let n = hpas
+            .list_metadata(&ListParams::default())
+            .await
+            .ok()?
+            .items
+            .len();
+        (n == N).then_some(())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", controller.log()));
+    tokio::time::sleep(Duration::from_secs(35)).await; // one more polling interval for all
+    let (rss, peak) = rss_mib(controller.child.id());
+    eprintln!(
+        "footprint: tandem run (pod layer) idle {:.1} MiB; with {N} ScaledObjects and their HPAs \
+         {rss:.1} MiB RSS, peak {peak:.1} MiB",
+        idle.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a report: launches 1,000 kwok nodes for 10,000 pods; run with --ignored --nocapture"]
+async fn memory_with_a_thousand_nodes_and_ten_thousand_pods() {
+    let cp = ControlPlane::shared().await.expect("control plane");
+    let client: Client = cp.client().expect("client");
+    let ns = cp.namespace("footprint-nodes").await.expect("namespace");
+    let class = format!("{ns}-kwok");
+    Api::<tandem_api::kwok::KWOKNodeClass>::all(client.clone())
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "apiVersion": "karpenter.kwok.sh/v1alpha1", "kind": "KWOKNodeClass",
+                "metadata": {"name": class}, "spec": {},
+            }))
+            .expect("class"),
+        )
+        .await
+        .expect("create class");
+    Api::<tandem_api::karpenter::NodePool>::all(client.clone())
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "apiVersion": "karpenter.sh/v1", "kind": "NodePool",
+                "metadata": {"name": ns},
+                "spec": {"template": {"spec": {
+                    "requirements": [
+                        {"key": "karpenter.sh/capacity-type", "operator": "In", "values": ["on-demand"]},
+                        {"key": "node.kubernetes.io/instance-type", "operator": "In", "values": ["c-1x-amd64-linux"]}],
+                    "nodeClassRef": {"group": "karpenter.kwok.sh", "kind": "KWOKNodeClass", "name": class}}}},
+            }))
+            .expect("nodepool"),
+        )
+        .await
+        .expect("create nodepool");
+    let controller = common::Replica::start(
+        "footprint-nodes",
+        cp.kubeconfig_path(),
+        &ns,
+        cp.dir(),
+        &["--disable-leader-election", "--disable-pod-layer"],
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let idle = rss_mib(controller.child.id());
+    // 10 pods of 90m fill a 1-vCPU kwok node: 10,000 pods need 1,000 nodes.
+    let d: Deployment = serde_json::from_value(json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "many"},
+        "spec": {"replicas": 10_000, "selector": {"matchLabels": {"app": "many"}},
+            "template": {"metadata": {"labels": {"app": "many"}}, "spec": {
+                "terminationGracePeriodSeconds": 0,
+                "containers": [{"name": "c", "image": "registry.k8s.io/pause:3.10",
+                    "resources": {"requests": {"cpu": "90m", "memory": "64Mi"}}}]}}},
+    }))
+    .expect("deployment");
+    let started = std::time::Instant::now();
+    Api::<Deployment>::namespaced(client.clone(), &ns)
+        .create(&PostParams::default(), &d)
+        .await
+        .expect("create deployment");
+    let pods = Api::<k8s_openapi::api::core::v1::Pod>::namespaced(client.clone(), &ns);
+    wait_for(
+        "10,000 pods Running",
+        Duration::from_secs(1_800),
+        || async {
+            let list = pods
+                .list(
+                    &ListParams::default()
+                        .labels("app=many")
+                        .fields("status.phase=Running"),
+                )
+                .await
+                .ok()?;
+            (list.items.len() == 10_000).then_some(())
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", controller.log()));
+    let elapsed = started.elapsed();
+    let nodes = Api::<k8s_openapi::api::core::v1::Node>::all(client.clone())
+        .list_metadata(&ListParams::default().labels(&format!("karpenter.sh/nodepool={ns}")))
+        .await
+        .expect("nodes")
+        .items
+        .len();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let (rss, peak) = rss_mib(controller.child.id());
+    eprintln!(
+        "footprint: tandem run (node layer, kwok provider playing kubelet) idle {:.1} MiB; \
+         {nodes} nodes, 10,000 pods Running after {:.0} s: {rss:.1} MiB RSS, peak {peak:.1} MiB",
+        idle.0,
+        elapsed.as_secs_f64()
+    );
+}
