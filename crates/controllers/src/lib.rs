@@ -37,6 +37,7 @@
 //! Not here yet: disruption (consolidation, drift, expiry), leader election and metrics.
 
 pub mod batcher;
+pub mod disruption;
 mod driver;
 pub mod events;
 pub mod gc;
