@@ -35,6 +35,7 @@ use tokio::sync::watch;
 
 use crate::driver::{Ctx, claim_ref, ignore_not_found};
 use crate::events::Regarding;
+use crate::metrics::{Disrupted, DisruptionDecision, DisruptionMetrics};
 use crate::provisioner::nodeclaim_for;
 use crate::termination::DISRUPTED_TAINT;
 
@@ -51,6 +52,8 @@ pub struct DisruptionOptions {
     /// The pure decision's options; `validation_delay_ms` (15 s) is how long a command waits
     /// before it is re-validated.
     pub decide: disruption::Options,
+    /// Counters (register them with [`DisruptionMetrics::register`] to export them).
+    pub metrics: DisruptionMetrics,
 }
 
 impl Default for DisruptionOptions {
@@ -60,6 +63,7 @@ impl Default for DisruptionOptions {
             poll_interval: Duration::from_secs(10),
             replacement_timeout: Duration::from_secs(600),
             decide: disruption::Options::default(),
+            metrics: DisruptionMetrics::default(),
         }
     }
 }
@@ -274,6 +278,20 @@ async fn execute(
         }
     }
     let st = rx.borrow().clone();
+    let reason_label = reason.to_lowercase();
+    opts.metrics
+        .decisions
+        .get_or_create(&DisruptionDecision {
+            decision: if command.is_delete() {
+                "delete"
+            } else {
+                "replace"
+            }
+            .to_owned(),
+            reason: reason_label.clone(),
+            consolidation_type: command.method.as_str().to_owned(),
+        })
+        .inc();
     let mut tainted = Vec::new();
     for node in &command.candidates {
         if let Err(e) = set_taint(ctx, node, true).await {
@@ -362,7 +380,18 @@ async fn execute(
                 .await
                 .map(|_| ()),
         ) {
-            Ok(()) => deleted.push(node.clone()),
+            Ok(()) => {
+                let label = |k: &str| claim.labels().get(k).cloned().unwrap_or_default();
+                opts.metrics
+                    .nodeclaims_disrupted
+                    .get_or_create(&Disrupted {
+                        reason: reason_label.clone(),
+                        nodepool: label(tandem_model::labels::NODEPOOL),
+                        capacity_type: label(tandem_model::labels::CAPACITY_TYPE),
+                    })
+                    .inc();
+                deleted.push(node.clone());
+            }
             Err(e) => {
                 tracing::warn!(error = %e, nodeclaim = %name, "deleting a candidate failed");
                 untaint_all(ctx, std::slice::from_ref(node)).await;
