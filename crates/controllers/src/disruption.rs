@@ -9,14 +9,13 @@
 //!       taint candidates karpenter.sh/disrupted:NoSchedule      (DisruptionTerminating)
 //!       create replacement NodeClaims (provisioner::nodeclaim_for) (DisruptionLaunching)
 //!       wait until every replacement is Initialized              (DisruptionWaitingReadiness)
-//!         └─ timeout or a replacement deleted: untaint, drop the command
+//!         └─ timeout or a replacement deleted: untaint, delete the replacements, drop it
 //!       delete the candidates' NodeClaims (termination drains and terminates them)
 //!       wait until the state shows them deleting, so the next pass counts them in budgets
 //! ```
 //!
 //! One command runs at a time (upstream's queue runs several; its nodes are marked for
-//! deletion meanwhile, which this loop gets by not deciding while a command runs). Replacements
-//! of an abandoned command are left in place: they are empty, so emptiness removes them.
+//! deletion meanwhile, which this loop gets by not deciding while a command runs).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -253,6 +252,24 @@ async fn untaint_all(ctx: &Ctx, nodes: &[String]) {
     }
 }
 
+/// Drops a command after its replacements were launched: the candidates are untainted and the
+/// replacements deleted, since the candidates stay. Left behind, each retry of a command whose
+/// replacements never initialize would add one more.
+async fn abandon(ctx: &Ctx, tainted: &[String], replacements: &BTreeSet<String>) {
+    untaint_all(ctx, tainted).await;
+    let claims: Api<NodeClaim> = Api::all(ctx.client.clone());
+    for name in replacements {
+        if let Err(e) = ignore_not_found(
+            claims
+                .delete(name, &DeleteParams::default())
+                .await
+                .map(|_| ()),
+        ) {
+            tracing::warn!(error = %e, nodeclaim = %name, "deleting an unused replacement failed");
+        }
+    }
+}
+
 fn initialized(c: &NodeClaim) -> bool {
     c.status
         .as_ref()
@@ -319,7 +336,7 @@ async fn execute(
             }
             Err(e) => {
                 tracing::warn!(error = %e, "creating a replacement failed; abandoning");
-                untaint_all(ctx, &tainted).await;
+                abandon(ctx, &tainted, &replacements).await;
                 return;
             }
         }
@@ -348,7 +365,7 @@ async fn execute(
     }
     if !replacements.is_empty() && !wait_initialized(rx, &replacements, opts).await {
         tracing::warn!(replacements = ?replacements, "replacements did not initialize; abandoning");
-        untaint_all(ctx, &tainted).await;
+        abandon(ctx, &tainted, &replacements).await;
         return;
     }
     let st = rx.borrow().clone();
