@@ -6,11 +6,11 @@
 //!     decide(snapshot, now) ─► diagnostics ─► DisruptionBlocked / Unconsolidatable events
 //!                          └─► Disrupt command:
 //!       wait revalidate_after_ms (15 s) ─► validate(command, fresh snapshot, now) or drop it
-//!       taint candidates karpenter.sh/disrupted:NoSchedule      (DisruptionTerminating)
-//!       create replacement NodeClaims (provisioner::nodeclaim_for) (DisruptionLaunching)
-//!       wait until every replacement is Initialized              (DisruptionWaitingReadiness)
+//!       taint candidates karpenter.sh/disrupted:NoSchedule
+//!       create replacement NodeClaims (provisioner::nodeclaim_for) (DisruptionLaunching and
+//!       wait until every replacement is Initialized    DisruptionWaitingReadiness on each)
 //!         └─ timeout or a replacement deleted: untaint, delete the replacements, drop it
-//!       delete the candidates' NodeClaims (termination drains and terminates them)
+//!       delete the candidates' NodeClaims (DisruptionTerminating; termination drains them)
 //!       wait until the state shows them deleting, so the next pass counts them in budgets
 //! ```
 //!
@@ -213,7 +213,22 @@ pub(crate) async fn disruption_loop(ctx: Arc<Ctx>, mut rx: watch::Receiver<Arc<C
             continue;
         }
         untaint_leftovers(&ctx, &st).await;
-        let decision = disruption::decide(&st.snapshot, now_ms(), &opts.decide);
+        // A pass runs up to max_simulations scheduling simulations: keep it off the runtime's
+        // worker threads.
+        let decision = {
+            let (st, o) = (st.clone(), opts.decide.clone());
+            match tokio::task::spawn_blocking(move || {
+                disruption::decide(&st.snapshot, now_ms(), &o)
+            })
+            .await
+            {
+                Ok(d) => d,
+                Err(e) => {
+                    tracing::warn!(error = %e, "disruption pass failed");
+                    continue;
+                }
+            }
+        };
         publish_diagnostics(&ctx, &st, &decision.diagnostics).await;
         let Some(command) = decision.command else {
             continue;
@@ -289,9 +304,21 @@ async fn execute(
         let delay = u64::try_from(command.revalidate_after_ms).unwrap_or(0);
         tokio::time::sleep(Duration::from_millis(delay)).await;
         let fresh = rx.borrow().clone();
-        if let Err(e) = disruption::validate(command, &fresh.snapshot, now_ms(), &opts.decide) {
-            tracing::info!(error = %e, candidates = ?command.candidates, "abandoning disruption command");
-            return;
+        let (cmd, o) = (command.clone(), opts.decide.clone());
+        let verdict = tokio::task::spawn_blocking(move || {
+            disruption::validate(&cmd, &fresh.snapshot, now_ms(), &o)
+        })
+        .await;
+        match verdict {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::info!(error = %e, candidates = ?command.candidates, "abandoning disruption command");
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "disruption validation failed");
+                return;
+            }
         }
     }
     let st = rx.borrow().clone();
@@ -332,6 +359,23 @@ async fn execute(
         {
             Ok(c) => {
                 tracing::info!(nodeclaim = %c.name_any(), reason, "launched a replacement");
+                // Upstream publishes both on the replacement it waits for.
+                ctx.recorder
+                    .publish(
+                        &claim_ref(&c),
+                        false,
+                        "DisruptionLaunching",
+                        &format!("Launching NodeClaim: {reason}"),
+                    )
+                    .await;
+                ctx.recorder
+                    .publish(
+                        &claim_ref(&c),
+                        false,
+                        "DisruptionWaitingReadiness",
+                        "Waiting on readiness to continue disruption",
+                    )
+                    .await;
                 replacements.insert(c.name_any());
             }
             Err(e) => {
@@ -339,28 +383,6 @@ async fn execute(
                 abandon(ctx, &tainted, &replacements).await;
                 return;
             }
-        }
-    }
-    for node in &command.candidates {
-        if !replacements.is_empty()
-            && let Some(c) = claim_of(&st, node)
-        {
-            ctx.recorder
-                .publish(
-                    &claim_ref(c),
-                    false,
-                    "DisruptionLaunching",
-                    &format!("Launching NodeClaim: {reason}"),
-                )
-                .await;
-            ctx.recorder
-                .publish(
-                    &claim_ref(c),
-                    false,
-                    "DisruptionWaitingReadiness",
-                    "Waiting on readiness to continue disruption",
-                )
-                .await;
         }
     }
     if !replacements.is_empty() && !wait_initialized(rx, &replacements, opts).await {

@@ -182,5 +182,16 @@ async fn changing_the_node_class_replaces_every_node_one_at_a_time() {
             "DisruptionTerminating for {node}"
         );
     }
+    // The replacements' claims (kwok names nodes after their claims) announced themselves.
+    let launching = common::events(&client, "default", "DisruptionLaunching", "").await;
+    for claim in &new {
+        assert!(
+            launching.iter().any(
+                |e| e.involved_object.name.as_deref() == Some(claim.as_str())
+                    && e.message.as_deref() == Some("Launching NodeClaim: Drifted")
+            ),
+            "DisruptionLaunching for {claim}"
+        );
+    }
     drop(running);
 }
