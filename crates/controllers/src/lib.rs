@@ -42,9 +42,9 @@
 //! Disruption runs emptiness, drift, expiration and consolidation live; e2e tests cover
 //! emptiness (`tests/emptiness.rs`), drift with a one-node budget (`tests/drift.rs`) and
 //! multi-node consolidation around a do-not-disrupt pod (`tests/consolidation.rs`) and a
-//! replacement that never initializes (`tests/disruption_timeout.rs`), and expiration
-//! (`tests/expiration.rs`); single-node replace runs only in nodescaler's and the simulator's
-//! tests.
+//! replacement that never initializes (`tests/disruption_timeout.rs`), expiration
+//! (`tests/expiration.rs`) and a single-node replace by a cheaper on-demand node
+//! (`tests/replace.rs`).
 //! Not here: leader election (the `tandem` binary's), the NodeClaim `Disrupted` condition,
 //! nominating the moved pods, and running several disruption commands at once.
 
