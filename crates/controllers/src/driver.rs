@@ -35,6 +35,8 @@ pub struct Options {
     pub plan: tandem_nodescaler::Options,
     /// Garbage collection of orphaned instances and instance-less claims.
     pub gc: crate::gc::GcOptions,
+    /// The disruption loop (emptiness, drift, expiration, consolidation).
+    pub disruption: crate::disruption::DisruptionOptions,
 }
 
 pub(crate) struct Ctx {
@@ -57,7 +59,8 @@ impl std::fmt::Debug for Controllers {
 }
 
 impl Controllers {
-    /// Starts the index watches, the provisioner and the lifecycle loop on the current runtime.
+    /// Starts the index watches, the provisioner, lifecycle, termination, garbage collection and
+    /// disruption loops on the current runtime.
     pub fn spawn(
         client: Client,
         cloud: Arc<dyn CloudProvider>,
@@ -78,7 +81,8 @@ impl Controllers {
                 ctx.clone(),
                 state.clone(),
             )),
-            tokio::spawn(gc_loop(ctx, state.clone())),
+            tokio::spawn(gc_loop(ctx.clone(), state.clone())),
+            tokio::spawn(crate::disruption::disruption_loop(ctx, state.clone())),
         ];
         Controllers { tasks, state }
     }

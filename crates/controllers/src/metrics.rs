@@ -5,6 +5,7 @@
 //! disappeared takes its series with it, as upstream's state metrics do.
 
 use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
@@ -138,6 +139,56 @@ fn set_all(family: &Family<PoolResource, FloatGauge>, pool: &str, list: Option<&
     }
 }
 
+/// Labels of `karpenter_nodeclaims_disrupted_total`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Disrupted {
+    /// `empty`, `drifted`, `expired`, `underutilized`.
+    pub reason: String,
+    /// NodePool of the claim.
+    pub nodepool: String,
+    /// `spot` or `on-demand`.
+    pub capacity_type: String,
+}
+
+/// Labels of `karpenter_voluntary_disruption_decisions_total`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DisruptionDecision {
+    /// `delete` or `replace`.
+    pub decision: String,
+    /// `empty`, `drifted`, `expired`, `underutilized`.
+    pub reason: String,
+    /// `empty`, `drift`, `expiration`, `multi`, `single`.
+    pub consolidation_type: String,
+}
+
+/// The disruption loop's counters; clone-cheap handles. Unregistered (the default) they count
+/// into nothing visible.
+#[derive(Debug, Clone, Default)]
+pub struct DisruptionMetrics {
+    /// `karpenter_nodeclaims_disrupted_total`: candidates whose NodeClaim was deleted.
+    pub nodeclaims_disrupted: Family<Disrupted, Counter>,
+    /// `karpenter_voluntary_disruption_decisions_total`: commands executed past validation.
+    pub decisions: Family<DisruptionDecision, Counter>,
+}
+
+impl DisruptionMetrics {
+    /// Registers both counters (the `_total` suffix is added by the encoder).
+    pub fn register(registry: &mut Registry) -> Self {
+        let m = DisruptionMetrics::default();
+        registry.register(
+            "karpenter_nodeclaims_disrupted",
+            "Number of nodeclaims disrupted, by reason, nodepool and capacity type.",
+            m.nodeclaims_disrupted.clone(),
+        );
+        registry.register(
+            "karpenter_voluntary_disruption_decisions",
+            "Number of disruption decisions performed.",
+            m.decisions.clone(),
+        );
+        m
+    }
+}
+
 /// A quantity as the float upstream exports (cores for cpu, bytes for memory).
 fn value(text: &str) -> Option<f64> {
     let q: tandem_model::quantity::Quantity = text.parse().ok()?;
@@ -169,5 +220,26 @@ mod tests {
             "{out}"
         );
         assert!(out.contains("karpenter_cluster_state_synced 0"), "{out}");
+    }
+
+    #[test]
+    fn disruption_counters_use_upstream_names() {
+        let mut registry = Registry::default();
+        let m = DisruptionMetrics::register(&mut registry);
+        m.nodeclaims_disrupted
+            .get_or_create(&Disrupted {
+                reason: "empty".into(),
+                nodepool: "p".into(),
+                capacity_type: "spot".into(),
+            })
+            .inc();
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &registry).expect("encode");
+        assert!(
+            out.contains(
+                "karpenter_nodeclaims_disrupted_total{reason=\"empty\",nodepool=\"p\",capacity_type=\"spot\"} 1"
+            ),
+            "{out}"
+        );
     }
 }

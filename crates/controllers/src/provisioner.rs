@@ -10,27 +10,9 @@ use tandem_api::karpenter::v1::{NodeClaimResources, NodeClaimSpec};
 use tandem_api::karpenter::{NodeClaim, NodePool};
 use tandem_nodescaler::provisioning::Launch;
 
-/// NodeClaim annotation: hash of the NodePool template it was made from (drift detection).
-pub const NODEPOOL_HASH: &str = "karpenter.sh/nodepool-hash";
+pub use tandem_state::convert::{NODEPOOL_HASH, nodepool_hash};
 /// NodeClaim annotation: version of the hash scheme (upstream `v3`).
 pub const NODEPOOL_HASH_VERSION: &str = "karpenter.sh/nodepool-hash-version";
-
-/// A stable hash of the NodePool template without its requirements (what upstream hashes to
-/// detect drift). FNV-1a over the canonical JSON; not byte-identical to upstream's
-/// hashstructure, which only Tandem reads back.
-pub fn nodepool_hash(np: &NodePool) -> String {
-    let mut t = serde_json::to_value(&np.spec.template).unwrap_or_default();
-    if let Some(spec) = t.get_mut("spec").and_then(|s| s.as_object_mut()) {
-        spec.remove("requirements");
-    }
-    let text = t.to_string();
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in text.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    h.to_string()
-}
 
 /// The NodeClaim a launch creates: owned by its NodePool, labelled with the pool, its template
 /// labels and the single-valued requirements, requirements and requests from the plan.

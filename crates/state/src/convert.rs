@@ -23,8 +23,9 @@ use tandem_model::resources::Resources;
 use tandem_model::taints::{Taint, TaintEffect, Toleration, TolerationOperator};
 use tandem_nodescaler::selector::{LabelSelector, SelectorExpression, SelectorOperator};
 use tandem_nodescaler::snapshot::{
-    BoundPod, DaemonSet, Limits, NodePool, NodeState, PendingPod, PodAffinityTerm,
-    TopologySpreadConstraint, WeightedPodAffinityTerm, WhenUnsatisfiable,
+    BoundPod, Budget, BudgetNodes, BudgetReason, ConsolidationPolicy, DaemonSet, Limits, NodePool,
+    NodeState, PendingPod, PodAffinityTerm, PodOwner, PoolDisruption, TopologySpreadConstraint,
+    WeightedPodAffinityTerm, WhenUnsatisfiable,
 };
 
 /// A resource list of the API as model resources.
@@ -410,6 +411,110 @@ pub fn nodepool(np: &ApiNodePool) -> NodePool {
         node_count: 0,
         node_class: t.spec.node_class_ref.name.clone(),
     }
+}
+
+/// NodeClaim annotation: hash of the NodePool template it was made from (drift detection).
+pub const NODEPOOL_HASH: &str = "karpenter.sh/nodepool-hash";
+
+/// A stable hash of the NodePool template without its requirements (what upstream hashes to
+/// detect drift), stamped on NodeClaims as `karpenter.sh/nodepool-hash`. FNV-1a over the
+/// canonical JSON; not byte-identical to upstream's hashstructure, which only Tandem reads back.
+pub fn nodepool_hash(np: &ApiNodePool) -> String {
+    let mut t = serde_json::to_value(&np.spec.template).unwrap_or_default();
+    if let Some(spec) = t.get_mut("spec").and_then(|s| s.as_object_mut()) {
+        spec.remove("requirements");
+    }
+    let text = t.to_string();
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in text.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h.to_string()
+}
+
+fn duration_ms(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// A NodePool's disruption settings: `spec.disruption` (`Balanced` is treated as
+/// `WhenEmptyOrUnderutilized`), `template.spec.expireAfter` and the template hash.
+pub fn pool_disruption(np: &ApiNodePool) -> PoolDisruption {
+    use tandem_api::karpenter::v1::{ConsolidationPolicy as P, DisruptionReason as R};
+    let d = &np.spec.disruption;
+    let budgets = d
+        .budgets
+        .iter()
+        .filter_map(|b| {
+            let nodes = match b.nodes.strip_suffix('%') {
+                Some(p) => BudgetNodes::Percent(p.parse().ok()?),
+                None => BudgetNodes::Count(b.nodes.parse().ok()?),
+            };
+            Some(Budget {
+                nodes,
+                schedule: b.schedule.clone(),
+                duration_ms: b.duration.as_ref().map(|d| duration_ms(d.value().0)),
+                reasons: b
+                    .reasons
+                    .iter()
+                    .map(|r| match r {
+                        R::Empty => BudgetReason::Empty,
+                        R::Drifted => BudgetReason::Drifted,
+                        R::Underutilized => BudgetReason::Underutilized,
+                    })
+                    .collect(),
+            })
+        })
+        .collect();
+    PoolDisruption {
+        policy: match d.consolidation_policy {
+            P::WhenEmpty => ConsolidationPolicy::WhenEmpty,
+            P::WhenEmptyOrUnderutilized | P::Balanced => {
+                ConsolidationPolicy::WhenEmptyOrUnderutilized
+            }
+        },
+        consolidate_after_ms: d.consolidate_after.value().as_duration().map(duration_ms),
+        budgets,
+        expire_after_ms: np
+            .spec
+            .template
+            .spec
+            .expire_after
+            .value()
+            .as_duration()
+            .map(duration_ms),
+        hash: Some(nodepool_hash(np)),
+    }
+}
+
+/// Who owns a bound pod: DaemonSet pods and mirror (static) pods go with their node.
+pub fn pod_owner(pod: &Pod) -> PodOwner {
+    let mirror = pod
+        .metadata
+        .annotations
+        .as_ref()
+        .is_some_and(|a| a.contains_key("kubernetes.io/config.mirror"))
+        || is_owned_by(pod, "Node");
+    if mirror {
+        PodOwner::Mirror
+    } else if is_owned_by(pod, "DaemonSet") {
+        PodOwner::DaemonSet
+    } else {
+        PodOwner::Workload
+    }
+}
+
+/// True when the object carries `karpenter.sh/do-not-disrupt: "true"`.
+pub fn do_not_disrupt(meta: &kube::api::ObjectMeta) -> bool {
+    meta.annotations
+        .as_ref()
+        .and_then(|a| a.get(tandem_nodescaler::disruption::DO_NOT_DISRUPT))
+        .is_some_and(|v| v == "true")
+}
+
+/// A PodDisruptionBudget's selector; `None` (a null selector) selects no pod.
+pub fn pdb_selector(s: Option<&K8sSelector>) -> Option<LabelSelector> {
+    s.map(|s| selector(Some(s)))
 }
 
 /// A DaemonSet's template as per-node overhead.

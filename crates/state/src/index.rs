@@ -11,13 +11,17 @@ use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::DaemonSet as K8sDaemonSet;
 use k8s_openapi::api::core::v1::{Node, PersistentVolumeClaim, Pod};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::storage::v1::VolumeAttachment;
 use kube::runtime::watcher::Event;
 use tandem_api::karpenter::{NodeClaim, NodePool};
 use tandem_api::kwok::KWOKNodeClass;
 use tandem_model::catalog::Catalog;
 use tandem_model::resources::Resources;
-use tandem_nodescaler::snapshot::{ExistingNode, InFlightClaim, PendingPod, Snapshot};
+use tandem_nodescaler::selector::LabelSelector;
+use tandem_nodescaler::snapshot::{
+    ExistingNode, InFlightClaim, NodeDisruption, PendingPod, PodDisruption, Snapshot,
+};
 
 use crate::convert;
 
@@ -83,6 +87,8 @@ pub struct PodRecord {
     pub pod: Arc<Pod>,
     /// Set when the pod is provisionable (see [`convert::is_provisionable`]).
     pub pending: Option<PendingPod>,
+    /// The pod's scheduling constraints, for disruption to simulate where a bound pod goes.
+    pub spec: Option<Arc<PendingPod>>,
 }
 
 fn ns_key(meta: &kube::api::ObjectMeta) -> String {
@@ -98,20 +104,64 @@ fn name_key(meta: &kube::api::ObjectMeta) -> String {
 }
 
 fn pod_record(pod: Pod) -> PodRecord {
+    let creation = pod
+        .metadata
+        .creation_timestamp
+        .as_ref()
+        .map_or(0, |t| u64::try_from(t.0.as_microsecond()).unwrap_or(0));
     let pending = if convert::is_provisionable(&pod) {
-        let creation = pod
-            .metadata
-            .creation_timestamp
-            .as_ref()
-            .map_or(0, |t| u64::try_from(t.0.as_microsecond()).unwrap_or(0));
         convert::pending_pod(&pod, creation)
+    } else {
+        None
+    };
+    let spec = if pending.is_none() && bound_node(&pod).is_some() {
+        convert::pending_pod(&pod, creation).map(Arc::new)
     } else {
         None
     };
     PodRecord {
         pod: Arc::new(pod),
         pending,
+        spec,
     }
+}
+
+/// The node a pod occupies: bound and not finished.
+fn bound_node(pod: &Pod) -> Option<&str> {
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.node_name.as_deref())
+        .filter(|_| !convert::is_terminal(pod))
+}
+
+/// A PodDisruptionBudget, as disruption needs it.
+#[derive(Debug, Clone)]
+pub struct PdbRecord {
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// Its selector; `None` selects nothing.
+    pub selector: Option<LabelSelector>,
+    /// `status.disruptionsAllowed`.
+    pub disruptions_allowed: i32,
+}
+
+fn pdb_record(pdb: &PodDisruptionBudget) -> PdbRecord {
+    PdbRecord {
+        namespace: pdb.metadata.namespace.clone().unwrap_or_default(),
+        name: pdb.metadata.name.clone().unwrap_or_default(),
+        selector: convert::pdb_selector(pdb.spec.as_ref().and_then(|s| s.selector.as_ref())),
+        disruptions_allowed: pdb
+            .status
+            .as_ref()
+            .and_then(|s| s.disruptions_allowed)
+            .unwrap_or(0),
+    }
+}
+
+fn ms(t: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Time) -> i64 {
+    t.0.as_millisecond()
 }
 
 /// A VolumeAttachment, as termination needs it: the node waits for these to go before its
@@ -198,6 +248,11 @@ pub struct Index {
     daemonsets: Kind<tandem_nodescaler::snapshot::DaemonSet>,
     volume_attachments: Kind<VolumeAttachmentRecord>,
     claim_volumes: Kind<Option<String>>,
+    pdbs: Kind<PdbRecord>,
+    /// The writer's clock, ms since the epoch: when the events being applied were observed.
+    now_ms: i64,
+    /// Per node, when a pod was last bound to it or left it, as observed by this index.
+    pod_events: BTreeMap<String, i64>,
 }
 
 impl Index {
@@ -213,12 +268,81 @@ impl Index {
             daemonsets: Kind::default(),
             volume_attachments: Kind::default(),
             claim_volumes: Kind::default(),
+            pdbs: Kind::default(),
+            now_ms: 0,
+            pod_events: BTreeMap::new(),
         }
     }
 
-    /// Applies a Pod watch event.
+    /// Sets the time the next events are observed at (ms since the epoch); the writer calls it
+    /// before each batch, so the index itself never reads a clock.
+    pub fn set_now(&mut self, now_ms: i64) {
+        self.now_ms = now_ms;
+    }
+
+    fn pod_moved(&mut self, old: Option<&str>, new: Option<&str>) {
+        if old == new {
+            return;
+        }
+        for node in [old, new].into_iter().flatten() {
+            let at = self
+                .pod_events
+                .entry(node.to_owned())
+                .or_insert(self.now_ms);
+            *at = (*at).max(self.now_ms);
+        }
+    }
+
+    /// Applies a Pod watch event, noting when each node gained or lost a pod.
     pub fn pod_event(&mut self, ev: Event<Pod>) {
+        let mut moves: Vec<(Option<String>, Option<String>)> = Vec::new();
+        match &ev {
+            Event::Apply(p) | Event::Delete(p) => {
+                let old = self
+                    .pods
+                    .objects
+                    .get(&ns_key(&p.metadata))
+                    .and_then(|r| bound_node(&r.pod).map(str::to_owned));
+                let new = match &ev {
+                    Event::Apply(_) => bound_node(p).map(str::to_owned),
+                    _ => None,
+                };
+                moves.push((old, new));
+            }
+            Event::InitDone => {
+                let fresh = self.pods.relist.as_ref();
+                let empty = BTreeMap::new();
+                let fresh = fresh.unwrap_or(&empty);
+                for (k, r) in &self.pods.objects {
+                    let new = fresh.get(k).and_then(|f| bound_node(&f.pod));
+                    moves.push((
+                        bound_node(&r.pod).map(str::to_owned),
+                        new.map(str::to_owned),
+                    ));
+                }
+                for (k, f) in fresh {
+                    if !self.pods.objects.contains_key(k) {
+                        moves.push((None, bound_node(&f.pod).map(str::to_owned)));
+                    }
+                }
+            }
+            Event::Init | Event::InitApply(_) => {}
+        }
+        for (old, new) in moves {
+            self.pod_moved(old.as_deref(), new.as_deref());
+        }
         self.pods.event(ev, |p| ns_key(&p.metadata), pod_record);
+    }
+
+    /// Applies a PodDisruptionBudget watch event.
+    pub fn pdb_event(&mut self, ev: Event<PodDisruptionBudget>) {
+        self.pdbs
+            .event(ev, |p| ns_key(&p.metadata), |p| pdb_record(&p));
+    }
+
+    /// Adds or replaces a PodDisruptionBudget.
+    pub fn apply_pdb(&mut self, pdb: PodDisruptionBudget) {
+        self.pdb_event(Event::Apply(pdb));
     }
 
     /// Adds or replaces a Pod.
@@ -240,9 +364,20 @@ impl Index {
         );
     }
 
-    /// Applies a Node watch event.
+    /// Applies a Node watch event. After a relist, nodes without an observed pod event count
+    /// from now: pods that left them before the index started are unknown, so their
+    /// `consolidateAfter` starts over rather than early.
     pub fn node_event(&mut self, ev: Event<Node>) {
+        let relisted = matches!(ev, Event::InitDone);
+        if let Event::Delete(n) = &ev {
+            self.pod_events.remove(&name_key(&n.metadata));
+        }
         self.nodes.event(ev, |n| name_key(&n.metadata), Arc::new);
+        if relisted {
+            for name in self.nodes.objects.keys() {
+                self.pod_events.entry(name.clone()).or_insert(self.now_ms);
+            }
+        }
     }
 
     /// Adds or replaces a Node.
@@ -405,6 +540,7 @@ impl Index {
         self.daemonsets.synced = true;
         self.volume_attachments.synced = true;
         self.claim_volumes.synced = true;
+        self.pdbs.synced = true;
     }
 
     /// True once every kind has been listed.
@@ -417,23 +553,70 @@ impl Index {
             && self.daemonsets.synced
             && self.volume_attachments.synced
             && self.claim_volumes.synced
+            && self.pdbs.synced
+    }
+
+    /// Why no PodDisruptionBudget lets this pod be evicted now, if one does not: a PDB of its
+    /// namespace selecting it allows no disruption, or more than one selects it (the Eviction
+    /// API refuses those).
+    fn pdb_block(&self, pod: &Pod) -> Option<String> {
+        let ns = pod.metadata.namespace.as_deref().unwrap_or_default();
+        let labels = pod.metadata.labels.clone().unwrap_or_default();
+        let matching: Vec<&PdbRecord> = self
+            .pdbs
+            .objects
+            .values()
+            .filter(|p| {
+                p.namespace == ns && p.selector.as_ref().is_some_and(|s| s.matches(&labels))
+            })
+            .collect();
+        match matching.as_slice() {
+            [] => None,
+            [one] if one.disruptions_allowed > 0 => None,
+            [one] => Some(format!("{}/{}", one.namespace, one.name)),
+            many => Some(format!(
+                "{} (more than one PDB selects the pod)",
+                many.iter()
+                    .map(|p| format!("{}/{}", p.namespace, p.name))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        }
+    }
+
+    fn pod_disruption(&self, rec: &PodRecord) -> PodDisruption {
+        PodDisruption {
+            owner: convert::pod_owner(&rec.pod),
+            do_not_disrupt: convert::do_not_disrupt(&rec.pod.metadata),
+            pdb_blocked: self.pdb_block(&rec.pod),
+            spec: rec.spec.clone(),
+        }
     }
 
     /// Builds the immutable state readers see.
     pub fn state(&self) -> ClusterState {
         let nodes = &self.nodes.objects;
         let mut pods_by_node: BTreeMap<String, Vec<Arc<Pod>>> = BTreeMap::new();
+        let mut records_by_node: BTreeMap<&str, Vec<&PodRecord>> = BTreeMap::new();
         let mut pending = Vec::new();
         for rec in self.pods.objects.values() {
             if let Some(p) = &rec.pending {
                 pending.push(p.clone());
             }
-            if let Some(node) = rec.pod.spec.as_ref().and_then(|s| s.node_name.clone())
-                && !convert::is_terminal(&rec.pod)
-            {
-                pods_by_node.entry(node).or_default().push(rec.pod.clone());
+            if let Some(node) = bound_node(&rec.pod) {
+                pods_by_node
+                    .entry(node.to_owned())
+                    .or_default()
+                    .push(rec.pod.clone());
+                records_by_node.entry(node).or_default().push(rec);
             }
         }
+        let claims_by_provider_id: BTreeMap<&str, &NodeClaim> = self
+            .nodeclaims
+            .objects
+            .values()
+            .filter_map(|c| Some((c.status.as_ref()?.provider_id.as_deref()?, c.as_ref())))
+            .collect();
         let mut snapshot = Snapshot::new();
         snapshot.pods = pending;
         let mut usage: BTreeMap<String, (Resources, i64)> = BTreeMap::new();
@@ -464,14 +647,24 @@ impl Index {
                 .filter_map(convert::taint)
                 .collect();
             existing.state = convert::node_state(node);
-            existing.pods = pods_by_node
-                .get(name)
+            existing.pods = records_by_node
+                .get(name.as_str())
                 .into_iter()
                 .flatten()
-                .map(|p| {
-                    convert::bound_pod(p, Arc::new(p.metadata.labels.clone().unwrap_or_default()))
+                .map(|r| {
+                    convert::bound_pod(
+                        &r.pod,
+                        Arc::new(r.pod.metadata.labels.clone().unwrap_or_default()),
+                    )
+                    .disruption(self.pod_disruption(r))
                 })
                 .collect();
+            let claim = node
+                .spec
+                .as_ref()
+                .and_then(|s| s.provider_id.as_deref())
+                .and_then(|p| claims_by_provider_id.get(p).copied());
+            existing.disruption = self.node_disruption(name, node, claim);
             snapshot.nodes.push(existing);
         }
         for (name, claim) in &self.nodeclaims.objects {
@@ -500,6 +693,9 @@ impl Index {
                 m.node_count = count;
             }
             snapshot.nodepools.push(m);
+            snapshot
+                .disruption
+                .insert(name.clone(), convert::pool_disruption(np));
         }
         snapshot.daemonsets = self.daemonsets.objects.values().cloned().collect();
         for (name, ready) in &self.node_classes.objects {
@@ -530,6 +726,47 @@ impl Index {
                 .iter()
                 .filter_map(|(k, v)| Some((k.clone(), v.clone()?)))
                 .collect(),
+        }
+    }
+
+    /// What disruption knows about a node: its claim's age, hash, class and do-not-disrupt,
+    /// and the last time a pod came or went (or it initialized, or was created).
+    fn node_disruption(
+        &self,
+        name: &str,
+        node: &Node,
+        claim: Option<&NodeClaim>,
+    ) -> NodeDisruption {
+        let created_ms = claim
+            .and_then(|c| c.metadata.creation_timestamp.as_ref())
+            .or(node.metadata.creation_timestamp.as_ref())
+            .map(ms);
+        let initialized_ms = claim
+            .and_then(|c| c.status.as_ref())
+            .and_then(|s| tandem_api::condition::find(&s.conditions, "Initialized"))
+            .filter(|c| c.is_true())
+            .and_then(|c| c.last_transition_time.as_ref())
+            .map(ms);
+        let last_pod_event_ms = [
+            created_ms,
+            initialized_ms,
+            self.pod_events.get(name).copied(),
+        ]
+        .into_iter()
+        .flatten()
+        .max()
+        .unwrap_or(self.now_ms);
+        NodeDisruption {
+            created_ms,
+            last_pod_event_ms,
+            do_not_disrupt: convert::do_not_disrupt(&node.metadata)
+                || claim.is_some_and(|c| convert::do_not_disrupt(&c.metadata)),
+            nodepool_hash: claim
+                .and_then(|c| c.metadata.annotations.as_ref())
+                .and_then(|a| a.get(convert::NODEPOOL_HASH))
+                .cloned(),
+            node_class: claim.map(|c| c.spec.node_class_ref.name.clone()),
+            provider_drift: None,
         }
     }
 

@@ -2,7 +2,8 @@
 //! snapshots.
 //!
 //! This crate owns the translation of live objects (Pods, Nodes, NodePools, NodeClaims,
-//! KWOKNodeClasses, DaemonSets; VolumeAttachments and PersistentVolumeClaims for termination)
+//! KWOKNodeClasses, DaemonSets, PodDisruptionBudgets; VolumeAttachments and
+//! PersistentVolumeClaims for termination)
 //! into `nodescaler`'s [`Snapshot`](tandem_nodescaler::Snapshot)
 //! and the relist-safe index that holds them. It must never decide anything (that is
 //! nodescaler's job) nor write to the API server (that is the controllers'): one writer task
@@ -15,6 +16,7 @@
 //!   watch NodeClaims ┤                   (relist buffered until      { synced, snapshot,
 //!   watch NodeClasses┤                    InitDone)                    nodeclaims, nodes … }
 //!   watch DaemonSets ┤
+//!   watch PodDisruptionBudgets ┤      (+ per node: last pod bound/removed, observed at `now`)
 //!   watch VolumeAttachments, PersistentVolumeClaims ┘
 //!
 //!   Node ──spec.providerID── NodeClaim.status.providerID      (claims without a Node are in flight)
@@ -26,7 +28,7 @@ pub mod convert;
 pub mod index;
 pub mod watch;
 
-pub use index::{ClusterState, Index, PodRecord, VolumeAttachmentRecord};
+pub use index::{ClusterState, Index, PdbRecord, PodRecord, VolumeAttachmentRecord};
 
 /// Node label Karpenter sets once a node is initialized.
 pub const INITIALIZED_LABEL: &str = "karpenter.sh/initialized";

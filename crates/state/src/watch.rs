@@ -10,6 +10,7 @@ use std::sync::Arc;
 use futures::{StreamExt as _, stream};
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{Node, PersistentVolumeClaim, Pod};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::storage::v1::VolumeAttachment;
 use kube::runtime::WatchStreamExt as _;
 use kube::runtime::watcher::{self, Event};
@@ -30,6 +31,7 @@ enum Change {
     // Boxed: a VolumeAttachment (with its status) is much larger than the other objects.
     VolumeAttachment(Box<Event<VolumeAttachment>>),
     PersistentVolumeClaim(Event<PersistentVolumeClaim>),
+    Pdb(Event<PodDisruptionBudget>),
 }
 
 fn apply(index: &mut Index, change: Change) {
@@ -42,6 +44,7 @@ fn apply(index: &mut Index, change: Change) {
         Change::DaemonSet(ev) => index.daemonset_event(ev),
         Change::VolumeAttachment(ev) => index.volume_attachment_event(*ev),
         Change::PersistentVolumeClaim(ev) => index.persistent_volume_claim_event(ev),
+        Change::Pdb(ev) => index.pdb_event(ev),
     }
 }
 
@@ -80,14 +83,20 @@ pub fn spawn(client: Client, mut index: Index) -> watch::Receiver<Arc<ClusterSta
             .default_backoff()
             .map(|r| r.map(|ev| Change::VolumeAttachment(Box::new(ev))))
             .boxed(),
-        watcher::watcher(Api::<PersistentVolumeClaim>::all(client), cfg())
+        watcher::watcher(Api::<PersistentVolumeClaim>::all(client.clone()), cfg())
             .default_backoff()
             .map(|r| r.map(Change::PersistentVolumeClaim))
+            .boxed(),
+        watcher::watcher(Api::<PodDisruptionBudget>::all(client), cfg())
+            .default_backoff()
+            .map(|r| r.map(Change::Pdb))
             .boxed(),
     ];
     let mut all = stream::select_all(streams).ready_chunks(4096);
     tokio::spawn(async move {
         while let Some(batch) = all.next().await {
+            // The shell reads the clock: pod events in this batch are observed now.
+            index.set_now(k8s_openapi::jiff::Timestamp::now().as_millisecond());
             for item in batch {
                 match item {
                     Ok(change) => apply(&mut index, change),

@@ -237,3 +237,159 @@ fn volume_attachments_are_kept_by_node_and_pods_resolve_their_volumes() {
     ix.delete_volume_attachment(&va);
     assert!(ix.state().volume_attachments.is_empty());
 }
+
+fn with_meta(mut pod: Pod, meta: serde_json::Value) -> Pod {
+    let m: kube::api::ObjectMeta = serde_json::from_value(meta).unwrap();
+    pod.metadata.labels = m.labels.or(pod.metadata.labels);
+    pod.metadata.annotations = m.annotations;
+    pod.metadata.owner_references = m.owner_references;
+    pod
+}
+
+fn pdb(name: &str, app: &str, allowed: i32) -> k8s_openapi::api::policy::v1::PodDisruptionBudget {
+    serde_json::from_value(json!({
+        "metadata": {"name": name, "namespace": "ns"},
+        "spec": {"selector": {"matchLabels": {"app": app}}, "maxUnavailable": 1},
+        "status": {"disruptionsAllowed": allowed, "currentHealthy": 1, "desiredHealthy": 1,
+                   "expectedPods": 1},
+    }))
+    .unwrap()
+}
+
+#[test]
+fn nodes_carry_claim_age_hash_class_and_the_last_pod_event_observed() {
+    let mut ix = index();
+    ix.mark_synced();
+    let np = nodepool("default", "kc");
+    ix.apply_nodepool(np.clone());
+    let mut c = claim("c1", Some("kwok://n1"));
+    c.metadata.creation_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+        k8s_openapi::jiff::Timestamp::from_millisecond(1_000).unwrap(),
+    ));
+    c.metadata.annotations = Some(
+        [
+            ("karpenter.sh/nodepool-hash".to_owned(), "h1".to_owned()),
+            ("karpenter.sh/do-not-disrupt".to_owned(), "true".to_owned()),
+        ]
+        .into(),
+    );
+    ix.apply_nodeclaim(c);
+    ix.set_now(5_000);
+    ix.apply_node(node("n1", "default", true));
+    let d = &ix.state().snapshot.nodes[0].disruption;
+    assert_eq!(d.created_ms, Some(1_000));
+    assert_eq!(
+        d.last_pod_event_ms, 1_000,
+        "no pod event yet: counts from creation"
+    );
+    assert_eq!(d.nodepool_hash.as_deref(), Some("h1"));
+    assert_eq!(d.node_class.as_deref(), Some("kc"));
+    assert!(d.do_not_disrupt);
+
+    ix.set_now(7_000);
+    ix.apply_pod(bound("a", "n1"));
+    assert_eq!(
+        ix.state().snapshot.nodes[0].disruption.last_pod_event_ms,
+        7_000
+    );
+    // A status update of the same pod is not a pod event.
+    ix.set_now(8_000);
+    ix.apply_pod(bound("a", "n1"));
+    assert_eq!(
+        ix.state().snapshot.nodes[0].disruption.last_pod_event_ms,
+        7_000
+    );
+    ix.set_now(9_000);
+    ix.delete_pod(&bound("a", "n1"));
+    // delete_pod bypasses the event path; the watch path records it.
+    ix.apply_pod(bound("b", "n1"));
+    ix.set_now(11_000);
+    ix.pod_event(Event::Delete(bound("b", "n1")));
+    assert_eq!(
+        ix.state().snapshot.nodes[0].disruption.last_pod_event_ms,
+        11_000
+    );
+
+    let pool = &ix.state().snapshot.disruption["default"];
+    assert_eq!(pool.consolidate_after_ms, Some(0));
+    assert_eq!(pool.expire_after_ms, Some(720 * 3_600_000));
+    assert_eq!(
+        pool.hash.as_deref(),
+        Some(tandem_state::convert::nodepool_hash(&np).as_str())
+    );
+}
+
+#[test]
+fn nodepool_disruption_settings_are_read_from_the_spec() {
+    use tandem_nodescaler::snapshot::{BudgetNodes, BudgetReason, ConsolidationPolicy};
+    let mut ix = index();
+    ix.mark_synced();
+    let np: NodePool = serde_json::from_value(json!({
+        "apiVersion": "karpenter.sh/v1", "kind": "NodePool",
+        "metadata": {"name": "p"},
+        "spec": {
+            "disruption": {"consolidationPolicy": "WhenEmpty", "consolidateAfter": "10s",
+                "budgets": [{"nodes": "1"}, {"nodes": "20%", "reasons": ["Drifted"],
+                             "schedule": "0 9 * * *", "duration": "1h"}]},
+            "template": {"spec": {"requirements": [], "expireAfter": "Never",
+                "nodeClassRef": {"group": "karpenter.kwok.sh", "kind": "KWOKNodeClass", "name": "kc"}}}},
+    }))
+    .unwrap();
+    ix.apply_nodepool(np);
+    let d = &ix.state().snapshot.disruption["p"];
+    assert_eq!(d.policy, ConsolidationPolicy::WhenEmpty);
+    assert_eq!(d.consolidate_after_ms, Some(10_000));
+    assert_eq!(d.expire_after_ms, None);
+    assert_eq!(d.budgets.len(), 2);
+    assert_eq!(d.budgets[0].nodes, BudgetNodes::Count(1));
+    assert_eq!(d.budgets[1].nodes, BudgetNodes::Percent(20));
+    assert_eq!(d.budgets[1].reasons, vec![BudgetReason::Drifted]);
+    assert_eq!(d.budgets[1].schedule.as_deref(), Some("0 9 * * *"));
+    assert_eq!(d.budgets[1].duration_ms, Some(3_600_000));
+}
+
+#[test]
+fn bound_pods_carry_owner_do_not_disrupt_pdb_blocks_and_their_spec() {
+    use tandem_nodescaler::snapshot::PodOwner;
+    let mut ix = index();
+    ix.mark_synced();
+    ix.apply_node(node("n1", "default", true));
+    let ds = with_meta(
+        bound("ds", "n1"),
+        json!({"ownerReferences": [{"apiVersion": "apps/v1", "kind": "DaemonSet", "name": "d",
+                                     "uid": "u", "controller": true}]}),
+    );
+    let keep = with_meta(
+        bound("keep", "n1"),
+        json!({"annotations": {"karpenter.sh/do-not-disrupt": "true"}}),
+    );
+    let guarded = with_meta(bound("guarded", "n1"), json!({"labels": {"app": "g"}}));
+    let free = with_meta(bound("free", "n1"), json!({"labels": {"app": "f"}}));
+    for p in [ds, keep, guarded, free] {
+        ix.apply_pod(p);
+    }
+    ix.apply_pdb(pdb("g-pdb", "g", 0));
+    ix.apply_pdb(pdb("f-pdb", "f", 1));
+    let st = ix.state();
+    let pods = &st.snapshot.nodes[0].pods;
+    let by = |n: &str| &pods.iter().find(|p| p.name == n).unwrap().disruption;
+    assert_eq!(by("ds").owner, PodOwner::DaemonSet);
+    assert!(by("keep").do_not_disrupt);
+    assert_eq!(by("guarded").pdb_blocked.as_deref(), Some("ns/g-pdb"));
+    assert_eq!(by("free").pdb_blocked, None);
+    assert!(!by("free").do_not_disrupt);
+    let spec = by("free")
+        .spec
+        .as_ref()
+        .expect("bound pods keep their spec");
+    assert_eq!(spec.shape.effective_requests().cpu.0, 1000);
+    // A second PDB selecting the same pod blocks it: the Eviction API refuses such pods.
+    ix.apply_pdb(pdb("f-pdb-2", "f", 1));
+    let st = ix.state();
+    let free = st.snapshot.nodes[0]
+        .pods
+        .iter()
+        .find(|p| p.name == "free")
+        .unwrap();
+    assert!(free.disruption.pdb_blocked.is_some());
+}

@@ -16,7 +16,7 @@ use std::time::Duration;
 use tandem_cloud::kwok::{Kubelet, KwokCloud, KwokOptions};
 use tandem_controllers::batcher::BatchOptions;
 use tandem_controllers::gc::GcOptions;
-use tandem_controllers::metrics::NodeLayerMetrics;
+use tandem_controllers::metrics::{DisruptionMetrics, NodeLayerMetrics};
 use tandem_controllers::{Controllers, Options};
 use tandem_model::catalog::Catalog;
 use tandem_operations::endpoints::{self, Routes};
@@ -275,6 +275,12 @@ async fn serve(args: Args) -> anyhow::Result<ExitCode> {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         NodeLayerMetrics::register(&mut r)
     };
+    let disruption_metrics = {
+        let mut r = registry
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        DisruptionMetrics::register(&mut r)
+    };
 
     let (role_tx, mut role_rx) = watch::channel(Role::Unknown);
     let (state_tx, state_rx) = watch::channel(None::<Arc<tandem_state::ClusterState>>);
@@ -370,6 +376,10 @@ async fn serve(args: Args) -> anyhow::Result<ExitCode> {
                     interval: args.gc_interval,
                     orphan_grace: args.gc_orphan_grace,
                     ..GcOptions::default()
+                },
+                disruption: tandem_controllers::disruption::DisruptionOptions {
+                    metrics: disruption_metrics.clone(),
+                    ..Default::default()
                 },
                 ..Options::default()
             },
