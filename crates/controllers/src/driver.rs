@@ -35,6 +35,9 @@ pub struct Options {
     pub plan: tandem_nodescaler::Options,
     /// Garbage collection of orphaned instances and instance-less claims.
     pub gc: crate::gc::GcOptions,
+    /// NodeClaim counters (register them with
+    /// [`LifecycleMetrics::register`](crate::metrics::LifecycleMetrics::register) to export them).
+    pub metrics: crate::metrics::LifecycleMetrics,
     /// The disruption loop (emptiness, drift, expiration, consolidation).
     pub disruption: crate::disruption::DisruptionOptions,
 }
@@ -185,6 +188,15 @@ async fn execute_plan(ctx: &Ctx, st: &ClusterState, plan: &Plan) -> BTreeSet<Str
                         )
                         .await;
                 }
+                ctx.options
+                    .metrics
+                    .created
+                    .get_or_create(&crate::metrics::Created {
+                        reason: "provisioning".into(),
+                        nodepool: launch.nodepool.clone(),
+                        min_values_relaxed: "false".into(),
+                    })
+                    .inc();
                 created.insert(name);
             }
             Err(e) => {
@@ -552,7 +564,7 @@ async fn execute(ctx: &Ctx, claim: &NodeClaim, st: &ClusterState, effects: Vec<E
                     .into_iter()
                     .filter(|f| f != TERMINATION_FINALIZER)
                     .collect();
-                ignore_not_found(
+                let removed = ignore_not_found(
                     claims
                         .patch(
                             &name,
@@ -561,7 +573,28 @@ async fn execute(ctx: &Ctx, claim: &NodeClaim, st: &ClusterState, effects: Vec<E
                         )
                         .await
                         .map(|_| ()),
-                )
+                );
+                if removed.is_ok() {
+                    let label = |key: &str| {
+                        claim
+                            .metadata
+                            .labels
+                            .as_ref()
+                            .and_then(|l| l.get(key))
+                            .cloned()
+                            .unwrap_or_default()
+                    };
+                    ctx.options
+                        .metrics
+                        .terminated
+                        .get_or_create(&crate::metrics::Terminated {
+                            nodepool: label("karpenter.sh/nodepool"),
+                            capacity_type: label("karpenter.sh/capacity-type"),
+                            zone: label("topology.kubernetes.io/zone"),
+                        })
+                        .inc();
+                }
+                removed
             }
             Effect::Event {
                 warning,

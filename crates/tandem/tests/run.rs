@@ -144,6 +144,12 @@ async fn only_the_leader_acts_and_the_follower_takes_over() {
         "{text}"
     );
     assert!(text.contains("karpenter_cluster_state_synced 1"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "karpenter_nodeclaims_created_total{{reason=\"provisioning\",nodepool=\"{ns}\",min_values_relaxed=\"false\"}} 1"
+        )),
+        "{text}"
+    );
 
     // kill -9 the leader: the follower takes the lease and acts (a second pod needs a node).
     leader.signal("-KILL");

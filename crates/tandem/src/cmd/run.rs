@@ -16,7 +16,7 @@ use std::time::Duration;
 use tandem_cloud::kwok::{Kubelet, KwokCloud, KwokOptions};
 use tandem_controllers::batcher::BatchOptions;
 use tandem_controllers::gc::GcOptions;
-use tandem_controllers::metrics::{DisruptionMetrics, NodeLayerMetrics};
+use tandem_controllers::metrics::{DisruptionMetrics, LifecycleMetrics, NodeLayerMetrics};
 use tandem_controllers::{Controllers, Options};
 use tandem_model::catalog::Catalog;
 use tandem_operations::endpoints::{self, Routes};
@@ -281,6 +281,12 @@ async fn serve(args: Args) -> anyhow::Result<ExitCode> {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         DisruptionMetrics::register(&mut r)
     };
+    let lifecycle_metrics = {
+        let mut r = registry
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        LifecycleMetrics::register(&mut r)
+    };
 
     let (role_tx, mut role_rx) = watch::channel(Role::Unknown);
     let (state_tx, state_rx) = watch::channel(None::<Arc<tandem_state::ClusterState>>);
@@ -381,6 +387,7 @@ async fn serve(args: Args) -> anyhow::Result<ExitCode> {
                     metrics: disruption_metrics.clone(),
                     ..Default::default()
                 },
+                metrics: lifecycle_metrics.clone(),
                 ..Options::default()
             },
             KwokOptions {
