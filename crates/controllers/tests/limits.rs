@@ -52,7 +52,15 @@ async fn nodepool_cpu_limit_stops_launches_and_says_why() {
     let ns = cp.namespace("limits").await.expect("namespace");
     let class = format!("{ns}-kwok");
     common::node_class(&client, &class).await;
-    common::nodepool(&client, &ns, &class, json!({"limits": {"cpu": "4"}})).await;
+    // Consolidation off: this test is about limits, and replacing nodes at the limit would
+    // change the claim set it watches for stability.
+    common::nodepool(
+        &client,
+        &ns,
+        &class,
+        json!({"limits": {"cpu": "4"}, "disruption": {"consolidateAfter": "Never"}}),
+    )
+    .await;
     let _running = common::start(&client);
 
     let deployment: Deployment = serde_json::from_value(json!({
@@ -105,6 +113,41 @@ async fn nodepool_cpu_limit_stops_launches_and_says_why() {
         pending.len(),
         pool_events[0].message
     );
+
+    // Claims launched before the limit was hit may still be registering: wait until every claim
+    // is Ready and the number of bound pods held still for one poll, then count again.
+    let last = std::sync::Mutex::new(None::<usize>);
+    let (running, pending) = wait_for("claims Ready and pods settled", TIMEOUT, || async {
+        let claims = Api::<NodeClaim>::all(client.clone())
+            .list(&ListParams::default().labels(&format!("karpenter.sh/nodepool={ns}")))
+            .await
+            .ok()?
+            .items;
+        let all_ready = claims.iter().all(|c| {
+            c.status
+                .as_ref()
+                .and_then(|s| tandem_api::condition::find(&s.conditions, "Ready"))
+                .is_some_and(|c| c.is_true())
+        });
+        let list = common::pods(&pods, "app=ten").await;
+        let running = list.iter().filter(|p| common::serving(p)).count();
+        let pending: Vec<String> = list
+            .iter()
+            .filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_none())
+            .filter_map(|p| p.metadata.name.clone())
+            .collect();
+        let mut prev = last
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let steady = *prev == Some(running);
+        *prev = Some(running);
+        drop(prev);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        (all_ready && steady && running + pending.len() == 10).then_some((running, pending))
+    })
+    .await
+    .expect("claims Ready, pods bound up to the limit");
+    eprintln!("settled: {running} Running, {} Pending", pending.len());
 
     // Launches have stopped: the claims stay the same and within the limit while pods wait.
     let (before, milli) = claims_of(&client, &ns).await;
