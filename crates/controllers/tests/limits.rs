@@ -136,12 +136,14 @@ async fn nodepool_cpu_limit_stops_launches_and_says_why() {
             .filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_none())
             .filter_map(|p| p.metadata.name.clone())
             .collect();
-        let mut prev = last
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let steady = *prev == Some(running);
-        *prev = Some(running);
-        drop(prev);
+        let steady = {
+            let mut prev = last
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let steady = *prev == Some(running);
+            *prev = Some(running);
+            steady
+        };
         tokio::time::sleep(Duration::from_secs(1)).await;
         (all_ready && steady && running + pending.len() == 10).then_some((running, pending))
     })
