@@ -60,7 +60,10 @@ async fn inflate_scaled_to_five_gets_nodes_and_every_pod_runs() {
         serde_json::from_value(json!({
             "apiVersion": "karpenter.sh/v1", "kind": "NodePool",
             "metadata": {"name": name},
-            "spec": {"weight": weight, "limits": {"cpu": "1000"}, "template": {"spec": {
+            // Consolidation off: this test measures provisioning; with disruption on by default
+            // a cold-run pod once stayed Pending for 120 s in CI (see the session notes).
+            "spec": {"weight": weight, "limits": {"cpu": "1000"},
+                "disruption": {"consolidateAfter": "Never"}, "template": {"spec": {
                 "requirements": reqs,
                 "nodeClassRef": {"group": "karpenter.kwok.sh", "kind": "KWOKNodeClass", "name": class}}}},
         }))
