@@ -16,7 +16,6 @@ use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use serde_json::{Value, json};
 use tandem_api::karpenter::NodePool;
-use tandem_api::kwok::KWOKNodeClass;
 use tandem_testkit::manifest::{apply, parse_documents};
 use tandem_testkit::{ControlPlane, wait_for, workspace_root};
 
@@ -175,17 +174,7 @@ async fn the_charts_rbac_is_enough_for_the_inflate_scenario() {
     .expect("write kubeconfig");
 
     let class = format!("{ns}-kwok");
-    Api::<KWOKNodeClass>::all(client.clone())
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({
-                "apiVersion": "karpenter.kwok.sh/v1alpha1", "kind": "KWOKNodeClass",
-                "metadata": {"name": class}, "spec": {},
-            }))
-            .expect("class"),
-        )
-        .await
-        .expect("create class");
+    common::kwok_class(&client, &class).await;
     let pool: NodePool = serde_json::from_value(json!({
         "apiVersion": "karpenter.sh/v1", "kind": "NodePool",
         "metadata": {"name": ns},

@@ -16,7 +16,6 @@ use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use serde_json::json;
 use tandem_api::karpenter::{NodeClaim, NodePool};
-use tandem_api::kwok::KWOKNodeClass;
 use tandem_testkit::{ControlPlane, wait_for};
 
 const SETTLE: Duration = Duration::from_secs(240);
@@ -146,17 +145,7 @@ async fn kill_nine_during_launch_and_drain_leaks_nothing() {
     let client: Client = cp.client().expect("client");
     let ns = cp.namespace("crash").await.expect("namespace");
     let class = format!("{ns}-kwok");
-    Api::<KWOKNodeClass>::all(client.clone())
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({
-                "apiVersion": "karpenter.kwok.sh/v1alpha1", "kind": "KWOKNodeClass",
-                "metadata": {"name": class}, "spec": {},
-            }))
-            .expect("class"),
-        )
-        .await
-        .expect("create class");
+    common::kwok_class(&client, &class).await;
     let pool: NodePool = serde_json::from_value(json!({
         "apiVersion": "karpenter.sh/v1", "kind": "NodePool",
         "metadata": {"name": ns},

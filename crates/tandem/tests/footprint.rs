@@ -106,17 +106,7 @@ async fn memory_with_a_thousand_nodes_and_ten_thousand_pods() {
     let client: Client = cp.client().expect("client");
     let ns = cp.namespace("footprint-nodes").await.expect("namespace");
     let class = format!("{ns}-kwok");
-    Api::<tandem_api::kwok::KWOKNodeClass>::all(client.clone())
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({
-                "apiVersion": "karpenter.kwok.sh/v1alpha1", "kind": "KWOKNodeClass",
-                "metadata": {"name": class}, "spec": {},
-            }))
-            .expect("class"),
-        )
-        .await
-        .expect("create class");
+    common::kwok_class(&client, &class).await;
     Api::<tandem_api::karpenter::NodePool>::all(client.clone())
         .create(
             &PostParams::default(),

@@ -17,7 +17,6 @@ use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use serde_json::json;
 use tandem_api::karpenter::{NodeClaim, NodePool};
-use tandem_api::kwok::KWOKNodeClass;
 use tandem_testkit::{ControlPlane, wait_for};
 
 const TIMEOUT: Duration = Duration::from_secs(120);
@@ -50,17 +49,7 @@ async fn only_the_leader_acts_and_the_follower_takes_over() {
     let client: Client = cp.client().expect("client");
     let ns = cp.namespace("run").await.expect("namespace");
     let class = format!("{ns}-kwok");
-    Api::<KWOKNodeClass>::all(client.clone())
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({
-                "apiVersion": "karpenter.kwok.sh/v1alpha1", "kind": "KWOKNodeClass",
-                "metadata": {"name": class}, "spec": {},
-            }))
-            .expect("class"),
-        )
-        .await
-        .expect("create class");
+    common::kwok_class(&client, &class).await;
     let pool: NodePool = serde_json::from_value(json!({
         "apiVersion": "karpenter.sh/v1", "kind": "NodePool",
         "metadata": {"name": ns},

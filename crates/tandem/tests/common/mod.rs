@@ -103,3 +103,16 @@ pub async fn get(port: u16, path: &str) -> Option<(u16, String)> {
     let body = buf.split_once("\r\n\r\n").map(|(_, b)| b.to_owned())?;
     Some((code, body))
 }
+
+/// Creates an empty KWOKNodeClass: the node class every kwok NodePool of these tests refers to.
+pub async fn kwok_class(client: &kube::Client, name: &str) {
+    let class: tandem_api::kwok::KWOKNodeClass = serde_json::from_value(serde_json::json!({
+        "apiVersion": "karpenter.kwok.sh/v1alpha1", "kind": "KWOKNodeClass",
+        "metadata": {"name": name}, "spec": {},
+    }))
+    .expect("class");
+    kube::Api::<tandem_api::kwok::KWOKNodeClass>::all(client.clone())
+        .create(&kube::api::PostParams::default(), &class)
+        .await
+        .expect("create class");
+}
