@@ -1,11 +1,16 @@
 //! The writer task: one watch per kind feeding the [`Index`], a new [`ClusterState`] published
-//! after every batch of events.
+//! after batches of events.
 //!
-//! Events that arrive together are applied together (`ready_chunks`) and published once, so a
-//! relist of thousands of pods costs one snapshot, not thousands. Watch errors are retried with
-//! kube-runtime's default backoff; the state keeps serving the last good view meanwhile.
+//! Building a state costs O(pods + nodes), so it is not done per event: events that arrive
+//! together are applied together (`ready_chunks`), and while events keep coming the writer
+//! publishes at most once per `min_publish_interval`, applying everything that arrived in
+//! between. A quiet cluster still sees its first change published at once. Without that, a
+//! cluster of 10,000 pods whose kubelets report one pod at a time rebuilt the whole state per
+//! status update. Watch errors are retried with kube-runtime's default backoff; the state keeps
+//! serving the last good view meanwhile.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::{StreamExt as _, stream};
 use k8s_openapi::api::apps::v1::DaemonSet;
@@ -18,6 +23,7 @@ use kube::{Api, Client};
 use tandem_api::karpenter::{NodeClaim, NodePool};
 use tandem_api::kwok::KWOKNodeClass;
 use tokio::sync::watch;
+use tokio::time::Instant;
 
 use crate::index::{ClusterState, Index};
 
@@ -48,10 +54,22 @@ fn apply(index: &mut Index, change: Change) {
     }
 }
 
+/// Shortest time between two published states while events keep arriving.
+pub const DEFAULT_MIN_PUBLISH_INTERVAL: Duration = Duration::from_millis(100);
+
+/// [`spawn_with`] at [`DEFAULT_MIN_PUBLISH_INTERVAL`].
+pub fn spawn(client: Client, index: Index) -> watch::Receiver<Arc<ClusterState>> {
+    spawn_with(client, index, DEFAULT_MIN_PUBLISH_INTERVAL)
+}
+
 /// Starts the watches and the writer on the current runtime; the receiver always holds the
-/// latest state (unsynced until every kind was listed). The task ends when every receiver is
-/// dropped.
-pub fn spawn(client: Client, mut index: Index) -> watch::Receiver<Arc<ClusterState>> {
+/// latest state (unsynced until every kind was listed), at most `min_publish_interval` behind
+/// the watches. The task ends when every receiver is dropped.
+pub fn spawn_with(
+    client: Client,
+    mut index: Index,
+    min_publish_interval: Duration,
+) -> watch::Receiver<Arc<ClusterState>> {
     let (tx, rx) = watch::channel(Arc::new(index.state()));
     let cfg = watcher::Config::default;
     let streams = vec![
@@ -94,19 +112,34 @@ pub fn spawn(client: Client, mut index: Index) -> watch::Receiver<Arc<ClusterSta
     ];
     let mut all = stream::select_all(streams).ready_chunks(4096);
     tokio::spawn(async move {
+        let mut last_publish: Option<Instant> = None;
         while let Some(batch) = all.next().await {
-            // The shell reads the clock: pod events in this batch are observed now.
-            index.set_now(k8s_openapi::jiff::Timestamp::now().as_millisecond());
-            for item in batch {
-                match item {
-                    Ok(change) => apply(&mut index, change),
-                    Err(e) => tracing::warn!(error = %e, "watch failed; retrying"),
+            apply_batch(&mut index, batch);
+            // Keep applying until the interval since the last publication has passed.
+            if let Some(deadline) = last_publish.map(|t| t + min_publish_interval) {
+                loop {
+                    match tokio::time::timeout_at(deadline, all.next()).await {
+                        Ok(Some(batch)) => apply_batch(&mut index, batch),
+                        Ok(None) | Err(_) => break,
+                    }
                 }
             }
             if tx.send(Arc::new(index.state())).is_err() {
                 return;
             }
+            last_publish = Some(Instant::now());
         }
     });
     rx
+}
+
+fn apply_batch(index: &mut Index, batch: Vec<Result<Change, watcher::Error>>) {
+    // The shell reads the clock: pod events in this batch are observed now.
+    index.set_now(k8s_openapi::jiff::Timestamp::now().as_millisecond());
+    for item in batch {
+        match item {
+            Ok(change) => apply(index, change),
+            Err(e) => tracing::warn!(error = %e, "watch failed; retrying"),
+        }
+    }
 }

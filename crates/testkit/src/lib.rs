@@ -86,6 +86,7 @@
 
 mod binaries;
 mod controlplane;
+pub mod describe;
 mod error;
 pub mod manifest;
 mod metrics;
