@@ -159,7 +159,15 @@ async fn provision_loop(ctx: Arc<Ctx>, mut rx: watch::Receiver<Arc<ClusterState>
         if !batcher.observe(pending, Instant::now()) {
             continue;
         }
+        let started = Instant::now();
         let plan = tandem_nodescaler::plan(&st.snapshot, &ctx.options.plan);
+        ctx.options
+            .metrics
+            .scheduling_duration
+            .get_or_create(&crate::metrics::SchedulingController {
+                controller: "provisioner".into(),
+            })
+            .observe(started.elapsed().as_secs_f64());
         awaiting = execute_plan(&ctx, &st, &plan).await;
         awaiting_since = Instant::now();
     }

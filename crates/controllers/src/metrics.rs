@@ -8,6 +8,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use std::sync::atomic::AtomicU64;
 use tandem_api::quantity::ResourceList;
@@ -37,9 +38,42 @@ pub struct NodeResource {
     pub resource_type: String,
 }
 
+/// Labels of `karpenter_pods_state`: one series per pod, with the facts of the node it is
+/// bound to (empty when unbound), as upstream's pod metrics controller exports them.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PodState {
+    /// Pod name.
+    pub name: String,
+    /// Pod namespace.
+    pub namespace: String,
+    /// Self link of the first owner (`/apis/apps/v1/namespaces/ns/replicasets/x`), or empty.
+    pub owner: String,
+    /// `spec.nodeName`.
+    pub node: String,
+    /// `true` once bound.
+    pub scheduled: String,
+    /// `karpenter.sh/nodepool` of the node.
+    pub nodepool: String,
+    /// `topology.kubernetes.io/zone` of the node.
+    pub zone: String,
+    /// `kubernetes.io/arch` of the node.
+    pub arch: String,
+    /// `karpenter.sh/capacity-type` of the node.
+    pub capacity_type: String,
+    /// `node.kubernetes.io/instance-type` of the node.
+    pub instance_type: String,
+    /// `status.phase`.
+    pub phase: String,
+    /// The pod's Ready condition (`true`/`false`).
+    pub ready: String,
+    /// `true` when the node belongs to a NodePool.
+    pub managed: String,
+}
+
 /// The gauges; clone-cheap handles registered once in a [`Registry`].
 #[derive(Debug, Clone, Default)]
 pub struct NodeLayerMetrics {
+    pods_state: Family<PodState, Gauge>,
     nodepool_usage: Family<PoolResource, FloatGauge>,
     nodepool_limit: Family<PoolResource, FloatGauge>,
     node_allocatable: Family<NodeResource, FloatGauge>,
@@ -79,6 +113,12 @@ impl NodeLayerMetrics {
             m.synced.clone(),
         );
         registry.register(
+            "karpenter_pods_state",
+            "Pod state: one series per pod, labelled by its node's pool, zone, architecture, \
+             capacity type and instance type, and its phase.",
+            m.pods_state.clone(),
+        );
+        registry.register(
             "karpenter_scheduler_unschedulable_pods_count",
             "Pods the last snapshot holds as pending for the provisioner.",
             m.unschedulable.clone(),
@@ -91,6 +131,17 @@ impl NodeLayerMetrics {
         self.nodepool_usage.clear();
         self.nodepool_limit.clear();
         self.node_allocatable.clear();
+        self.pods_state.clear();
+        let bound = st.pods_by_node.values().flatten();
+        for pod in bound.chain(st.other_pods.iter()) {
+            let node = pod.spec.as_ref().and_then(|s| s.node_name.as_deref());
+            let labels = node
+                .and_then(|n| st.nodes.get(n))
+                .and_then(|n| n.metadata.labels.as_ref());
+            self.pods_state
+                .get_or_create(&pod_state(pod, node, labels))
+                .set(1);
+        }
         for (name, np) in &st.nodepools {
             let usage = np.status.as_ref().map(|s| &s.resources);
             set_all(&self.nodepool_usage, name, usage);
@@ -123,6 +174,55 @@ impl NodeLayerMetrics {
         self.synced.set(i64::from(st.synced));
         self.unschedulable
             .set(i64::try_from(st.snapshot.pods.len()).unwrap_or(i64::MAX));
+    }
+}
+
+fn pod_state(
+    pod: &k8s_openapi::api::core::v1::Pod,
+    node: Option<&str>,
+    node_labels: Option<&std::collections::BTreeMap<String, String>>,
+) -> PodState {
+    let label = |k: &str| {
+        node_labels
+            .and_then(|l| l.get(k))
+            .cloned()
+            .unwrap_or_default()
+    };
+    let namespace = pod.metadata.namespace.clone().unwrap_or_default();
+    let owner = pod
+        .metadata
+        .owner_references
+        .as_ref()
+        .and_then(|o| o.first())
+        .map(|o| {
+            format!(
+                "/apis/{}/namespaces/{namespace}/{}s/{}",
+                o.api_version,
+                o.kind.to_lowercase(),
+                o.name
+            )
+        })
+        .unwrap_or_default();
+    let status = pod.status.as_ref();
+    let ready = status
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|c| c.iter().find(|c| c.type_ == "Ready"))
+        .is_some_and(|c| c.status == "True");
+    let nodepool = label(tandem_model::labels::NODEPOOL);
+    PodState {
+        name: pod.metadata.name.clone().unwrap_or_default(),
+        namespace,
+        owner,
+        node: node.unwrap_or_default().to_owned(),
+        scheduled: node.is_some().to_string(),
+        managed: (!nodepool.is_empty()).to_string(),
+        nodepool,
+        zone: label(tandem_model::labels::ZONE),
+        arch: label(tandem_model::labels::ARCH),
+        capacity_type: label(tandem_model::labels::CAPACITY_TYPE),
+        instance_type: label(tandem_model::labels::INSTANCE_TYPE),
+        phase: status.and_then(|s| s.phase.clone()).unwrap_or_default(),
+        ready: ready.to_string(),
     }
 }
 
@@ -212,9 +312,29 @@ pub struct Terminated {
     pub zone: String,
 }
 
-/// The NodeClaim counters of the provisioner and the lifecycle loop; clone-cheap handles.
-#[derive(Debug, Clone, Default)]
+/// Labels of `karpenter_scheduler_scheduling_duration_seconds`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SchedulingController {
+    /// `provisioner` (the only scheduling simulation the provisioner runs).
+    pub controller: String,
+}
+
+/// Upstream's duration buckets (seconds): 5 ms … 60 s.
+const DURATION_BUCKETS: [f64; 18] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 20.0, 25.0, 30.0, 40.0,
+    50.0, 60.0,
+];
+
+fn duration_histogram() -> Histogram {
+    Histogram::new(DURATION_BUCKETS)
+}
+
+/// The NodeClaim counters of the provisioner and the lifecycle loop, and the provisioner's
+/// scheduling-simulation duration; clone-cheap handles.
+#[derive(Debug, Clone)]
 pub struct LifecycleMetrics {
+    /// `karpenter_scheduler_scheduling_duration_seconds`: one observation per plan.
+    pub scheduling_duration: Family<SchedulingController, Histogram, fn() -> Histogram>,
     /// `karpenter_nodeclaims_created_total`.
     pub created: Family<Created, Counter>,
     /// `karpenter_nodeclaims_terminated_total`: claims whose instance is gone and whose
@@ -222,10 +342,25 @@ pub struct LifecycleMetrics {
     pub terminated: Family<Terminated, Counter>,
 }
 
+impl Default for LifecycleMetrics {
+    fn default() -> Self {
+        LifecycleMetrics {
+            scheduling_duration: Family::new_with_constructor(duration_histogram),
+            created: Family::default(),
+            terminated: Family::default(),
+        }
+    }
+}
+
 impl LifecycleMetrics {
-    /// Registers both counters (the `_total` suffix is added by the encoder).
+    /// Registers the counters (the `_total` suffix is added by the encoder) and the histogram.
     pub fn register(registry: &mut Registry) -> Self {
         let m = LifecycleMetrics::default();
+        registry.register(
+            "karpenter_scheduler_scheduling_duration_seconds",
+            "Duration of the scheduling simulation the provisioner runs per batch.",
+            m.scheduling_duration.clone(),
+        );
         registry.register(
             "karpenter_nodeclaims_created",
             "Number of nodeclaims created, by reason and nodepool.",
@@ -271,6 +406,86 @@ mod tests {
             "{out}"
         );
         assert!(out.contains("karpenter_cluster_state_synced 0"), "{out}");
+    }
+
+    #[test]
+    fn pods_state_has_one_series_per_pod_with_its_node_facts() {
+        use k8s_openapi::api::core::v1::{Node, Pod};
+        use std::sync::Arc;
+        let node: Node = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "n1", "labels": {
+                "karpenter.sh/nodepool": "default", "topology.kubernetes.io/zone": "z-a",
+                "kubernetes.io/arch": "amd64", "karpenter.sh/capacity-type": "spot",
+                "node.kubernetes.io/instance-type": "c-2x"}}}))
+        .unwrap();
+        let bound: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "web-1", "namespace": "shop", "ownerReferences": [
+                {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-7d", "uid": "u"}]},
+            "spec": {"nodeName": "n1", "containers": []},
+            "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}}))
+        .unwrap();
+        let pending: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "web-2", "namespace": "shop"},
+            "spec": {"containers": []}, "status": {"phase": "Pending"}}))
+        .unwrap();
+        let mut st = ClusterState::default();
+        st.nodes.insert("n1".into(), Arc::new(node));
+        st.pods_by_node.insert("n1".into(), vec![Arc::new(bound)]);
+        st.other_pods.push(Arc::new(pending));
+        let mut registry = Registry::default();
+        let m = NodeLayerMetrics::register(&mut registry);
+        m.observe(&st);
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &registry).expect("encode");
+        assert!(
+            out.contains(
+                "karpenter_pods_state{name=\"web-1\",namespace=\"shop\",\
+                 owner=\"/apis/apps/v1/namespaces/shop/replicasets/web-7d\",node=\"n1\",\
+                 scheduled=\"true\",nodepool=\"default\",zone=\"z-a\",arch=\"amd64\",\
+                 capacity_type=\"spot\",instance_type=\"c-2x\",phase=\"Running\",\
+                 ready=\"true\",managed=\"true\"} 1"
+            ),
+            "{out}"
+        );
+        assert!(
+            out.contains(
+                "karpenter_pods_state{name=\"web-2\",namespace=\"shop\",owner=\"\",node=\"\",\
+                 scheduled=\"false\",nodepool=\"\",zone=\"\",arch=\"\",capacity_type=\"\",\
+                 instance_type=\"\",phase=\"Pending\",ready=\"false\",managed=\"false\"} 1"
+            ),
+            "{out}"
+        );
+        // A pod that is gone takes its series with it.
+        st.other_pods.clear();
+        m.observe(&st);
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &registry).expect("encode");
+        assert!(!out.contains("web-2"), "{out}");
+    }
+
+    #[test]
+    fn the_scheduling_histogram_uses_upstream_name_and_buckets() {
+        let mut registry = Registry::default();
+        let m = LifecycleMetrics::register(&mut registry);
+        m.scheduling_duration
+            .get_or_create(&SchedulingController {
+                controller: "provisioner".into(),
+            })
+            .observe(0.02);
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &registry).expect("encode");
+        assert!(
+            out.contains(
+                "karpenter_scheduler_scheduling_duration_seconds_bucket{le=\"0.025\",controller=\"provisioner\"} 1"
+            ),
+            "{out}"
+        );
+        assert!(
+            out.contains(
+                "karpenter_scheduler_scheduling_duration_seconds_bucket{le=\"0.01\",controller=\"provisioner\"} 0"
+            ),
+            "{out}"
+        );
     }
 
     #[test]

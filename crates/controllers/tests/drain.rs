@@ -129,7 +129,16 @@ async fn deleting_a_node_or_its_claim_drains_it_within_the_pdb() {
     let class = format!("{ns}-kwok");
     common::node_class(&client, &class).await;
     common::nodepool(&client, &ns, &class, json!({})).await;
-    let running = common::start(&client);
+    let mut registry = prometheus_client::registry::Registry::default();
+    let metrics = tandem_controllers::metrics::LifecycleMetrics::register(&mut registry);
+    let running = common::start_with(
+        &client,
+        Arc::new(tandem_model::catalog::Catalog::kwok()),
+        tandem_controllers::Options {
+            metrics,
+            ..tandem_controllers::Options::default()
+        },
+    );
 
     let pdbs: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), &ns);
     pdbs.create(
@@ -254,5 +263,18 @@ async fn deleting_a_node_or_its_claim_drains_it_within_the_pdb() {
         seen >= REPLICAS - 1,
         "the PDB kept at most one replica down (fewest serving: {seen})"
     );
+    // Both drained claims were counted as terminated, under upstream's metric name
+    // (consolidation may have removed more nodes meanwhile).
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).expect("encode");
+    let terminated: u64 = text
+        .lines()
+        .filter(|l| {
+            l.starts_with("karpenter_nodeclaims_terminated_total{")
+                && l.contains(&format!("nodepool=\"{ns}\""))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum();
+    assert!(terminated >= 2, "{text}");
     drop(running);
 }

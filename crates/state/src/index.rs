@@ -20,7 +20,7 @@ use tandem_model::catalog::Catalog;
 use tandem_model::resources::Resources;
 use tandem_nodescaler::selector::LabelSelector;
 use tandem_nodescaler::snapshot::{
-    ExistingNode, InFlightClaim, NodeDisruption, PendingPod, PodDisruption, Snapshot,
+    BoundPod, ExistingNode, InFlightClaim, NodeDisruption, PendingPod, PodDisruption, Snapshot,
 };
 
 use crate::convert;
@@ -89,6 +89,10 @@ pub struct PodRecord {
     pub pending: Option<PendingPod>,
     /// The pod's scheduling constraints, for disruption to simulate where a bound pod goes.
     pub spec: Option<Arc<PendingPod>>,
+    /// What the core sees of a bound pod (without its disruption facts, which depend on
+    /// PDBs and change without a pod event). Built once per pod event, not per published
+    /// state: converting a PodSpec is the costliest part of a state build.
+    pub bound: Option<BoundPod>,
 }
 
 fn ns_key(meta: &kube::api::ObjectMeta) -> String {
@@ -119,10 +123,17 @@ fn pod_record(pod: Pod) -> PodRecord {
     } else {
         None
     };
+    let bound = bound_node(&pod).map(|_| {
+        convert::bound_pod(
+            &pod,
+            Arc::new(pod.metadata.labels.clone().unwrap_or_default()),
+        )
+    });
     PodRecord {
         pod: Arc::new(pod),
         pending,
         spec,
+        bound,
     }
 }
 
@@ -200,6 +211,8 @@ pub struct ClusterState {
     pub nodes: BTreeMap<String, Arc<Node>>,
     /// Pods bound to each node, by node name.
     pub pods_by_node: BTreeMap<String, Vec<Arc<Pod>>>,
+    /// Every other pod: unbound, or finished (for the per-pod metrics).
+    pub other_pods: Vec<Arc<Pod>>,
     /// Ready NodeClasses by name.
     pub node_classes: BTreeMap<String, bool>,
     /// VolumeAttachments by node name.
@@ -599,6 +612,7 @@ impl Index {
         let mut pods_by_node: BTreeMap<String, Vec<Arc<Pod>>> = BTreeMap::new();
         let mut records_by_node: BTreeMap<&str, Vec<&PodRecord>> = BTreeMap::new();
         let mut pending = Vec::new();
+        let mut other_pods = Vec::new();
         for rec in self.pods.objects.values() {
             if let Some(p) = &rec.pending {
                 pending.push(p.clone());
@@ -609,6 +623,8 @@ impl Index {
                     .or_default()
                     .push(rec.pod.clone());
                 records_by_node.entry(node).or_default().push(rec);
+            } else {
+                other_pods.push(rec.pod.clone());
             }
         }
         let claims_by_provider_id: BTreeMap<&str, &NodeClaim> = self
@@ -651,13 +667,7 @@ impl Index {
                 .get(name.as_str())
                 .into_iter()
                 .flatten()
-                .map(|r| {
-                    convert::bound_pod(
-                        &r.pod,
-                        Arc::new(r.pod.metadata.labels.clone().unwrap_or_default()),
-                    )
-                    .disruption(self.pod_disruption(r))
-                })
+                .filter_map(|r| Some(r.bound.clone()?.disruption(self.pod_disruption(r))))
                 .collect();
             let claim = node
                 .spec
@@ -712,6 +722,7 @@ impl Index {
             nodeclaims: self.nodeclaims.objects.clone(),
             nodes: nodes.clone(),
             pods_by_node,
+            other_pods,
             node_classes: self.node_classes.objects.clone(),
             volume_attachments: {
                 let mut by_node: BTreeMap<String, Vec<VolumeAttachmentRecord>> = BTreeMap::new();

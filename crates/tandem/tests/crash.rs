@@ -242,10 +242,7 @@ async fn kill_nine_during_launch_and_drain_leaks_nothing() {
     .unwrap_or_else(|e| {
         let why = futures_lite_block(settled(&client, &ns));
         let cluster = futures_lite_block(tandem_testkit::describe::node_layer(&client, &ns));
-        panic!(
-            "{e}: {why:?}\n{cluster}last replica:\n{}",
-            replica.log()
-        )
+        panic!("{e}: {why:?}\n{cluster}last replica:\n{}", replica.log())
     });
     eprintln!(
         "crash test: {kills} kill -9 ({scales} scalings, {node_deletes} node deletions, \

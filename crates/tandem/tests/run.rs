@@ -140,6 +140,30 @@ async fn only_the_leader_acts_and_the_follower_takes_over() {
         "{text}"
     );
 
+    // The per-pod gauge (refreshed every 2 s) shows the pod Running on a node of the pool, and
+    // the provisioner timed its scheduling simulation.
+    let pod_line = wait_for("karpenter_pods_state of the pod", TIMEOUT, || async {
+        let (_, text) = get(leader.metrics, "/metrics").await?;
+        text.lines()
+            .find(|l| {
+                l.starts_with("karpenter_pods_state{")
+                    && l.contains(&format!("namespace=\"{ns}\""))
+                    && l.contains(&format!("nodepool=\"{ns}\""))
+                    && l.contains("phase=\"Running\"")
+                    && l.contains("scheduled=\"true\"")
+            })
+            .map(str::to_owned)
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\nleader:\n{}", leader.log()));
+    assert!(pod_line.ends_with(" 1"), "{pod_line}");
+    assert!(
+        text.contains(
+            "karpenter_scheduler_scheduling_duration_seconds_count{controller=\"provisioner\"}"
+        ),
+        "{text}"
+    );
+
     // kill -9 the leader: the follower takes the lease and acts (a second pod needs a node).
     leader.signal("-KILL");
     let successor = wait_for("a new leader", TIMEOUT, || async {

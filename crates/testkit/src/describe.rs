@@ -123,7 +123,9 @@ fn claim_line(c: &DynamicObject) -> String {
         status
             .and_then(|s| s.get("providerID"))
             .and_then(|v| v.as_str()),
-        status.and_then(|s| s.get("nodeName")).and_then(|v| v.as_str()),
+        status
+            .and_then(|s| s.get("nodeName"))
+            .and_then(|v| v.as_str()),
         c.metadata.deletion_timestamp.is_some()
     )
 }
