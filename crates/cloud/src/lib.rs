@@ -21,6 +21,7 @@
 
 pub mod error;
 pub mod fake;
+pub mod interruption;
 pub mod kwok;
 mod requirements;
 
@@ -103,6 +104,20 @@ pub trait CloudProvider: Send + Sync {
         &'a self,
         claim: &'a NodeClaim,
     ) -> BoxFuture<'a, Result<Option<DriftReason>, Error>>;
+
+    /// Interruption notices received since the last call and not yet acknowledged. A provider
+    /// without an interruption source has none (the default).
+    fn interruptions(&self) -> BoxFuture<'_, Result<Vec<interruption::Notice>, Error>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
+
+    /// Marks a notice handled so it is not delivered again; acknowledging twice is success.
+    fn acknowledge<'a>(
+        &'a self,
+        _notice: &'a interruption::Notice,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async { Ok(()) })
+    }
 }
 
 /// The provider ID the kwok provider gives the Node named `name`.

@@ -71,7 +71,7 @@ fn now_ms() -> i64 {
     Timestamp::now().as_millisecond()
 }
 
-fn node_ref(n: &Node) -> Regarding {
+pub(crate) fn node_ref(n: &Node) -> Regarding {
     Regarding {
         api_version: "v1",
         kind: "Node",
@@ -93,7 +93,7 @@ fn nodepool_ref(st: &ClusterState, name: &str) -> Option<Regarding> {
 }
 
 /// The NodeClaim of a Node: same provider ID, or `status.nodeName`.
-fn claim_of<'a>(st: &'a ClusterState, node: &str) -> Option<&'a Arc<NodeClaim>> {
+pub(crate) fn claim_of<'a>(st: &'a ClusterState, node: &str) -> Option<&'a Arc<NodeClaim>> {
     let pid = st
         .nodes
         .get(node)
@@ -385,7 +385,9 @@ async fn execute(
             }
         }
     }
-    if !replacements.is_empty() && !wait_initialized(rx, &replacements, opts).await {
+    if !replacements.is_empty()
+        && !wait_initialized(rx, &replacements, opts.replacement_timeout).await
+    {
         tracing::warn!(replacements = ?replacements, "replacements did not initialize; abandoning");
         abandon(ctx, &tainted, &replacements).await;
         return;
@@ -441,14 +443,14 @@ async fn execute(
 }
 
 /// True once every replacement claim is Initialized; false on timeout or when one is deleted.
-async fn wait_initialized(
+pub(crate) async fn wait_initialized(
     rx: &mut watch::Receiver<Arc<ClusterState>>,
     names: &BTreeSet<String>,
-    opts: &DisruptionOptions,
+    timeout: Duration,
 ) -> bool {
     let start = Instant::now();
     let mut seen = BTreeSet::new();
-    while start.elapsed() < opts.replacement_timeout {
+    while start.elapsed() < timeout {
         {
             let st = rx.borrow_and_update().clone();
             let mut done = true;

@@ -40,6 +40,8 @@ pub struct Options {
     pub metrics: crate::metrics::LifecycleMetrics,
     /// The disruption loop (emptiness, drift, expiration, consolidation).
     pub disruption: crate::disruption::DisruptionOptions,
+    /// The interruption loop (the cloud's notices: spot reclaim, maintenance, stops).
+    pub interruption: crate::interruption::InterruptionOptions,
 }
 
 pub(crate) struct Ctx {
@@ -62,8 +64,8 @@ impl std::fmt::Debug for Controllers {
 }
 
 impl Controllers {
-    /// Starts the index watches, the provisioner, lifecycle, termination, garbage collection and
-    /// disruption loops on the current runtime.
+    /// Starts the index watches, the provisioner, lifecycle, termination, garbage collection,
+    /// interruption and disruption loops on the current runtime.
     pub fn spawn(
         client: Client,
         cloud: Arc<dyn CloudProvider>,
@@ -85,6 +87,10 @@ impl Controllers {
                 state.clone(),
             )),
             tokio::spawn(gc_loop(ctx.clone(), state.clone())),
+            tokio::spawn(crate::interruption::interruption_loop(
+                ctx.clone(),
+                state.clone(),
+            )),
             tokio::spawn(crate::disruption::disruption_loop(ctx, state.clone())),
         ];
         Controllers { tasks, state }

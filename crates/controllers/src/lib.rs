@@ -53,6 +53,7 @@ pub mod disruption;
 mod driver;
 pub mod events;
 pub mod gc;
+pub mod interruption;
 pub mod lifecycle;
 pub mod metrics;
 pub mod provisioner;

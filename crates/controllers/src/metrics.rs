@@ -261,10 +261,19 @@ pub struct DisruptionDecision {
     pub consolidation_type: String,
 }
 
-/// The disruption loop's counters; clone-cheap handles. Unregistered (the default) they count
-/// into nothing visible.
+/// Labels of `karpenter_interruption_received_messages_total`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MessageType {
+    /// Upstream's message kind (`spot_interrupted`, `rebalance_recommendation` …).
+    pub message_type: String,
+}
+
+/// The disruption and interruption loops' counters; clone-cheap handles. Unregistered (the
+/// default) they count into nothing visible.
 #[derive(Debug, Clone, Default)]
 pub struct DisruptionMetrics {
+    /// `karpenter_interruption_received_messages_total`: notices received, by kind.
+    pub interruption_received: Family<MessageType, Counter>,
     /// `karpenter_nodeclaims_disrupted_total`: candidates whose NodeClaim was deleted.
     pub nodeclaims_disrupted: Family<Disrupted, Counter>,
     /// `karpenter_voluntary_disruption_decisions_total`: commands executed past validation.
@@ -272,13 +281,18 @@ pub struct DisruptionMetrics {
 }
 
 impl DisruptionMetrics {
-    /// Registers both counters (the `_total` suffix is added by the encoder).
+    /// Registers the counters (the `_total` suffix is added by the encoder).
     pub fn register(registry: &mut Registry) -> Self {
         let m = DisruptionMetrics::default();
         registry.register(
             "karpenter_nodeclaims_disrupted",
             "Number of nodeclaims disrupted, by reason, nodepool and capacity type.",
             m.nodeclaims_disrupted.clone(),
+        );
+        registry.register(
+            "karpenter_interruption_received_messages",
+            "Count of interruption messages received, by message type.",
+            m.interruption_received.clone(),
         );
         registry.register(
             "karpenter_voluntary_disruption_decisions",

@@ -42,6 +42,7 @@ use tandem_model::catalog::Catalog;
 use tandem_model::resources::Resources;
 
 use crate::error::{Error, OfferingRef};
+use crate::interruption::{Notice, NoticeKind};
 use crate::requirements::{choose, instance_labels};
 use crate::{CloudProvider, DriftReason, Instance};
 
@@ -61,6 +62,11 @@ pub const NEVER_READY_ANNOTATION: &str = "karpenter.kwok.sh/never-ready";
 pub const TERMINATED_ANNOTATION: &str = "karpenter.kwok.sh/terminated";
 /// Taint the kubelet registers with; the lifecycle controller removes it at registration.
 pub const UNREGISTERED_TAINT: &str = "karpenter.sh/unregistered";
+/// Node label that delivers an interruption notice for the node's instance: its value is an
+/// upstream message type (`spot_interrupted`, `rebalance_recommendation`, `scheduled_change`,
+/// `instance_stopped`, `instance_terminated`). A label, not an annotation, so the provider
+/// finds the few interrupted nodes with a selector instead of listing all of them.
+pub const INTERRUPTION_LABEL: &str = "karpenter.kwok.sh/interruption";
 /// Field manager of the provider's and kubelet's writes.
 pub const FIELD_MANAGER: &str = "tandem-kwok";
 
@@ -505,6 +511,56 @@ impl CloudProvider for KwokCloud {
     ) -> BoxFuture<'a, Result<Option<DriftReason>, Error>> {
         // Upstream kwok never reports drift.
         Box::pin(async move { Ok(None) })
+    }
+
+    fn interruptions(&self) -> BoxFuture<'_, Result<Vec<Notice>, Error>> {
+        Box::pin(async move {
+            let api: Api<Node> = Api::all(self.client.clone());
+            let nodes = api
+                .list_metadata(&ListParams::default().labels(INTERRUPTION_LABEL))
+                .await
+                .map_err(|e| Error::api("list interrupted kwok Nodes", e))?;
+            let mut out = Vec::new();
+            for n in &nodes.items {
+                let name = n.metadata.name.clone().unwrap_or_default();
+                let value = n
+                    .metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get(INTERRUPTION_LABEL))
+                    .map(String::as_str)
+                    .unwrap_or_default();
+                match value.parse::<NoticeKind>() {
+                    Ok(kind) => out.push(Notice {
+                        provider_id: crate::kwok_provider_id(&name),
+                        id: name,
+                        kind,
+                    }),
+                    Err(e) => {
+                        tracing::warn!(node = %name, error = %e, "ignoring the node's interruption label")
+                    }
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    fn acknowledge<'a>(&'a self, notice: &'a Notice) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            let api: Api<Node> = Api::all(self.client.clone());
+            let patch = serde_json::json!({"metadata": {"labels": {INTERRUPTION_LABEL: null}}});
+            match api
+                .patch(&notice.id, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+            {
+                Ok(_) => Ok(()),
+                Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+                Err(e) => Err(Error::api(
+                    format!("acknowledge interruption of Node {}", notice.id),
+                    e,
+                )),
+            }
+        })
     }
 }
 

@@ -37,6 +37,16 @@ pub fn start(client: &Client) -> Running {
 /// Like [`start`], with the kwok provider launching from `catalog` (the AWS one, for seeds
 /// whose NodePools select AWS labels) and the controllers' `options`.
 pub fn start_with(client: &Client, catalog: Arc<Catalog>, options: Options) -> Running {
+    start_kwok(client, catalog, options, KwokOptions::default())
+}
+
+/// Like [`start_with`], with the kwok provider's boot timings.
+pub fn start_kwok(
+    client: &Client,
+    catalog: Arc<Catalog>,
+    options: Options,
+    kwok: KwokOptions,
+) -> Running {
     // Logs with RUST_LOG=tandem_controllers=debug; a second init is a no-op.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
@@ -46,7 +56,7 @@ pub fn start_with(client: &Client, catalog: Arc<Catalog>, options: Options) -> R
     let cloud = Arc::new(KwokCloud::with_catalog(
         client.clone(),
         catalog.clone(),
-        KwokOptions::default(),
+        kwok,
     ));
     let controllers = Controllers::spawn(client.clone(), cloud.clone(), catalog, options);
     Running {

@@ -25,6 +25,7 @@ pub mod command;
 pub mod drift;
 pub mod emptiness;
 pub mod expiration;
+pub mod interruption;
 pub mod multi_node;
 pub mod simulate;
 pub mod single_node;

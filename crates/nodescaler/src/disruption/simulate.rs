@@ -55,9 +55,57 @@ pub fn pending_form(bp: &BoundPod) -> PendingPod {
     pod
 }
 
-/// Simulates removing `remove` (indexes into `Snapshot::nodes`).
-pub fn simulate(ctx: &Context<'_>, remove: &[usize]) -> Result<Moved, Stuck> {
-    let snapshot = ctx.snapshot;
+/// The provisioning plan for a snapshot without some nodes, with the removed nodes' pods fed
+/// back as pending: the one simulation consolidation, drift and interruption share.
+#[derive(Debug)]
+pub struct Rescheduled {
+    /// The snapshot the plan ran on (the removed nodes gone).
+    pub sim: Snapshot,
+    /// The plan.
+    pub plan: crate::provisioning::Plan,
+    /// Pod (namespace, name) → the removed node it comes from.
+    pub origin: BTreeMap<(String, String), String>,
+}
+
+impl Rescheduled {
+    /// The removed node a planned pod comes from; `None` for pods that were pending already.
+    pub fn origin_of(&self, namespace: &str, name: &str) -> Option<&str> {
+        self.origin
+            .get(&(namespace.to_owned(), name.to_owned()))
+            .map(String::as_str)
+    }
+
+    /// The plan's launches that hold a removed node's pod (launches for pending pods only are
+    /// left to provisioning), and the removed nodes they take pods from.
+    pub fn replacements(&self) -> (Vec<Launch>, BTreeSet<String>) {
+        let mut launched_from = BTreeSet::new();
+        let launches = self
+            .plan
+            .launches
+            .iter()
+            .filter(|l| {
+                let mut ours = false;
+                for p in &l.pods {
+                    if let Some(node) = self.origin_of(&p.namespace, &p.name) {
+                        launched_from.insert(node.to_owned());
+                        ours = true;
+                    }
+                }
+                ours
+            })
+            .cloned()
+            .collect();
+        (launches, launched_from)
+    }
+}
+
+/// Plans the snapshot with the nodes at `remove` (indexes into `Snapshot::nodes`) gone and
+/// their reschedulable pods pending.
+pub fn reschedule(
+    snapshot: &Snapshot,
+    provisioning: &crate::provisioning::Options,
+    remove: &[usize],
+) -> Rescheduled {
     let removed: BTreeSet<usize> = remove.iter().copied().collect();
     let mut sim = Snapshot {
         pods: snapshot.pods.clone(),
@@ -68,8 +116,7 @@ pub fn simulate(ctx: &Context<'_>, remove: &[usize]) -> Result<Moved, Stuck> {
         catalogs: snapshot.catalogs.clone(),
         disruption: BTreeMap::new(),
     };
-    // Pod (namespace, name) → the removed node it comes from.
-    let mut origin: BTreeMap<(String, String), &str> = BTreeMap::new();
+    let mut origin = BTreeMap::new();
     let mut next = u64::try_from(sim.pods.len()).unwrap_or(u64::MAX);
     for (i, n) in snapshot.nodes.iter().enumerate() {
         if !removed.contains(&i) {
@@ -88,11 +135,18 @@ pub fn simulate(ctx: &Context<'_>, remove: &[usize]) -> Result<Moved, Stuck> {
             let mut pod = pending_form(bp);
             next += 1;
             pod.creation = next;
-            origin.insert((pod.namespace.clone(), pod.name.clone()), n.name.as_str());
+            origin.insert((pod.namespace.clone(), pod.name.clone()), n.name.clone());
             sim.pods.push(pod);
         }
     }
-    let plan = plan(&sim, &ctx.options.provisioning);
+    let plan = plan(&sim, provisioning);
+    Rescheduled { sim, plan, origin }
+}
+
+/// Simulates removing `remove` (indexes into `Snapshot::nodes`).
+pub fn simulate(ctx: &Context<'_>, remove: &[usize]) -> Result<Moved, Stuck> {
+    let r = reschedule(ctx.snapshot, &ctx.options.provisioning, remove);
+    let (sim, plan) = (&r.sim, &r.plan);
     let ready: BTreeSet<&str> = sim
         .nodes
         .iter()
@@ -103,17 +157,16 @@ pub fn simulate(ctx: &Context<'_>, remove: &[usize]) -> Result<Moved, Stuck> {
         nodes: BTreeSet::new(),
         message: String::new(),
     };
-    let key = |ns: &str, name: &str| (ns.to_owned(), name.to_owned());
     for u in &plan.unschedulable {
-        if let Some(node) = origin.get(&key(&u.pod.namespace, &u.pod.name)) {
+        if let Some(node) = r.origin_of(&u.pod.namespace, &u.pod.name) {
             if stuck.message.is_empty() {
                 stuck.message = format!("pod {} cannot be rescheduled: {u}", u.pod);
             }
-            stuck.nodes.insert((*node).to_owned());
+            stuck.nodes.insert(node.to_owned());
         }
     }
     for nom in &plan.nominations {
-        if let Some(node) = origin.get(&key(&nom.pod.namespace, &nom.pod.name))
+        if let Some(node) = r.origin_of(&nom.pod.namespace, &nom.pod.name)
             && !ready.contains(nom.node.as_str())
         {
             if stuck.message.is_empty() {
@@ -122,7 +175,7 @@ pub fn simulate(ctx: &Context<'_>, remove: &[usize]) -> Result<Moved, Stuck> {
                     nom.pod, nom.node
                 );
             }
-            stuck.nodes.insert((*node).to_owned());
+            stuck.nodes.insert(node.to_owned());
         }
     }
     if !stuck.nodes.is_empty() {
@@ -131,24 +184,10 @@ pub fn simulate(ctx: &Context<'_>, remove: &[usize]) -> Result<Moved, Stuck> {
     let nominations = plan
         .nominations
         .iter()
-        .filter(|n| origin.contains_key(&key(&n.pod.namespace, &n.pod.name)))
+        .filter(|n| r.origin_of(&n.pod.namespace, &n.pod.name).is_some())
         .cloned()
         .collect();
-    let mut launched_from = BTreeSet::new();
-    let replacements = plan
-        .launches
-        .into_iter()
-        .filter(|l| {
-            let mut ours = false;
-            for p in &l.pods {
-                if let Some(node) = origin.get(&key(&p.namespace, &p.name)) {
-                    launched_from.insert((*node).to_owned());
-                    ours = true;
-                }
-            }
-            ours
-        })
-        .collect();
+    let (replacements, launched_from) = r.replacements();
     Ok(Moved {
         replacements,
         launched_from,
