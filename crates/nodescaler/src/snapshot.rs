@@ -710,6 +710,33 @@ pub struct Snapshot {
     /// Disruption settings per NodePool name; a pool without an entry has upstream's defaults
     /// ([`PoolDisruption::default`]). Provisioning does not read them.
     pub disruption: BTreeMap<String, PoolDisruption>,
+    /// Pods the pod layer may bring back soon (see [`Comeback`]); consolidation keeps room
+    /// for them. Provisioning does not read them.
+    pub comebacks: Vec<Comeback>,
+    /// NodePools that opted out of pod-layer coordination
+    /// (annotation `tandem.dev/coordinate-with-pod-layer: "false"`).
+    pub uncoordinated_pools: std::collections::BTreeSet<String>,
+}
+
+/// NodePool annotation that turns pod-layer coordination off for the pool when `"false"`.
+pub const COORDINATION_ANNOTATION: &str = "tandem.dev/coordinate-with-pod-layer";
+
+/// Pods a workload scaled away recently and may bring back: the pod layer is still inside the
+/// window (cooldown, HPA scale-down stabilization) in which it reverses a scale-down without
+/// waiting, so the capacity those pods used is likely to be needed again. The cross-layer fact
+/// neither KEDA nor Karpenter has: Karpenter consolidates the freed nodes after
+/// `consolidateAfter`, KEDA brings the pods back, and new nodes boot (seed 002's oscillation).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Comeback {
+    /// The workload (`namespace/ScaledObject`), for the deferral message.
+    pub workload: String,
+    /// One pod as its template would create it.
+    pub pod: PendingPod,
+    /// How many may come back (the recent peak minus the current replicas).
+    pub count: u32,
+    /// Until when (ms since the epoch); past it the hold is gone whatever the pod layer does,
+    /// so a node is never kept for an unbounded time.
+    pub until_ms: i64,
 }
 
 /// `spec.disruption.consolidationPolicy`.

@@ -29,6 +29,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod activation;
+pub mod comeback;
 pub mod decision;
 pub mod fallback;
 pub mod hpa;

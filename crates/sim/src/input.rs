@@ -193,6 +193,13 @@ pub struct SimInput {
     /// Disruption settings per NodePool name, replacing [`PoolInput::disruption`] (policy,
     /// budgets with schedules, `expireAfter`).
     pub pool_disruption: BTreeMap<String, PoolDisruption>,
+    /// Pod-layer coordination: consolidation keeps room for pods a ScaledObject scaled away
+    /// within its cooldown / stabilization window, held at most this long; `None` turns it
+    /// off (upstream's behaviour). Default 10 minutes.
+    pub coordination_ceiling_ms: Option<i64>,
+    /// NodePools that opted out of coordination (`tandem.dev/coordinate-with-pod-layer:
+    /// "false"`).
+    pub uncoordinated_pools: std::collections::BTreeSet<String>,
 }
 
 impl SimInput {
@@ -217,6 +224,8 @@ impl SimInput {
             disruption_every_ms: 10_000,
             disruption: disruption::Options::default(),
             pool_disruption: BTreeMap::new(),
+            coordination_ceiling_ms: Some(600_000),
+            uncoordinated_pools: std::collections::BTreeSet::new(),
         }
     }
 }

@@ -27,10 +27,11 @@ use tandem_nodescaler::disruption::Disrupt;
 use tandem_nodescaler::provisioning::Launch;
 use tandem_nodescaler::selector::Labels;
 use tandem_nodescaler::snapshot::{
-    BoundPod, ExistingNode, InFlightClaim, NodeDisruption, NodeState, PendingPod, PodDisruption,
-    Snapshot,
+    BoundPod, Comeback, ExistingNode, InFlightClaim, NodeDisruption, NodeState, PendingPod,
+    PodDisruption, Snapshot,
 };
 use tandem_podscaler::TimeMs;
+use tandem_podscaler::comeback::{self, ReplicaChange};
 
 use crate::cloud::{Cloud, Instance};
 use crate::input::{SimInput, SourceKind};
@@ -114,6 +115,8 @@ struct WorkloadState {
     labels: Arc<Labels>,
     requests: Resources,
     ports: Vec<HostPort>,
+    /// Replica counts over time, for the pod layer's comebacks (pruned to the ceiling).
+    history: Vec<ReplicaChange>,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -163,6 +166,10 @@ impl Simulation {
                 labels: Arc::new(w.template.labels.clone()),
                 requests: w.template.shape.effective_requests(),
                 ports: w.template.shape.host_ports(),
+                history: vec![ReplicaChange {
+                    at: TimeMs(0),
+                    replicas: w.replicas,
+                }],
             })
             .collect();
         let mut sim = Simulation {
@@ -439,6 +446,16 @@ impl Simulation {
             return;
         }
         self.workloads[w].replicas = n;
+        let keep_ms = self.input.coordination_ceiling_ms.unwrap_or(0);
+        let history = &mut self.workloads[w].history;
+        history.push(ReplicaChange {
+            at: TimeMs(self.now),
+            replicas: n,
+        });
+        // Keep the change in effect at the start of the longest window, and everything after.
+        while history.len() > 1 && history[1].at.as_millis() < self.now - keep_ms {
+            history.remove(0);
+        }
         let key = self.input.workloads[w].key.clone();
         self.acct.decision(
             self.now,
@@ -713,6 +730,8 @@ impl Simulation {
                 };
             }
         }
+        snap.comebacks = self.comebacks();
+        snap.uncoordinated_pools = self.input.uncoordinated_pools.clone();
         for p in &self.input.pools {
             let d = self
                 .input
@@ -723,6 +742,30 @@ impl Simulation {
             snap.disruption.insert(p.pool.name.clone(), d);
         }
         snap
+    }
+
+    /// The pods each ScaledObject may bring back (empty with coordination off).
+    fn comebacks(&self) -> Vec<Comeback> {
+        let Some(ceiling_ms) = self.input.coordination_ceiling_ms else {
+            return Vec::new();
+        };
+        let ceiling = u32::try_from(ceiling_ms / 1000).unwrap_or(u32::MAX);
+        let mut out = Vec::new();
+        for scaler in &self.input.scalers {
+            let w = &self.workloads[scaler.target];
+            let window = comeback::window_secs(&scaler.config, ceiling);
+            if let Some((count, until)) =
+                comeback::comebacks(&w.history, w.replicas, window, TimeMs(self.now))
+            {
+                out.push(Comeback {
+                    workload: scaler.key.clone(),
+                    pod: self.input.workloads[scaler.target].template.clone(),
+                    count,
+                    until_ms: until.as_millis(),
+                });
+            }
+        }
+        out
     }
 
     fn snapshot(&mut self) -> Snapshot {

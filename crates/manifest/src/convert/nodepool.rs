@@ -85,6 +85,9 @@ pub struct NodePool {
     pub catalog: Option<CatalogKind>,
     /// `template.spec.expireAfter`; `None` is `Never`.
     pub expire_after: Option<Duration>,
+    /// False when the NodePool opted out of pod-layer coordination with the annotation
+    /// [`snapshot::COORDINATION_ANNOTATION`]` = "false"`.
+    pub coordinated: bool,
 }
 
 /// Converts a NodePool document.
@@ -149,6 +152,12 @@ pub fn convert(v: &Value) -> Result<NodePool, FieldError> {
         node_class_kind: tspec.node_class_ref.kind.clone(),
         catalog: CatalogKind::of_group(&tspec.node_class_ref.group),
         expire_after: tspec.expire_after.value().as_duration(),
+        coordinated: np
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(snapshot::COORDINATION_ANNOTATION))
+            .is_none_or(|v| v != "false"),
     })
 }
 

@@ -22,6 +22,7 @@
 pub mod budgets;
 pub mod candidates;
 pub mod command;
+pub mod coordination;
 pub mod drift;
 pub mod emptiness;
 pub mod expiration;
@@ -197,6 +198,14 @@ pub fn decide(snapshot: &Snapshot, now_ms: i64, options: &Options) -> Decision {
     for method in methods() {
         let mut budgets = Budgets::compute(snapshot, now_ms);
         if let Some(cmd) = method.compute(&ctx, &mut budgets, &mut pass) {
+            // The pod layer may need this room again soon: the pass ends without a command.
+            if let Some(why) = coordination::deferral(snapshot, &cmd, now_ms, &options.provisioning)
+            {
+                for node in &cmd.candidates {
+                    pass.blocked(node, why.clone());
+                }
+                break;
+            }
             command = Some(cmd);
             break;
         }
@@ -261,6 +270,9 @@ pub fn validate(
             return Err(Rejected::Budget(c.nodepool.name.clone(), name.clone()));
         }
         chosen.push(c);
+    }
+    if let Some(why) = coordination::deferral(fresh, command, now_ms, &options.provisioning) {
+        return Err(Rejected::Scheduling(why));
     }
     if command.reason != Reason::Underutilized {
         return Ok(());

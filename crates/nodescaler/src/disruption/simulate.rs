@@ -115,6 +115,8 @@ pub fn reschedule(
         daemonsets: snapshot.daemonsets.clone(),
         catalogs: snapshot.catalogs.clone(),
         disruption: BTreeMap::new(),
+        comebacks: Vec::new(),
+        uncoordinated_pools: std::collections::BTreeSet::new(),
     };
     let mut origin = BTreeMap::new();
     let mut next = u64::try_from(sim.pods.len()).unwrap_or(u64::MAX);

@@ -50,6 +50,10 @@ pub struct Args {
     /// Master seed; overrides the scenario's `seed`.
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Turn pod-layer coordination off (consolidation ignores pods a ScaledObject may bring
+    /// back), to see what KEDA + Karpenter would do.
+    #[arg(long)]
+    pub no_coordination: bool,
 }
 
 /// Why a scenario cannot be simulated: located lines, or an unreadable file.
@@ -81,6 +85,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(1));
         }
     };
+    let mut input = input;
+    if args.no_coordination {
+        input.coordination_ceiling_ms = None;
+    }
     let report = simulate_with_progress(input);
     if args.json {
         print!("{}", report.to_json());
@@ -351,6 +359,9 @@ fn build(
             .pool_disruption
             .insert(np.pool.name.clone(), pool_disruption(np, &pool_input));
         input.pools.push(pool_input);
+        if !np.coordinated {
+            input.uncoordinated_pools.insert(np.pool.name.clone());
+        }
     }
     for name in sc.overrides.nodepools.keys() {
         if !c.nodepools.iter().any(|n| &n.pool.name == name) {
