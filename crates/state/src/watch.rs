@@ -117,11 +117,8 @@ pub fn spawn_with(
             apply_batch(&mut index, batch);
             // Keep applying until the interval since the last publication has passed.
             if let Some(deadline) = last_publish.map(|t| t + min_publish_interval) {
-                loop {
-                    match tokio::time::timeout_at(deadline, all.next()).await {
-                        Ok(Some(batch)) => apply_batch(&mut index, batch),
-                        Ok(None) | Err(_) => break,
-                    }
+                while let Ok(Some(batch)) = tokio::time::timeout_at(deadline, all.next()).await {
+                    apply_batch(&mut index, batch);
                 }
             }
             if tx.send(Arc::new(index.state())).is_err() {
