@@ -5,14 +5,16 @@
 //! the API server has validated the object already and one odd field must not hide a pod from
 //! the provisioner. What "provisionable" means follows upstream `pkg/utils/pod/scheduling.go`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::DaemonSet as K8sDaemonSet;
 use k8s_openapi::api::core::v1::{
-    Container as K8sContainer, Node, NodeSelectorTerm, Pod, PodAffinityTerm as K8sAffinityTerm,
-    PodSpec, Taint as K8sTaint, Toleration as K8sToleration,
+    Container as K8sContainer, Node, NodeSelectorTerm, PersistentVolume, PersistentVolumeClaim,
+    Pod, PodAffinityTerm as K8sAffinityTerm, PodSpec, Taint as K8sTaint,
+    Toleration as K8sToleration,
 };
+use k8s_openapi::api::storage::v1::StorageClass;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity as K8sQuantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector as K8sSelector;
 use tandem_api::karpenter::NodePool as ApiNodePool;
@@ -530,6 +532,173 @@ pub fn daemonset(ds: &K8sDaemonSet) -> Option<DaemonSet> {
     })
 }
 
+/// The zones some volumes allow a pod into.
+///
+/// `Only` with an empty set means no zone at all: the pod's volumes contradict each other.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ZoneSet {
+    /// Any zone: nothing restricts it.
+    Any,
+    /// Only these zones.
+    Only(BTreeSet<String>),
+}
+
+impl ZoneSet {
+    /// The zones both allow (a pod must satisfy all of its volumes).
+    #[must_use]
+    pub fn intersect(self, other: &ZoneSet) -> ZoneSet {
+        match (self, other) {
+            (ZoneSet::Any, o) => o.clone(),
+            (s, ZoneSet::Any) => s,
+            (ZoneSet::Only(a), ZoneSet::Only(b)) => {
+                ZoneSet::Only(a.intersection(b).cloned().collect())
+            }
+        }
+    }
+
+    /// The zones either allows (OR-ed selector terms).
+    #[must_use]
+    pub fn union(self, other: ZoneSet) -> ZoneSet {
+        match (self, other) {
+            (ZoneSet::Only(mut a), ZoneSet::Only(b)) => {
+                a.extend(b);
+                ZoneSet::Only(a)
+            }
+            _ => ZoneSet::Any,
+        }
+    }
+
+    /// The union of OR-ed terms; no term at all restricts nothing.
+    fn any_of(terms: impl IntoIterator<Item = ZoneSet>) -> ZoneSet {
+        terms
+            .into_iter()
+            .reduce(ZoneSet::union)
+            .unwrap_or(ZoneSet::Any)
+    }
+}
+
+/// True for a label key that names a node's zone: the well-known key, its deprecated
+/// `failure-domain.beta.kubernetes.io/zone` alias, and CSI drivers' own topology keys
+/// (`topology.ebs.csi.aws.com/zone`, `topology.disk.csi.azure.com/zone`, `topology.gke.io/zone`),
+/// whose values are zone names too. Upstream maps the AWS EBS key to the zone label in
+/// `NormalizedLabels`; volumes provisioned by a CSI driver carry only the driver's key.
+pub fn is_zone_key(key: &str) -> bool {
+    tandem_model::labels::normalize_key(key) == tandem_model::labels::ZONE
+        || (key.starts_with("topology.") && key.ends_with("/zone"))
+}
+
+/// The zones one selector term allows: the intersection of its `In` expressions on a zone key.
+/// Other operators and keys (`NotIn`, hostname, region) say nothing the model can use about
+/// zones, so they are ignored rather than read as "no zone".
+fn term_zones<'a>(exprs: impl IntoIterator<Item = (&'a str, &'a [String])>) -> ZoneSet {
+    exprs
+        .into_iter()
+        .filter(|(key, _)| is_zone_key(key))
+        .fold(ZoneSet::Any, |acc, (_, values)| {
+            acc.intersect(&ZoneSet::Only(values.iter().cloned().collect()))
+        })
+}
+
+/// The zones a PersistentVolume can be used from: its `spec.nodeAffinity.required` terms
+/// (OR-ed, so their zones are united; upstream `volumetopology.go` reads only the first term,
+/// which wrongly pins a volume valid in two zones to one of them).
+pub fn persistent_volume_zones(pv: &PersistentVolume) -> ZoneSet {
+    let terms = pv
+        .spec
+        .as_ref()
+        .and_then(|s| s.node_affinity.as_ref())
+        .and_then(|a| a.required.as_ref())
+        .map(|r| r.node_selector_terms.as_slice())
+        .unwrap_or_default();
+    ZoneSet::any_of(terms.iter().map(|t| {
+        term_zones(
+            t.match_expressions
+                .iter()
+                .flatten()
+                .filter(|e| e.operator == "In")
+                .map(|e| (e.key.as_str(), e.values.as_deref().unwrap_or_default())),
+        )
+    }))
+}
+
+/// The zones a StorageClass provisions into: its `allowedTopologies` terms (OR-ed; every
+/// expression is an implicit `In`).
+pub fn storage_class_zones(sc: &StorageClass) -> ZoneSet {
+    ZoneSet::any_of(sc.allowed_topologies.iter().flatten().map(|t| {
+        term_zones(
+            t.match_label_expressions
+                .iter()
+                .flatten()
+                .map(|e| (e.key.as_str(), e.values.as_slice())),
+        )
+    }))
+}
+
+/// Annotation that makes a StorageClass the cluster's default, and its beta spelling, which
+/// Kubernetes still honours (`component-helpers/storage/volume` `IsDefaultAnnotation`).
+pub const DEFAULT_CLASS_ANNOTATIONS: [&str; 2] = [
+    "storageclass.kubernetes.io/is-default-class",
+    "storageclass.beta.kubernetes.io/is-default-class",
+];
+
+/// True when the StorageClass is marked the default: claims that name no class get it.
+pub fn is_default_storage_class(sc: &StorageClass) -> bool {
+    sc.metadata.annotations.as_ref().is_some_and(|a| {
+        DEFAULT_CLASS_ANNOTATIONS
+            .iter()
+            .any(|k| a.get(*k).is_some_and(|v| v == "true"))
+    })
+}
+
+/// Which StorageClass an unbound claim is provisioned by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClaimClass {
+    /// `storageClassName` unset: the default class (the API server's DefaultStorageClass
+    /// admission sets it at creation, and the PV controller later, once a default exists).
+    Default,
+    /// `storageClassName: ""`: no class; only a pre-made volume can bind it.
+    NoClass,
+    /// A named class.
+    Named(String),
+}
+
+/// The StorageClass a PersistentVolumeClaim asks for.
+pub fn claim_class(pvc: &PersistentVolumeClaim) -> ClaimClass {
+    match pvc
+        .spec
+        .as_ref()
+        .and_then(|s| s.storage_class_name.as_deref())
+    {
+        None => ClaimClass::Default,
+        Some("") => ClaimClass::NoClass,
+        Some(name) => ClaimClass::Named(name.to_owned()),
+    }
+}
+
+/// The PersistentVolume a claim is bound to (`spec.volumeName`), if any.
+pub fn claim_volume(pvc: &PersistentVolumeClaim) -> Option<String> {
+    pvc.spec
+        .as_ref()
+        .and_then(|s| s.volume_name.clone())
+        .filter(|v| !v.is_empty())
+}
+
+/// The PersistentVolumeClaims a pod mounts, by name in its namespace: `persistentVolumeClaim`
+/// volumes name theirs, a generic `ephemeral` volume's claim is `<pod>-<volume>` (created by
+/// the ephemeral volume controller).
+pub fn pod_claims(pod: &Pod) -> Vec<String> {
+    let pod_name = pod.metadata.name.as_deref().unwrap_or_default();
+    pod.spec
+        .iter()
+        .flat_map(|s| s.volumes.iter().flatten())
+        .filter_map(|v| match (&v.persistent_volume_claim, &v.ephemeral) {
+            (Some(c), _) => Some(c.claim_name.clone()),
+            (None, Some(_)) => Some(format!("{pod_name}-{}", v.name)),
+            (None, None) => None,
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -624,5 +793,139 @@ mod tests {
         assert_eq!(m.labels["team"], "a");
         assert!(m.requirements.has("kubernetes.io/arch", "amd64"));
         assert_eq!(m.taints[0].to_string(), "dedicated=x:NoSchedule");
+    }
+
+    fn zones(z: &[&str]) -> ZoneSet {
+        ZoneSet::Only(z.iter().map(|s| (*s).to_owned()).collect())
+    }
+
+    fn pv(terms: serde_json::Value) -> PersistentVolume {
+        serde_json::from_value(json!({
+            "metadata": {"name": "pv"},
+            "spec": {"capacity": {"storage": "1Gi"}, "hostPath": {"path": "/x"},
+                     "nodeAffinity": {"required": {"nodeSelectorTerms": terms}}},
+        }))
+        .unwrap()
+    }
+
+    fn expr(key: &str, op: &str, values: &[&str]) -> serde_json::Value {
+        json!({"key": key, "operator": op, "values": values})
+    }
+
+    #[test]
+    fn persistent_volume_zones_read_every_zone_key_and_ignore_hostname() {
+        let z = "topology.kubernetes.io/zone";
+        let one = pv(json!([{"matchExpressions": [
+            expr(z, "In", &["a", "b"]),
+            expr("kubernetes.io/hostname", "In", &["n1"])]}]));
+        assert_eq!(persistent_volume_zones(&one), zones(&["a", "b"]));
+        let legacy = pv(json!([{"matchExpressions": [
+            expr("failure-domain.beta.kubernetes.io/zone", "In", &["a"])]}]));
+        assert_eq!(persistent_volume_zones(&legacy), zones(&["a"]));
+        let csi = pv(json!([{"matchExpressions": [
+            expr("topology.ebs.csi.aws.com/zone", "In", &["a", "c"]),
+            expr(z, "In", &["c", "d"])]}]));
+        assert_eq!(
+            persistent_volume_zones(&csi),
+            zones(&["c"]),
+            "expressions of one term are AND-ed"
+        );
+    }
+
+    #[test]
+    fn persistent_volume_terms_are_or_ed_and_an_unzoned_term_allows_any_zone() {
+        let z = "topology.kubernetes.io/zone";
+        let two = pv(json!([
+            {"matchExpressions": [expr(z, "In", &["a"])]},
+            {"matchExpressions": [expr(z, "In", &["b"])]}]));
+        assert_eq!(persistent_volume_zones(&two), zones(&["a", "b"]));
+        let open = pv(json!([
+            {"matchExpressions": [expr(z, "In", &["a"])]},
+            {"matchExpressions": [expr("kubernetes.io/hostname", "In", &["n1"])]}]));
+        assert_eq!(persistent_volume_zones(&open), ZoneSet::Any);
+        let not_in = pv(json!([{"matchExpressions": [expr(z, "NotIn", &["a"])]}]));
+        assert_eq!(persistent_volume_zones(&not_in), ZoneSet::Any);
+        let none: PersistentVolume =
+            serde_json::from_value(json!({"metadata": {"name": "pv"}, "spec": {}})).unwrap();
+        assert_eq!(persistent_volume_zones(&none), ZoneSet::Any);
+    }
+
+    fn class(v: serde_json::Value) -> StorageClass {
+        let mut base = json!({"metadata": {"name": "sc"}, "provisioner": "csi.example"});
+        for (k, val) in v.as_object().unwrap() {
+            base[k] = val.clone();
+        }
+        serde_json::from_value(base).unwrap()
+    }
+
+    #[test]
+    fn storage_class_zones_come_from_allowed_topologies() {
+        let sc = class(json!({"allowedTopologies": [
+            {"matchLabelExpressions": [{"key": "topology.kubernetes.io/zone", "values": ["b"]}]},
+            {"matchLabelExpressions": [{"key": "topology.gke.io/zone", "values": ["c"]}]}]}));
+        assert_eq!(storage_class_zones(&sc), zones(&["b", "c"]));
+        assert_eq!(storage_class_zones(&class(json!({}))), ZoneSet::Any);
+        assert!(!is_default_storage_class(&sc));
+    }
+
+    #[test]
+    fn default_class_is_marked_by_either_annotation() {
+        let ga = class(json!({"metadata": {"name": "sc", "annotations":
+            {"storageclass.kubernetes.io/is-default-class": "true"}}}));
+        let beta = class(json!({"metadata": {"name": "sc", "annotations":
+            {"storageclass.beta.kubernetes.io/is-default-class": "true"}}}));
+        let off = class(json!({"metadata": {"name": "sc", "annotations":
+            {"storageclass.kubernetes.io/is-default-class": "false"}}}));
+        assert!(is_default_storage_class(&ga));
+        assert!(is_default_storage_class(&beta));
+        assert!(!is_default_storage_class(&off));
+    }
+
+    #[test]
+    fn claim_class_tells_unset_from_empty() {
+        let pvc = |spec: serde_json::Value| -> PersistentVolumeClaim {
+            serde_json::from_value(json!({"metadata": {"name": "c"}, "spec": spec})).unwrap()
+        };
+        assert_eq!(claim_class(&pvc(json!({}))), ClaimClass::Default);
+        assert_eq!(
+            claim_class(&pvc(json!({"storageClassName": ""}))),
+            ClaimClass::NoClass
+        );
+        assert_eq!(
+            claim_class(&pvc(json!({"storageClassName": "fast"}))),
+            ClaimClass::Named("fast".into())
+        );
+        assert_eq!(claim_volume(&pvc(json!({"volumeName": ""}))), None);
+        assert_eq!(
+            claim_volume(&pvc(json!({"volumeName": "pv-1"}))).as_deref(),
+            Some("pv-1")
+        );
+    }
+
+    #[test]
+    fn pod_claims_name_claim_volumes_and_ephemeral_claims() {
+        let p = pod(json!({
+            "metadata": {"name": "web-0", "namespace": "ns"},
+            "spec": {"containers": [{"name": "c"}], "volumes": [
+                {"name": "data", "persistentVolumeClaim": {"claimName": "data"}},
+                {"name": "scratch", "ephemeral": {"volumeClaimTemplate": {"spec": {}}}},
+                {"name": "cfg", "configMap": {"name": "x"}}]},
+        }));
+        assert_eq!(pod_claims(&p), ["data", "web-0-scratch"]);
+    }
+
+    #[test]
+    fn zone_sets_intersect_and_unite() {
+        assert_eq!(ZoneSet::Any.intersect(&zones(&["a"])), zones(&["a"]));
+        assert_eq!(
+            zones(&["a", "b"]).intersect(&ZoneSet::Any),
+            zones(&["a", "b"])
+        );
+        assert_eq!(zones(&["a"]).intersect(&zones(&["b"])), zones(&[]));
+        assert_eq!(zones(&["a"]).union(zones(&["b"])), zones(&["a", "b"]));
+        assert_eq!(zones(&["a"]).union(ZoneSet::Any), ZoneSet::Any);
+        assert!(is_zone_key("topology.disk.csi.azure.com/zone"));
+        assert!(!is_zone_key("topology.k8s.aws/zone-id"));
+        assert!(!is_zone_key("kubernetes.io/hostname"));
     }
 }

@@ -5,14 +5,19 @@
 //! a buffer, `InitApply` fills it, `InitDone` swaps it in and marks the kind synced, so a
 //! relist never shows readers a half-empty cluster. [`Index::state`] is `synced` only when
 //! every kind has been listed once; no decision may run before that.
+//!
+//! A pending pod's volume zones depend on four kinds (Pod → PersistentVolumeClaim →
+//! PersistentVolume or StorageClass), any of which may change after the pod's own event, so
+//! they are resolved in [`Index::state`] from compact records (a few map lookups per claim),
+//! not stored with the pod.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::DaemonSet as K8sDaemonSet;
-use k8s_openapi::api::core::v1::{Node, PersistentVolumeClaim, Pod};
+use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim, Pod};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use k8s_openapi::api::storage::v1::VolumeAttachment;
+use k8s_openapi::api::storage::v1::{StorageClass, VolumeAttachment};
 use kube::runtime::watcher::Event;
 use tandem_api::karpenter::{NodeClaim, NodePool};
 use tandem_api::kwok::KWOKNodeClass;
@@ -23,7 +28,7 @@ use tandem_nodescaler::snapshot::{
     BoundPod, ExistingNode, InFlightClaim, NodeDisruption, PendingPod, PodDisruption, Snapshot,
 };
 
-use crate::convert;
+use crate::convert::{self, ClaimClass, ZoneSet};
 
 /// One kind's objects, with the relist buffer.
 #[derive(Debug)]
@@ -93,6 +98,9 @@ pub struct PodRecord {
     /// PDBs and change without a pod event). Built once per pod event, not per published
     /// state: converting a PodSpec is the costliest part of a state build.
     pub bound: Option<BoundPod>,
+    /// The PersistentVolumeClaims it mounts, by name in its namespace
+    /// (see [`convert::pod_claims`]); their zones are resolved when a state is built.
+    pub claims: Vec<String>,
 }
 
 fn ns_key(meta: &kube::api::ObjectMeta) -> String {
@@ -130,6 +138,7 @@ fn pod_record(pod: Pod) -> PodRecord {
         )
     });
     PodRecord {
+        claims: convert::pod_claims(&pod),
         pod: Arc::new(pod),
         pending,
         spec,
@@ -195,6 +204,41 @@ fn volume_attachment_record(va: &VolumeAttachment) -> VolumeAttachmentRecord {
     }
 }
 
+/// A PersistentVolumeClaim, as volume topology and termination need it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimRecord {
+    /// The PersistentVolume it is bound to (`spec.volumeName`).
+    pub volume: Option<String>,
+    /// The class that provisions it while unbound.
+    pub class: ClaimClass,
+}
+
+fn claim_record(pvc: &PersistentVolumeClaim) -> ClaimRecord {
+    ClaimRecord {
+        volume: convert::claim_volume(pvc),
+        class: convert::claim_class(pvc),
+    }
+}
+
+/// A StorageClass, as volume topology needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StorageClassRecord {
+    /// Zones its `allowedTopologies` provision into.
+    pub zones: ZoneSet,
+    /// Marked the default class (see [`convert::is_default_storage_class`]).
+    pub default: bool,
+    /// Creation time, ms since the epoch: of several defaults, the newest wins.
+    pub created_ms: i64,
+}
+
+fn storage_class_record(sc: &StorageClass) -> StorageClassRecord {
+    StorageClassRecord {
+        zones: convert::storage_class_zones(sc),
+        default: convert::is_default_storage_class(sc),
+        created_ms: sc.metadata.creation_timestamp.as_ref().map_or(0, ms),
+    }
+}
+
 /// What readers see: the provisioning snapshot plus the live objects the lifecycle and
 /// termination controllers act on. Immutable; a new one is published after every change.
 #[derive(Debug, Clone, Default)]
@@ -226,18 +270,9 @@ impl ClusterState {
     /// generic ephemeral volumes, whose claim is named `<pod>-<volume>`), where bound.
     pub fn persistent_volumes_of(&self, pod: &Pod) -> Vec<String> {
         let ns = pod.metadata.namespace.as_deref().unwrap_or_default();
-        let pod_name = pod.metadata.name.as_deref().unwrap_or_default();
-        pod.spec
+        convert::pod_claims(pod)
             .iter()
-            .flat_map(|s| s.volumes.iter().flatten())
-            .filter_map(|v| {
-                let claim = match (&v.persistent_volume_claim, &v.ephemeral) {
-                    (Some(c), _) => c.claim_name.clone(),
-                    (None, Some(_)) => format!("{pod_name}-{}", v.name),
-                    (None, None) => return None,
-                };
-                self.claim_volumes.get(&format!("{ns}/{claim}")).cloned()
-            })
+            .filter_map(|claim| self.claim_volumes.get(&format!("{ns}/{claim}")).cloned())
             .collect()
     }
 
@@ -260,7 +295,10 @@ pub struct Index {
     node_classes: Kind<bool>,
     daemonsets: Kind<tandem_nodescaler::snapshot::DaemonSet>,
     volume_attachments: Kind<VolumeAttachmentRecord>,
-    claim_volumes: Kind<Option<String>>,
+    claims: Kind<ClaimRecord>,
+    /// Zones each PersistentVolume can be used from, by name.
+    persistent_volumes: Kind<ZoneSet>,
+    storage_classes: Kind<StorageClassRecord>,
     pdbs: Kind<PdbRecord>,
     /// The writer's clock, ms since the epoch: when the events being applied were observed.
     now_ms: i64,
@@ -280,7 +318,9 @@ impl Index {
             node_classes: Kind::default(),
             daemonsets: Kind::default(),
             volume_attachments: Kind::default(),
-            claim_volumes: Kind::default(),
+            claims: Kind::default(),
+            persistent_volumes: Kind::default(),
+            storage_classes: Kind::default(),
             pdbs: Kind::default(),
             now_ms: 0,
             pod_events: BTreeMap::new(),
@@ -529,18 +569,141 @@ impl Index {
         self.volume_attachments.delete(&name_key(&va.metadata));
     }
 
-    /// Applies a PersistentVolumeClaim watch event (only its bound volume is kept).
+    /// Applies a PersistentVolumeClaim watch event (only its bound volume and class are kept).
     pub fn persistent_volume_claim_event(&mut self, ev: Event<PersistentVolumeClaim>) {
-        self.claim_volumes.event(
-            ev,
-            |c| ns_key(&c.metadata),
-            |c| c.spec.and_then(|s| s.volume_name).filter(|v| !v.is_empty()),
-        );
+        self.claims
+            .event(ev, |c| ns_key(&c.metadata), |c| claim_record(&c));
     }
 
     /// Adds or replaces a PersistentVolumeClaim.
     pub fn apply_persistent_volume_claim(&mut self, pvc: PersistentVolumeClaim) {
         self.persistent_volume_claim_event(Event::Apply(pvc));
+    }
+
+    /// Removes a PersistentVolumeClaim.
+    pub fn delete_persistent_volume_claim(&mut self, pvc: &PersistentVolumeClaim) {
+        self.claims.delete(&ns_key(&pvc.metadata));
+    }
+
+    /// Applies a PersistentVolume watch event (only the zones it can be used from are kept).
+    pub fn persistent_volume_event(&mut self, ev: Event<PersistentVolume>) {
+        self.persistent_volumes.event(
+            ev,
+            |v| name_key(&v.metadata),
+            |v| convert::persistent_volume_zones(&v),
+        );
+    }
+
+    /// Adds or replaces a PersistentVolume.
+    pub fn apply_persistent_volume(&mut self, pv: PersistentVolume) {
+        self.persistent_volume_event(Event::Apply(pv));
+    }
+
+    /// Removes a PersistentVolume.
+    pub fn delete_persistent_volume(&mut self, pv: &PersistentVolume) {
+        self.persistent_volumes.delete(&name_key(&pv.metadata));
+    }
+
+    /// Applies a StorageClass watch event.
+    pub fn storage_class_event(&mut self, ev: Event<StorageClass>) {
+        self.storage_classes
+            .event(ev, |c| name_key(&c.metadata), |c| storage_class_record(&c));
+    }
+
+    /// Adds or replaces a StorageClass.
+    pub fn apply_storage_class(&mut self, sc: StorageClass) {
+        self.storage_class_event(Event::Apply(sc));
+    }
+
+    /// Removes a StorageClass.
+    pub fn delete_storage_class(&mut self, sc: &StorageClass) {
+        self.storage_classes.delete(&name_key(&sc.metadata));
+    }
+
+    /// The class claims that name none get: of the classes marked default, the newest, ties
+    /// broken by name (Kubernetes' `GetDefaultClass`).
+    fn default_storage_class(&self) -> Option<&StorageClassRecord> {
+        self.storage_classes
+            .objects
+            .iter()
+            .filter(|(_, c)| c.default)
+            .max_by(|(an, a), (bn, b)| a.created_ms.cmp(&b.created_ms).then_with(|| bn.cmp(an)))
+            .map(|(_, c)| c)
+    }
+
+    /// The zones a pod's claims allow, intersected over its volumes, the way upstream
+    /// `pkg/scheduling/volumetopology.go` reads them: a bound claim's PersistentVolume node
+    /// affinity, else the StorageClass it names (the default class when it names none;
+    /// `storageClassName: ""` binds only pre-made volumes, so it restricts nothing).
+    ///
+    /// `None` while a claim, its volume or its named class is not in the cluster yet.
+    /// Upstream's `ValidatePersistentVolumeClaims` ignores such a pod, and kube-scheduler's
+    /// VolumeBinding plugin rejects it on every node as unresolvable, so no launched node could
+    /// take it; a generic ephemeral volume's claim is created by the ephemeral volume
+    /// controller within moments of the pod, and the next state sees it.
+    fn volume_zones(
+        &self,
+        namespace: &str,
+        claims: &[String],
+        default_class: Option<&StorageClassRecord>,
+    ) -> Option<ZoneSet> {
+        claims.iter().try_fold(ZoneSet::Any, |acc, claim| {
+            let rec = self.claims.objects.get(&format!("{namespace}/{claim}"))?;
+            let zones = match (&rec.volume, &rec.class) {
+                (Some(pv), _) => self.persistent_volumes.objects.get(pv)?,
+                (None, ClaimClass::Named(name)) => &self.storage_classes.objects.get(name)?.zones,
+                (None, ClaimClass::Default) => default_class.map_or(&ZoneSet::Any, |c| &c.zones),
+                (None, ClaimClass::NoClass) => &ZoneSet::Any,
+            };
+            Some(acc.intersect(zones))
+        })
+    }
+
+    /// A pending pod with its volume zones, or `None` when it must stay out of the pending set:
+    /// a claim is not resolvable yet (see [`Index::volume_zones`]), or its volumes allow no
+    /// zone in common (no node anywhere can mount them all; upstream's scheduler finds the
+    /// pod's requirements incompatible and launches nothing for it either).
+    fn pending_with_volumes(
+        &self,
+        rec: &PodRecord,
+        pending: &PendingPod,
+        default_class: Option<&StorageClassRecord>,
+    ) -> Option<PendingPod> {
+        if rec.claims.is_empty() {
+            return Some(pending.clone());
+        }
+        match self.volume_zones(&pending.namespace, &rec.claims, default_class)? {
+            ZoneSet::Any => Some(pending.clone()),
+            ZoneSet::Only(zones) if zones.is_empty() => None,
+            ZoneSet::Only(zones) => {
+                let mut p = pending.clone();
+                p.volume_zones = zones.into_iter().collect();
+                Some(p)
+            }
+        }
+    }
+
+    /// A bound pod's constraints with its volume zones, so that disruption never simulates it
+    /// onto a node in a zone its volumes cannot reach. A running pod whose claims are not
+    /// resolvable (or contradict) keeps its constraints as they are: it runs, so its volumes
+    /// were mountable where it is.
+    fn bound_spec_with_volumes(
+        &self,
+        rec: &PodRecord,
+        default_class: Option<&StorageClassRecord>,
+    ) -> Option<Arc<PendingPod>> {
+        let spec = rec.spec.as_ref()?;
+        if rec.claims.is_empty() {
+            return Some(spec.clone());
+        }
+        match self.volume_zones(&spec.namespace, &rec.claims, default_class) {
+            Some(ZoneSet::Only(zones)) if !zones.is_empty() => {
+                let mut s = PendingPod::clone(spec);
+                s.volume_zones = zones.into_iter().collect();
+                Some(Arc::new(s))
+            }
+            _ => Some(spec.clone()),
+        }
     }
 
     /// Marks every kind synced without a list; for tests that feed objects by hand.
@@ -552,7 +715,9 @@ impl Index {
         self.node_classes.synced = true;
         self.daemonsets.synced = true;
         self.volume_attachments.synced = true;
-        self.claim_volumes.synced = true;
+        self.claims.synced = true;
+        self.persistent_volumes.synced = true;
+        self.storage_classes.synced = true;
         self.pdbs.synced = true;
     }
 
@@ -565,7 +730,9 @@ impl Index {
             && self.node_classes.synced
             && self.daemonsets.synced
             && self.volume_attachments.synced
-            && self.claim_volumes.synced
+            && self.claims.synced
+            && self.persistent_volumes.synced
+            && self.storage_classes.synced
             && self.pdbs.synced
     }
 
@@ -597,12 +764,16 @@ impl Index {
         }
     }
 
-    fn pod_disruption(&self, rec: &PodRecord) -> PodDisruption {
+    fn pod_disruption(
+        &self,
+        rec: &PodRecord,
+        default_class: Option<&StorageClassRecord>,
+    ) -> PodDisruption {
         PodDisruption {
             owner: convert::pod_owner(&rec.pod),
             do_not_disrupt: convert::do_not_disrupt(&rec.pod.metadata),
             pdb_blocked: self.pdb_block(&rec.pod),
-            spec: rec.spec.clone(),
+            spec: self.bound_spec_with_volumes(rec, default_class),
         }
     }
 
@@ -613,9 +784,12 @@ impl Index {
         let mut records_by_node: BTreeMap<&str, Vec<&PodRecord>> = BTreeMap::new();
         let mut pending = Vec::new();
         let mut other_pods = Vec::new();
+        let default_class = self.default_storage_class();
         for rec in self.pods.objects.values() {
-            if let Some(p) = &rec.pending {
-                pending.push(p.clone());
+            if let Some(p) = &rec.pending
+                && let Some(p) = self.pending_with_volumes(rec, p, default_class)
+            {
+                pending.push(p);
             }
             if let Some(node) = bound_node(&rec.pod) {
                 pods_by_node
@@ -667,7 +841,13 @@ impl Index {
                 .get(name.as_str())
                 .into_iter()
                 .flatten()
-                .filter_map(|r| Some(r.bound.clone()?.disruption(self.pod_disruption(r))))
+                .filter_map(|r| {
+                    Some(
+                        r.bound
+                            .clone()?
+                            .disruption(self.pod_disruption(r, default_class)),
+                    )
+                })
                 .collect();
             let claim = node
                 .spec
@@ -732,10 +912,10 @@ impl Index {
                 by_node
             },
             claim_volumes: self
-                .claim_volumes
+                .claims
                 .objects
                 .iter()
-                .filter_map(|(k, v)| Some((k.clone(), v.clone()?)))
+                .filter_map(|(k, v)| Some((k.clone(), v.volume.clone()?)))
                 .collect(),
         }
     }

@@ -3,7 +3,8 @@
 //!
 //! This crate owns the translation of live objects (Pods, Nodes, NodePools, NodeClaims,
 //! KWOKNodeClasses, DaemonSets, PodDisruptionBudgets; VolumeAttachments and
-//! PersistentVolumeClaims for termination)
+//! PersistentVolumeClaims for termination; PersistentVolumes and StorageClasses for the zones a
+//! pending pod's volumes allow)
 //! into `nodescaler`'s [`Snapshot`](tandem_nodescaler::Snapshot)
 //! and the relist-safe index that holds them. It must never decide anything (that is
 //! nodescaler's job) nor write to the API server (that is the controllers'): one writer task
@@ -17,18 +18,24 @@
 //!   watch NodeClasses┤                    InitDone)                    nodeclaims, nodes … }
 //!   watch DaemonSets ┤
 //!   watch PodDisruptionBudgets ┤      (+ per node: last pod bound/removed, observed at `now`)
-//!   watch VolumeAttachments, PersistentVolumeClaims ┘
+//!   watch VolumeAttachments, PersistentVolumeClaims ┤
+//!   watch PersistentVolumes, StorageClasses ┘
 //!
 //!   Node ──spec.providerID── NodeClaim.status.providerID      (claims without a Node are in flight)
 //!   Node ──label karpenter.sh/nodepool── NodePool             (usage, node count)
 //!   Pod ──spec.nodeName── Node                                 (bound pods; unbound + Unschedulable = pending)
+//!   Pod ──volumes── PVC ──volumeName── PV (nodeAffinity zones)  (a pod's volume zones, resolved per state;
+//!                   PVC ──storageClassName── StorageClass        unbound: allowedTopologies, or the default class)
 //! ```
 
 pub mod convert;
 pub mod index;
 pub mod watch;
 
-pub use index::{ClusterState, Index, PdbRecord, PodRecord, VolumeAttachmentRecord};
+pub use index::{
+    ClaimRecord, ClusterState, Index, PdbRecord, PodRecord, StorageClassRecord,
+    VolumeAttachmentRecord,
+};
 
 /// Node label Karpenter sets once a node is initialized.
 pub const INITIALIZED_LABEL: &str = "karpenter.sh/initialized";

@@ -14,9 +14,9 @@ use std::time::Duration;
 
 use futures::{StreamExt as _, stream};
 use k8s_openapi::api::apps::v1::DaemonSet;
-use k8s_openapi::api::core::v1::{Node, PersistentVolumeClaim, Pod};
+use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim, Pod};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use k8s_openapi::api::storage::v1::VolumeAttachment;
+use k8s_openapi::api::storage::v1::{StorageClass, VolumeAttachment};
 use kube::runtime::WatchStreamExt as _;
 use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client};
@@ -37,6 +37,9 @@ enum Change {
     // Boxed: a VolumeAttachment (with its status) is much larger than the other objects.
     VolumeAttachment(Box<Event<VolumeAttachment>>),
     PersistentVolumeClaim(Event<PersistentVolumeClaim>),
+    // Boxed: a PersistentVolume's spec has a field per volume source.
+    PersistentVolume(Box<Event<PersistentVolume>>),
+    StorageClass(Event<StorageClass>),
     Pdb(Event<PodDisruptionBudget>),
 }
 
@@ -50,6 +53,8 @@ fn apply(index: &mut Index, change: Change) {
         Change::DaemonSet(ev) => index.daemonset_event(ev),
         Change::VolumeAttachment(ev) => index.volume_attachment_event(*ev),
         Change::PersistentVolumeClaim(ev) => index.persistent_volume_claim_event(ev),
+        Change::PersistentVolume(ev) => index.persistent_volume_event(*ev),
+        Change::StorageClass(ev) => index.storage_class_event(ev),
         Change::Pdb(ev) => index.pdb_event(ev),
     }
 }
@@ -104,6 +109,14 @@ pub fn spawn_with(
         watcher::watcher(Api::<PersistentVolumeClaim>::all(client.clone()), cfg())
             .default_backoff()
             .map(|r| r.map(Change::PersistentVolumeClaim))
+            .boxed(),
+        watcher::watcher(Api::<PersistentVolume>::all(client.clone()), cfg())
+            .default_backoff()
+            .map(|r| r.map(|ev| Change::PersistentVolume(Box::new(ev))))
+            .boxed(),
+        watcher::watcher(Api::<StorageClass>::all(client.clone()), cfg())
+            .default_backoff()
+            .map(|r| r.map(Change::StorageClass))
             .boxed(),
         watcher::watcher(Api::<PodDisruptionBudget>::all(client), cfg())
             .default_backoff()
