@@ -737,6 +737,31 @@ mod tests {
     }
 
     #[test]
+    fn coordination_with_the_pod_layer_cuts_seed_002_launches_without_more_pending() {
+        let run = |coordinated: bool| -> serde_json::Value {
+            let mut input = load(&examples().join("seed-002-sqs-burst.yaml"), None).unwrap();
+            if !coordinated {
+                input.coordination_ceiling_ms = None;
+            }
+            serde_json::from_str(&Simulation::new(input).run().to_json()).unwrap()
+        };
+        let (on, off) = (run(true), run(false));
+        let launches = |v: &serde_json::Value| v["launches"].as_u64().unwrap();
+        let p95 = |v: &serde_json::Value| v["podPendingSeconds"]["p95"].as_f64().unwrap();
+        assert!(
+            launches(&on) * 2 <= launches(&off),
+            "on {} vs off {}",
+            launches(&on),
+            launches(&off)
+        );
+        assert!(p95(&on) <= p95(&off), "{} > {}", p95(&on), p95(&off));
+        assert!(
+            on["oscillations"].as_u64() < off["oscillations"].as_u64(),
+            "{on} {off}"
+        );
+    }
+
+    #[test]
     fn a_bad_scenario_is_refused_with_a_located_line() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("bad.yaml");
