@@ -699,6 +699,32 @@ pub fn pod_claims(pod: &Pod) -> Vec<String> {
         .collect()
 }
 
+/// What coordination needs of a ScaledObject: its target and its window
+/// (`max(cooldownPeriod, scale-down stabilization)`, both defaulting to 300 s as upstream).
+pub fn scaled_target(so: &tandem_api::keda::ScaledObject) -> crate::workloads::ScaledTarget {
+    let ns = so.metadata.namespace.clone().unwrap_or_default();
+    let spec = &so.spec;
+    let cooldown = spec.cooldown_period.unwrap_or(300);
+    let stabilization = spec
+        .advanced
+        .as_ref()
+        .and_then(|a| a.horizontal_pod_autoscaler_config.as_ref())
+        .and_then(|h| h.behavior.as_ref())
+        .and_then(|b| b.scale_down.as_ref())
+        .and_then(|r| r.stabilization_window_seconds)
+        .unwrap_or(300);
+    let kind = spec
+        .scale_target_ref
+        .kind
+        .clone()
+        .unwrap_or_else(|| "Deployment".to_owned());
+    crate::workloads::ScaledTarget {
+        scaled_object: format!("{ns}/{}", so.metadata.name.as_deref().unwrap_or_default()),
+        target: (ns, kind, spec.scale_target_ref.name.clone()),
+        window_secs: u32::try_from(cooldown.max(stabilization)).unwrap_or(0),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

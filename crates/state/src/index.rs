@@ -300,6 +300,11 @@ pub struct Index {
     persistent_volumes: Kind<ZoneSet>,
     storage_classes: Kind<StorageClassRecord>,
     pdbs: Kind<PdbRecord>,
+    /// ScaledObjects, for pod-layer coordination; not part of `synced` (a cluster without
+    /// the KEDA CRDs has none, and the node layer must still act).
+    scaled_objects: Kind<crate::workloads::ScaledTarget>,
+    /// Live pods per scale target and the history of their count.
+    workloads: crate::workloads::Workloads,
     /// The writer's clock, ms since the epoch: when the events being applied were observed.
     now_ms: i64,
     /// Per node, when a pod was last bound to it or left it, as observed by this index.
@@ -322,6 +327,8 @@ impl Index {
             persistent_volumes: Kind::default(),
             storage_classes: Kind::default(),
             pdbs: Kind::default(),
+            scaled_objects: Kind::default(),
+            workloads: crate::workloads::Workloads::default(),
             now_ms: 0,
             pod_events: BTreeMap::new(),
         }
@@ -384,7 +391,34 @@ impl Index {
         for (old, new) in moves {
             self.pod_moved(old.as_deref(), new.as_deref());
         }
+        match &ev {
+            Event::Apply(p) => self
+                .workloads
+                .observe(&ns_key(&p.metadata), p, false, self.now_ms),
+            Event::Delete(p) => self
+                .workloads
+                .observe(&ns_key(&p.metadata), p, true, self.now_ms),
+            _ => {}
+        }
+        let relisted = matches!(ev, Event::InitDone);
         self.pods.event(ev, |p| ns_key(&p.metadata), pod_record);
+        if relisted {
+            let pods = self
+                .pods
+                .objects
+                .iter()
+                .map(|(k, r)| (k.as_str(), r.pod.as_ref()));
+            self.workloads.reset(pods, self.now_ms);
+        }
+    }
+
+    /// Applies a ScaledObject watch event.
+    pub fn scaled_object_event(&mut self, ev: Event<tandem_api::keda::ScaledObject>) {
+        self.scaled_objects.event(
+            ev,
+            |so| ns_key(&so.metadata),
+            |so| convert::scaled_target(&so),
+        );
     }
 
     /// Applies a PodDisruptionBudget watch event.
@@ -888,6 +922,21 @@ impl Index {
                 .insert(name.clone(), convert::pool_disruption(np));
         }
         snapshot.daemonsets = self.daemonsets.objects.values().cloned().collect();
+        let targets: Vec<_> = self.scaled_objects.objects.values().cloned().collect();
+        snapshot.comebacks = self.workloads.comebacks(&targets, self.now_ms);
+        snapshot.uncoordinated_pools = self
+            .nodepools
+            .objects
+            .iter()
+            .filter(|(_, np)| {
+                np.metadata
+                    .annotations
+                    .as_ref()
+                    .and_then(|a| a.get(tandem_nodescaler::snapshot::COORDINATION_ANNOTATION))
+                    .is_some_and(|v| v == "false")
+            })
+            .map(|(name, _)| name.clone())
+            .collect();
         for (name, ready) in &self.node_classes.objects {
             if *ready {
                 snapshot

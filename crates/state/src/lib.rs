@@ -31,6 +31,7 @@
 pub mod convert;
 pub mod index;
 pub mod watch;
+pub mod workloads;
 
 pub use index::{
     ClaimRecord, ClusterState, Index, PdbRecord, PodRecord, StorageClassRecord,

@@ -41,6 +41,7 @@ enum Change {
     PersistentVolume(Box<Event<PersistentVolume>>),
     StorageClass(Event<StorageClass>),
     Pdb(Event<PodDisruptionBudget>),
+    ScaledObject(Box<Event<tandem_api::keda::ScaledObject>>),
 }
 
 fn apply(index: &mut Index, change: Change) {
@@ -56,6 +57,7 @@ fn apply(index: &mut Index, change: Change) {
         Change::PersistentVolume(ev) => index.persistent_volume_event(*ev),
         Change::StorageClass(ev) => index.storage_class_event(ev),
         Change::Pdb(ev) => index.pdb_event(ev),
+        Change::ScaledObject(ev) => index.scaled_object_event(*ev),
     }
 }
 
@@ -118,9 +120,14 @@ pub fn spawn_with(
             .default_backoff()
             .map(|r| r.map(Change::StorageClass))
             .boxed(),
-        watcher::watcher(Api::<PodDisruptionBudget>::all(client), cfg())
+        watcher::watcher(Api::<PodDisruptionBudget>::all(client.clone()), cfg())
             .default_backoff()
             .map(|r| r.map(Change::Pdb))
+            .boxed(),
+        // Pod-layer coordination; the stream retries quietly until the KEDA CRDs exist.
+        watcher::watcher(Api::<tandem_api::keda::ScaledObject>::all(client), cfg())
+            .default_backoff()
+            .map(|r| r.map(|ev| Change::ScaledObject(Box::new(ev))))
             .boxed(),
     ];
     let mut all = stream::select_all(streams).ready_chunks(4096);

@@ -50,6 +50,58 @@ fn placed(plan: &provisioning::Plan) -> usize {
         .count()
 }
 
+/// The nodes the comeback pods would land on today, each with the deferral message: the pass
+/// leaves them out of emptiness and consolidation, so other nodes (and other pools) are still
+/// considered. Pools that opted out hold nothing. One scheduling simulation when a comeback is
+/// active, none otherwise.
+pub fn held_nodes(
+    snapshot: &Snapshot,
+    now_ms: i64,
+    provisioning: &provisioning::Options,
+) -> std::collections::BTreeMap<String, String> {
+    let mut held = std::collections::BTreeMap::new();
+    let (pods, active) = stand_ins(snapshot, now_ms);
+    if pods.is_empty() {
+        return held;
+    }
+    let mut with = snapshot.clone();
+    with.pods.extend(pods);
+    let plan = plan(&with, provisioning);
+    for nom in plan
+        .nominations
+        .iter()
+        .filter(|n| n.pod.name.starts_with(PREFIX))
+    {
+        let Some(node) = snapshot.nodes.iter().find(|n| n.name == nom.node) else {
+            continue;
+        };
+        if node
+            .labels
+            .get(tandem_model::labels::NODEPOOL)
+            .is_some_and(|p| snapshot.uncoordinated_pools.contains(p))
+        {
+            continue;
+        }
+        let workload = nom
+            .pod
+            .name
+            .strip_prefix(PREFIX)
+            .and_then(|rest| rest.rsplit_once(':'))
+            .map_or("", |(w, _)| w);
+        let until = active
+            .iter()
+            .find(|c| c.workload == workload)
+            .map_or(now_ms, |c| c.until_ms);
+        held.entry(node.name.clone()).or_insert_with(|| {
+            format!(
+                "kept for pods the pod layer may bring back ({workload}) within {} s",
+                (until - now_ms).max(0) / 1000
+            )
+        });
+    }
+    held
+}
+
 /// Why `command` must wait for the pod layer, or `None` when it may run. Pure; runs at most
 /// two scheduling simulations, and none when no comeback is active.
 pub fn deferral(
@@ -156,6 +208,20 @@ mod tests {
             why.contains("bring back 1 pods (shop/worker) within 59 s"),
             "{why}"
         );
+    }
+
+    #[test]
+    fn the_node_the_comebacks_would_use_is_held_and_named() {
+        let mut snap = two_nodes_one_empty();
+        snap.comebacks.push(comeback(1, 60_000));
+        let held = held_nodes(&snap, 1_000, &provisioning::Options::default());
+        assert_eq!(held.keys().collect::<Vec<_>>(), ["empty"]);
+        assert!(
+            held["empty"].contains("may bring back (shop/worker) within 59 s"),
+            "{held:?}"
+        );
+        snap.uncoordinated_pools.insert("default".into());
+        assert!(held_nodes(&snap, 1_000, &provisioning::Options::default()).is_empty());
     }
 
     #[test]

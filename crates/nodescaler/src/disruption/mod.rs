@@ -187,24 +187,49 @@ pub fn methods() -> [&'static dyn Method; 5] {
 
 /// Runs one disruption pass: see the [module documentation](self).
 pub fn decide(snapshot: &Snapshot, now_ms: i64, options: &Options) -> Decision {
+    let all = candidates::candidates(snapshot);
+    let mut pass = Pass::default();
+    // Nodes the pod layer's comebacks would land on stay out of emptiness and consolidation
+    // (not out of expiration and drift, which are about the node, not its load).
+    let held = coordination::held_nodes(snapshot, now_ms, &options.provisioning);
+    for (node, why) in &held {
+        if all.iter().any(|c| c.name() == node) {
+            pass.blocked(node, why.clone());
+        }
+    }
+    let unheld: Vec<Candidate<'_>> = all
+        .iter()
+        .filter(|c| !held.contains_key(c.name()))
+        .cloned()
+        .collect();
     let ctx = Context {
         snapshot,
         now_ms,
         options,
-        candidates: candidates::candidates(snapshot),
+        candidates: all,
     };
-    let mut pass = Pass::default();
+    let ctx_unheld = Context {
+        snapshot,
+        now_ms,
+        options,
+        candidates: unheld,
+    };
     let mut command = None;
     for method in methods() {
+        let ctx = match method.kind() {
+            MethodKind::Expiration | MethodKind::Drift => &ctx,
+            MethodKind::Emptiness | MethodKind::MultiNode | MethodKind::SingleNode => &ctx_unheld,
+        };
         let mut budgets = Budgets::compute(snapshot, now_ms);
-        if let Some(cmd) = method.compute(&ctx, &mut budgets, &mut pass) {
-            // The pod layer may need this room again soon: the pass ends without a command.
+        if let Some(cmd) = method.compute(ctx, &mut budgets, &mut pass) {
+            // A command that would still eat the held room (moving pods onto it) waits too;
+            // the next method may find one that does not.
             if let Some(why) = coordination::deferral(snapshot, &cmd, now_ms, &options.provisioning)
             {
                 for node in &cmd.candidates {
                     pass.blocked(node, why.clone());
                 }
-                break;
+                continue;
             }
             command = Some(cmd);
             break;
