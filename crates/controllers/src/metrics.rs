@@ -89,38 +89,38 @@ impl NodeLayerMetrics {
         let m = NodeLayerMetrics::default();
         registry.register(
             "karpenter_nodepools_usage",
-            "The amount of resources provisioned by a NodePool.",
+            "The amount of resources provisioned by a NodePool",
             m.nodepool_usage.clone(),
         );
         registry.register(
             "karpenter_nodepools_limit",
-            "The NodePool's limits (spec.limits).",
+            "The NodePool's limits (spec.limits)",
             m.nodepool_limit.clone(),
         );
         registry.register(
             "karpenter_nodes_allocatable",
-            "Node allocatable resources.",
+            "Node allocatable resources",
             m.node_allocatable.clone(),
         );
         registry.register(
             "karpenter_cluster_state_node_count",
-            "Current count of nodes in cluster state.",
+            "Current count of nodes in cluster state",
             m.node_count.clone(),
         );
         registry.register(
             "karpenter_cluster_state_synced",
-            "1 when the cluster state is synced with the API server, else 0.",
+            "1 when the cluster state is synced with the API server, else 0",
             m.synced.clone(),
         );
         registry.register(
             "karpenter_pods_state",
             "Pod state: one series per pod, labelled by its node's pool, zone, architecture, \
-             capacity type and instance type, and its phase.",
+             capacity type and instance type, and its phase",
             m.pods_state.clone(),
         );
         registry.register(
             "karpenter_scheduler_unschedulable_pods_count",
-            "Pods the last snapshot holds as pending for the provisioner.",
+            "Pods the last snapshot holds as pending for the provisioner",
             m.unschedulable.clone(),
         );
         m
@@ -286,17 +286,17 @@ impl DisruptionMetrics {
         let m = DisruptionMetrics::default();
         registry.register(
             "karpenter_nodeclaims_disrupted",
-            "Number of nodeclaims disrupted, by reason, nodepool and capacity type.",
+            "Number of nodeclaims disrupted, by reason, nodepool and capacity type",
             m.nodeclaims_disrupted.clone(),
         );
         registry.register(
             "karpenter_interruption_received_messages",
-            "Count of interruption messages received, by message type.",
+            "Count of interruption messages received, by message type",
             m.interruption_received.clone(),
         );
         registry.register(
             "karpenter_voluntary_disruption_decisions",
-            "Number of disruption decisions performed.",
+            "Number of disruption decisions performed",
             m.decisions.clone(),
         );
         m
@@ -372,17 +372,17 @@ impl LifecycleMetrics {
         let m = LifecycleMetrics::default();
         registry.register(
             "karpenter_scheduler_scheduling_duration_seconds",
-            "Duration of the scheduling simulation the provisioner runs per batch.",
+            "Duration of the scheduling simulation the provisioner runs per batch",
             m.scheduling_duration.clone(),
         );
         registry.register(
             "karpenter_nodeclaims_created",
-            "Number of nodeclaims created, by reason and nodepool.",
+            "Number of nodeclaims created, by reason and nodepool",
             m.created.clone(),
         );
         registry.register(
             "karpenter_nodeclaims_terminated",
-            "Number of nodeclaims terminated, by nodepool, capacity type and zone.",
+            "Number of nodeclaims terminated, by nodepool, capacity type and zone",
             m.terminated.clone(),
         );
         m

@@ -64,6 +64,9 @@ pub struct Options {
     /// (`Scaler::watch`, rate-limited to one wake per second per trigger) instead of waiting
     /// for `pollingInterval` (DESIGN §3.6). Scale-in still waits for the poll. Default on.
     pub push: bool,
+    /// KEDA's operator metrics (register them with
+    /// [`PodLayerMetrics::register`](crate::metrics::PodLayerMetrics::register) to export).
+    pub metrics: crate::metrics::PodLayerMetrics,
 }
 
 impl Default for Options {
@@ -72,6 +75,7 @@ impl Default for Options {
             cluster_object_namespace: "keda".into(),
             values: MetricValues::new(),
             push: true,
+            metrics: crate::metrics::PodLayerMetrics::default(),
         }
     }
 }

@@ -25,7 +25,7 @@
 //! ([`Options::push`], DESIGN §3.6); scale-in always waits for `pollingInterval`.
 //!
 //! Not here yet: ScaledJobs, `useCachedMetrics` (every value is cached: the HPA always
-//! reads the last poll), Prometheus metrics, leader election, resolving `valueFrom` env of the target, and watching Secrets (a scaler is
+//! reads the last poll), leader election (`tandem run` does it), resolving `valueFrom` env of the target, and watching Secrets (a scaler is
 //! rebuilt, re-reading its Secrets, after it fails). `ready_pods` for fallback with `Value`
 //! targets is the target's `/scale` `status.replicas`, not a count of Ready pods.
 
@@ -33,6 +33,7 @@ pub mod controller;
 mod error;
 pub mod events;
 pub mod hpa;
+pub mod metrics;
 pub mod metrics_server;
 pub mod status;
 pub mod target;

@@ -51,9 +51,14 @@ pub(crate) async fn run(ctx: Arc<Ctx>, mut rx: watch::Receiver<Input>) {
                 None => std::future::pending().await,
             }
         };
+        let planned = tokio::time::Instant::now() + wait;
         tokio::select! {
             changed = rx.changed() => if changed.is_err() { return },
-            () = tokio::time::sleep(wait) => {}
+            () = tokio::time::sleep_until(planned) => {
+                let (ns, name) = key_of(&input.so);
+                let late = tokio::time::Instant::now().saturating_duration_since(planned);
+                ctx.options.metrics.loop_latency(&ns, &name, late.as_secs_f64());
+            }
             more = wake => if !more {
                 // Every source's stream ended: poll only until the scalers are rebuilt.
                 worker.wakes = None;
@@ -244,6 +249,10 @@ impl Worker {
         // are left alone (a pause during a broker's maintenance must not hammer it); the last
         // readings stand in, and are not served since the HPA is gone.
         let paused = converted.config.annotations.pause != Pause::None;
+        {
+            let (ns, name) = key_of(so);
+            ctx.options.metrics.paused(&ns, &name, paused);
+        }
         if paused {
             self.close_scalers().await;
             self.scalers_generation = None;
@@ -277,6 +286,19 @@ impl Worker {
                 observations.push(TriggerObservation::failed());
                 continue;
             };
+            let (obj_ns, obj_name) = key_of(so);
+            let spec_trigger = so.spec.triggers.get(i);
+            let trigger_ref = crate::metrics::TriggerRef {
+                namespace: &obj_ns,
+                scaled_object: &obj_name,
+                metric: &t.metric_name,
+                scaler: spec_trigger
+                    .and_then(|s| s.name.as_deref())
+                    .or(spec_trigger.map(|s| s.type_.as_str()))
+                    .unwrap_or_default(),
+                index: i,
+            };
+            let started = std::time::Instant::now();
             let measured =
                 tokio::time::timeout(MEASURE_TIMEOUT, scaler.measure(&t.metric_name, now)).await;
             match measured {
@@ -287,12 +309,19 @@ impl Worker {
                         .find(|v| v.name.eq_ignore_ascii_case(&t.metric_name))
                         .or(m.values.first())
                         .map_or(0.0, |v| v.value);
+                    ctx.options.metrics.measured(
+                        trigger_ref,
+                        value,
+                        m.active,
+                        started.elapsed().as_secs_f64(),
+                    );
                     observations.push(TriggerObservation {
                         value: Some(value),
                         is_active: Some(m.active),
                     });
                 }
                 failed => {
+                    ctx.options.metrics.failed(trigger_ref);
                     let text = match failed {
                         Ok(Err(e)) => e.to_string(),
                         _ => format!("trigger {i}: no answer within {MEASURE_TIMEOUT:?}"),
@@ -732,6 +761,7 @@ impl Worker {
         let (ns, name) = key_of(so);
         self.close_scalers().await;
         ctx.options.values.remove_object(&ns, &name);
+        ctx.options.metrics.forget(&ns, &name);
         let finalizers = so.metadata.finalizers.clone().unwrap_or_default();
         if !finalizers.iter().any(|f| f == FINALIZER) {
             return true;

@@ -270,6 +270,45 @@ async fn the_charts_rbac_is_enough_for_the_inflate_scenario() {
         "the metrics server did not start with the chart's certificate:\n{}",
         controller.log()
     );
+    // KEDA's operator metrics on /metrics: the cron trigger is active, the object not paused.
+    let text = wait_for(
+        "keda_scaler_active of the cron trigger",
+        TIMEOUT,
+        || async {
+            let (_, text) = common::get(controller.metrics, "/metrics").await?;
+            // The loop-latency gauge appears after the first scheduled tick.
+            (text.contains(&format!(
+                "keda_scaler_active{{namespace=\"{ns}\",metric=\"s0-cron-UTC-"
+            )) && text.contains("keda_internal_scale_loop_latency_seconds{"))
+            .then_some(text)
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\ncontroller log:\n{}", controller.log()));
+    let active = text
+        .lines()
+        .find(|l| {
+            l.starts_with("keda_scaler_active{") && l.contains(&format!("namespace=\"{ns}\""))
+        })
+        .unwrap_or_default();
+    assert!(
+        active.contains(
+            "scaledObject=\"inflate\",scaler=\"cron\",triggerIndex=\"0\",type=\"scaledobject\"}"
+        ) && active.ends_with(" 1"),
+        "{active}"
+    );
+    assert!(
+        text.contains(&format!(
+            "keda_scaled_object_paused{{namespace=\"{ns}\",scaledObject=\"inflate\"}} 0"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "keda_internal_scale_loop_latency_seconds{{namespace=\"{ns}\",type=\"scaledobject\",resource=\"inflate\"}}"
+        )),
+        "{text}"
+    );
     // Then a person scales it by hand (the HPA cannot reach this test's metrics server, so it
     // leaves the count alone): the node layer gives the 5 pods nodes.
     deployments

@@ -269,23 +269,17 @@ async fn client(kubeconfig: Option<&PathBuf>) -> anyhow::Result<kube::Client> {
 async fn serve(args: Args) -> anyhow::Result<ExitCode> {
     let client = client(args.kubeconfig.as_ref()).await?;
     let registry = Arc::new(Mutex::new(Registry::default()));
-    let node_metrics = {
+    // Every layer's metrics in one registry, registered once, before any leader acts.
+    let (node_metrics, disruption_metrics, lifecycle_metrics, pod_metrics) = {
         let mut r = registry
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        NodeLayerMetrics::register(&mut r)
-    };
-    let disruption_metrics = {
-        let mut r = registry
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        DisruptionMetrics::register(&mut r)
-    };
-    let lifecycle_metrics = {
-        let mut r = registry
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        LifecycleMetrics::register(&mut r)
+        (
+            NodeLayerMetrics::register(&mut r),
+            DisruptionMetrics::register(&mut r),
+            LifecycleMetrics::register(&mut r),
+            tandem_podcontrollers::metrics::PodLayerMetrics::register(&mut r),
+        )
     };
 
     let (role_tx, mut role_rx) = watch::channel(Role::Unknown);
@@ -417,6 +411,7 @@ async fn serve(args: Args) -> anyhow::Result<ExitCode> {
             PodLayerRunning::start(
                 client.clone(),
                 args.cluster_object_namespace.clone(),
+                pod_metrics.clone(),
                 tls.map(|t| {
                     (
                         SocketAddr::new(args.bind_address, args.metrics_server_port),
@@ -519,6 +514,7 @@ impl PodLayerRunning {
     pub(crate) async fn start(
         client: kube::Client,
         cluster_object_namespace: String,
+        metrics: tandem_podcontrollers::metrics::PodLayerMetrics,
         server: Option<(SocketAddr, tandem_podcontrollers::TlsConfig)>,
     ) -> anyhow::Result<PodLayerRunning> {
         let values = tandem_podcontrollers::MetricValues::new();
@@ -527,6 +523,7 @@ impl PodLayerRunning {
             tandem_podcontrollers::Options {
                 cluster_object_namespace,
                 values: values.clone(),
+                metrics,
                 ..tandem_podcontrollers::Options::default()
             },
         )

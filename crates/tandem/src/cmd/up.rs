@@ -112,6 +112,7 @@ async fn up(args: Args) -> anyhow::Result<ExitCode> {
         let layer = super::run::PodLayerRunning::start(
             client.clone(),
             "keda".into(),
+            tandem_podcontrollers::metrics::PodLayerMetrics::default(),
             Some((
                 "127.0.0.1:0".parse().context("address")?,
                 tandem_podcontrollers::TlsConfig {
