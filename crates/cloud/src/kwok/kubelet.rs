@@ -27,6 +27,10 @@ use super::{
     TERMINATED_ANNOTATION, address, node_ip,
 };
 
+/// Every this many ticks (5 s at the default 200 ms tick), Pending pods bound to kwok nodes
+/// are looked at again.
+const RESYNC_TICKS: u32 = 25;
+
 /// Namespace of node heartbeat leases.
 const LEASE_NAMESPACE: &str = "kube-node-lease";
 
@@ -85,6 +89,7 @@ impl Kubelet {
         let mut node_stream = node_stream;
         let mut pod_stream = pod_stream;
         let mut renewed: BTreeMap<String, Instant> = BTreeMap::new();
+        let mut ticks: u32 = 0;
         let mut ticker = tokio::time::interval(self.tick);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -110,8 +115,19 @@ impl Kubelet {
                     let live: std::collections::BTreeSet<String> =
                         node_store.state().iter().map(|n| n.name_any()).collect();
                     renewed.retain(|k, _| live.contains(k));
+                    // Deleted pods finish here; every RESYNC_TICKS, bound pods still Pending
+                    // start here too: a pod listed before its node's list completed (the node
+                    // store fills at the end of a relist, e.g. right after a controller
+                    // restart) was skipped when its event arrived, and nothing else would
+                    // revisit it. Not every tick: a burst's fresh pods are the events' work.
+                    ticks = ticks.wrapping_add(1);
+                    let resync = ticks.is_multiple_of(RESYNC_TICKS);
                     for pod in pod_store.state() {
-                        if pod.metadata.deletion_timestamp.is_some() {
+                        let pending = matches!(
+                            pod.status.as_ref().and_then(|s| s.phase.as_deref()),
+                            None | Some("Pending")
+                        );
+                        if pod.metadata.deletion_timestamp.is_some() || (resync && pending) {
                             self.pod(&pod, &node_store).await;
                         }
                     }
