@@ -49,6 +49,7 @@ async fn inflate_scaled_to_five_gets_nodes_and_every_pod_runs() {
         .expect("create class");
     let pools: Api<NodePool> = Api::all(client.clone());
     let pool = |name: &str, weight: i32, extra: serde_json::Value| -> NodePool {
+        let consolidate_after = if extra.is_null() { "0s" } else { "Never" };
         let mut reqs = vec![
             json!({"key": "kubernetes.io/arch", "operator": "In", "values": ["amd64"]}),
             json!({"key": "kubernetes.io/os", "operator": "In", "values": ["linux"]}),
@@ -60,10 +61,11 @@ async fn inflate_scaled_to_five_gets_nodes_and_every_pod_runs() {
         serde_json::from_value(json!({
             "apiVersion": "karpenter.sh/v1", "kind": "NodePool",
             "metadata": {"name": name},
-            // Consolidation off: this test measures provisioning; with disruption on by default
-            // a cold-run pod once stayed Pending for 120 s in CI (see the session notes).
+            // The cold runs' pool does not consolidate: each run leaves a bare pod (no
+            // controller) on its node, which a cheaper replacement would evict for good.
             "spec": {"weight": weight, "limits": {"cpu": "1000"},
-                "disruption": {"consolidateAfter": "Never"}, "template": {"spec": {
+                "disruption": {"consolidateAfter": consolidate_after},
+                "template": {"spec": {
                 "requirements": reqs,
                 "nodeClassRef": {"group": "karpenter.kwok.sh", "kind": "KWOKNodeClass", "name": class}}}},
         }))
