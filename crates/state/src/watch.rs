@@ -27,6 +27,16 @@ use tokio::time::Instant;
 
 use crate::index::{ClusterState, Index};
 
+/// Drops what no decision reads and what makes objects large: `managedFields` (often half a
+/// Pod's bytes) and kubectl's last-applied copy of the whole object.
+fn strip<K: kube::Resource>(obj: &mut K) {
+    let meta = obj.meta_mut();
+    meta.managed_fields = None;
+    if let Some(a) = meta.annotations.as_mut() {
+        a.remove("kubectl.kubernetes.io/last-applied-configuration");
+    }
+}
+
 enum Change {
     Pod(Event<Pod>),
     Node(Event<Node>),
@@ -82,51 +92,63 @@ pub fn spawn_with(
     let streams = vec![
         watcher::watcher(Api::<Pod>::all(client.clone()), cfg())
             .default_backoff()
+            .modify(strip)
             .map(|r| r.map(Change::Pod))
             .boxed(),
         watcher::watcher(Api::<Node>::all(client.clone()), cfg())
             .default_backoff()
+            .modify(strip)
             .map(|r| r.map(Change::Node))
             .boxed(),
         watcher::watcher(Api::<NodePool>::all(client.clone()), cfg())
             .default_backoff()
+            .modify(strip)
             .map(|r| r.map(Change::NodePool))
             .boxed(),
         watcher::watcher(Api::<NodeClaim>::all(client.clone()), cfg())
             .default_backoff()
+            .modify(strip)
             .map(|r| r.map(Change::NodeClaim))
             .boxed(),
         watcher::watcher(Api::<KWOKNodeClass>::all(client.clone()), cfg())
             .default_backoff()
+            .modify(strip)
             .map(|r| r.map(Change::NodeClass))
             .boxed(),
         watcher::watcher(Api::<DaemonSet>::all(client.clone()), cfg())
             .default_backoff()
+            .modify(strip)
             .map(|r| r.map(Change::DaemonSet))
             .boxed(),
         watcher::watcher(Api::<VolumeAttachment>::all(client.clone()), cfg())
             .default_backoff()
+            .modify(strip)
             .map(|r| r.map(|ev| Change::VolumeAttachment(Box::new(ev))))
             .boxed(),
         watcher::watcher(Api::<PersistentVolumeClaim>::all(client.clone()), cfg())
             .default_backoff()
+            .modify(strip)
             .map(|r| r.map(Change::PersistentVolumeClaim))
             .boxed(),
         watcher::watcher(Api::<PersistentVolume>::all(client.clone()), cfg())
             .default_backoff()
+            .modify(strip)
             .map(|r| r.map(|ev| Change::PersistentVolume(Box::new(ev))))
             .boxed(),
         watcher::watcher(Api::<StorageClass>::all(client.clone()), cfg())
             .default_backoff()
+            .modify(strip)
             .map(|r| r.map(Change::StorageClass))
             .boxed(),
         watcher::watcher(Api::<PodDisruptionBudget>::all(client.clone()), cfg())
             .default_backoff()
+            .modify(strip)
             .map(|r| r.map(Change::Pdb))
             .boxed(),
         // Pod-layer coordination; the stream retries quietly until the KEDA CRDs exist.
         watcher::watcher(Api::<tandem_api::keda::ScaledObject>::all(client), cfg())
             .default_backoff()
+            .modify(strip)
             .map(|r| r.map(|ev| Change::ScaledObject(Box::new(ev))))
             .boxed(),
     ];

@@ -72,7 +72,8 @@ impl Kubelet {
             watcher::watcher(
                 nodes.clone(),
                 watcher::Config::default().labels(&format!("{FAKE_NODE_LABEL}=fake")),
-            ),
+            )
+            .modify(|n| n.metadata.managed_fields = None),
         )
         .default_backoff()
         .boxed();
@@ -82,7 +83,8 @@ impl Kubelet {
             watcher::watcher(
                 pods.clone(),
                 watcher::Config::default().fields("spec.nodeName!="),
-            ),
+            )
+            .modify(|p| p.metadata.managed_fields = None),
         )
         .default_backoff()
         .boxed();

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod coordination;
+
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Event, Pod};
