@@ -230,6 +230,14 @@ pub(crate) async fn disruption_loop(ctx: Arc<Ctx>, mut rx: watch::Receiver<Arc<C
             }
         };
         publish_diagnostics(&ctx, &st, &decision.diagnostics).await;
+        for (reason, n) in &decision.eligible {
+            opts.metrics
+                .eligible
+                .get_or_create(&crate::metrics::DisruptionReason {
+                    reason: reason.as_str().to_lowercase(),
+                })
+                .set(i64::try_from(*n).unwrap_or(i64::MAX));
+        }
         let Some(command) = decision.command else {
             continue;
         };

@@ -261,6 +261,13 @@ pub struct DisruptionDecision {
     pub consolidation_type: String,
 }
 
+/// Labels of `karpenter_voluntary_disruption_eligible_nodes`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DisruptionReason {
+    /// `empty`, `drifted`, `expired`, `underutilized`.
+    pub reason: String,
+}
+
 /// Labels of `karpenter_interruption_received_messages_total`.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct MessageType {
@@ -274,6 +281,9 @@ pub struct MessageType {
 pub struct DisruptionMetrics {
     /// `karpenter_interruption_received_messages_total`: notices received, by kind.
     pub interruption_received: Family<MessageType, Counter>,
+    /// `karpenter_voluntary_disruption_eligible_nodes`: candidates each reason's methods
+    /// wanted in the last pass.
+    pub eligible: Family<DisruptionReason, Gauge>,
     /// `karpenter_nodeclaims_disrupted_total`: candidates whose NodeClaim was deleted.
     pub nodeclaims_disrupted: Family<Disrupted, Counter>,
     /// `karpenter_voluntary_disruption_decisions_total`: commands executed past validation.
@@ -288,6 +298,11 @@ impl DisruptionMetrics {
             "karpenter_nodeclaims_disrupted",
             "Number of nodeclaims disrupted, by reason, nodepool and capacity type",
             m.nodeclaims_disrupted.clone(),
+        );
+        registry.register(
+            "karpenter_voluntary_disruption_eligible_nodes",
+            "Nodes a disruption reason's methods wanted in the last pass, before blocks and budgets",
+            m.eligible.clone(),
         );
         registry.register(
             "karpenter_interruption_received_messages",

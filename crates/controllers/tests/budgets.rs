@@ -58,7 +58,10 @@ async fn a_zero_budget_window_blocks_disruption_until_it_closes() {
                 {"nodes": "0", "schedule": "*/2 * * * *", "duration": "1m"}]}}),
     )
     .await;
+    let mut registry = prometheus_client::registry::Registry::default();
     let mut options = Options::default();
+    options.disruption.metrics =
+        tandem_controllers::metrics::DisruptionMetrics::register(&mut registry);
     options.disruption.poll_interval = Duration::from_secs(1);
     options.disruption.decide.validation_delay_ms = 2_000;
     let running = common::start_with(&client, Arc::new(Catalog::kwok()), options);
@@ -117,6 +120,7 @@ async fn a_zero_budget_window_blocks_disruption_until_it_closes() {
 
     // Until every node is gone, note when each was first seen deleting (or gone).
     let mut first_seen: BTreeMap<String, Timestamp> = BTreeMap::new();
+    let mut most_eligible = 0;
     let deadline = tokio::time::Instant::now() + TIMEOUT;
     loop {
         let now = Timestamp::now();
@@ -127,6 +131,17 @@ async fn a_zero_budget_window_blocks_disruption_until_it_closes() {
             }
             break;
         }
+        // Blocked by the budget, the empty nodes are still eligible.
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).expect("encode");
+        let eligible = text
+            .lines()
+            .find(|l| {
+                l.starts_with("karpenter_voluntary_disruption_eligible_nodes{reason=\"empty\"}")
+            })
+            .and_then(|l| l.rsplit(' ').next()?.parse::<usize>().ok())
+            .unwrap_or(0);
+        most_eligible = most_eligible.max(eligible);
         for n in live
             .iter()
             .filter(|n| n.metadata.deletion_timestamp.is_some())
@@ -147,6 +162,10 @@ async fn a_zero_budget_window_blocks_disruption_until_it_closes() {
             "{node} started deleting at minute {m} second {s}, inside the blocked window"
         );
     }
+    assert_eq!(
+        most_eligible, 3,
+        "the three empty nodes were eligible while blocked"
+    );
     let blocked = common::events(&client, "default", "DisruptionBlocked", &ns).await;
     assert!(
         !blocked.is_empty(),

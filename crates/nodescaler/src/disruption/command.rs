@@ -165,4 +165,7 @@ pub struct Decision {
     pub diagnostics: Vec<Diagnostic>,
     /// Scheduling simulations run (the pass's work, for metrics and benches).
     pub simulations: usize,
+    /// Candidates each reason's methods wanted this pass, before blocks and budgets
+    /// (`karpenter_voluntary_disruption_eligible_nodes`); only reasons whose methods ran.
+    pub eligible: std::collections::BTreeMap<Reason, usize>,
 }

@@ -215,11 +215,19 @@ pub fn decide(snapshot: &Snapshot, now_ms: i64, options: &Options) -> Decision {
         candidates: unheld,
     };
     let mut command = None;
+    let mut eligible = std::collections::BTreeMap::new();
     for method in methods() {
         let ctx = match method.kind() {
             MethodKind::Expiration | MethodKind::Drift => &ctx,
             MethodKind::Emptiness | MethodKind::MultiNode | MethodKind::SingleNode => &ctx_unheld,
         };
+        let wanted = ctx
+            .candidates
+            .iter()
+            .filter(|c| method.should_disrupt(c, ctx))
+            .count();
+        let n = eligible.entry(method.reason()).or_insert(0);
+        *n = (*n).max(wanted);
         let mut budgets = Budgets::compute(snapshot, now_ms);
         if let Some(cmd) = method.compute(ctx, &mut budgets, &mut pass) {
             // A command that would still eat the held room (moving pods onto it) waits too;
@@ -241,6 +249,7 @@ pub fn decide(snapshot: &Snapshot, now_ms: i64, options: &Options) -> Decision {
         command,
         diagnostics: pass.diagnostics,
         simulations: pass.simulations,
+        eligible,
     }
 }
 
