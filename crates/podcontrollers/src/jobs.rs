@@ -371,12 +371,13 @@ pub fn beyond_history(jobs: &[&Job], successful_limit: i32, failed_limit: i32) -
 
 /// Names of running Jobs created from an older generation of the ScaledJob: what a
 /// non-gradual rollout deletes (upstream deletes the previous version's Jobs on update).
+/// Jobs already being deleted (foreground propagation) are not asked twice.
 #[must_use]
 pub fn outdated(jobs: &[&Job], generation: i64) -> Vec<String> {
     let mut old: Vec<&Job> = jobs
         .iter()
         .copied()
-        .filter(|j| finished(j).is_none())
+        .filter(|j| finished(j).is_none() && j.metadata.deletion_timestamp.is_none())
         .filter(|j| {
             j.metadata
                 .annotations

@@ -1,6 +1,7 @@
 //! ScaledJob on the real control plane with a real RabbitMQ: one Job per message (queueLength
-//! 1), never more than `maxReplicaCount` running, and a broken ScaledJob reported by field
-//! while the valid one keeps working. No kubelet runs the Jobs' pods, so Jobs never finish:
+//! 1), never more than `maxReplicaCount` running, a changed ScaledJob replacing its running
+//! Jobs (default rollout), and a broken ScaledJob reported by field while the valid one keeps
+//! working. No kubelet runs the Jobs' pods, so Jobs never finish:
 //! every Job created stays running, which is what is counted.
 
 mod common;
@@ -212,6 +213,44 @@ async fn one_job_per_message_capped_at_max_and_a_broken_scaled_job_is_reported()
     publish(&rmq, "work", 10).await;
     wait_jobs(&h.client, &ns, "consume", 5).await;
     stays(&h.client, &ns, "consume", 5, Duration::from_secs(4)).await;
+
+    // A changed ScaledJob (new generation): the default rollout deletes the running Jobs of
+    // the old generation, and the queue (still 13) fills the cap again with new ones.
+    let before: Vec<String> = jobs_of(&h.client, &ns, "consume")
+        .await
+        .iter()
+        .filter_map(|j| j.metadata.name.clone())
+        .collect();
+    api.patch(
+        "consume",
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(json!({"spec": {"jobTargetRef": {"template": {"spec": {
+            "containers": [{"name": "consumer", "image": "registry.invalid/consumer:2"}]}}}}})),
+    )
+    .await
+    .expect("patch ScaledJob");
+    wait_event_with(
+        &h.client,
+        &ns,
+        "consume",
+        "ScaledJobRolloutCleanupCompleted",
+        "Deleted 5 jobs of the previous ScaledJob version",
+    )
+    .await;
+    wait_for("5 Jobs of the new generation", TIMEOUT, || async {
+        let jobs = jobs_of(&h.client, &ns, "consume").await;
+        (jobs.len() == 5
+            && jobs.iter().all(|j| {
+                j.metadata
+                    .name
+                    .as_ref()
+                    .is_some_and(|n| !before.contains(n))
+            }))
+        .then_some(())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    stays(&h.client, &ns, "consume", 5, Duration::from_secs(2)).await;
 
     // The broken one never created anything.
     assert!(jobs_of(&h.client, &ns, "broken").await.is_empty());
