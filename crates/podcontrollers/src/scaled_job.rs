@@ -660,7 +660,13 @@ impl Worker {
             if self.scalers[i].is_some() {
                 continue;
             }
-            let kind = sj.spec.triggers[i].type_.clone();
+            // Sized from this generation's triggers above, so `i` is in range.
+            let kind = sj
+                .spec
+                .triggers
+                .get(i)
+                .map(|t| t.type_.clone())
+                .unwrap_or_default();
             let built = triggers::build_for(
                 &ctx.client,
                 &owner,
