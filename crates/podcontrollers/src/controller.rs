@@ -31,7 +31,7 @@ use kube::api::ListParams;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client};
-use tandem_api::keda::v1alpha1::ScaledObject;
+use tandem_api::keda::v1alpha1::{ScaledJob, ScaledObject};
 use tokio::sync::watch;
 
 use crate::error::Error;
@@ -84,12 +84,16 @@ impl Default for Options {
 #[derive(Debug)]
 pub struct PodLayer {
     supervisor: tokio::task::JoinHandle<()>,
+    /// The ScaledJob controller; `None` when ScaledJobs cannot be listed (CRD absent or no
+    /// permission), which must not stop ScaledObjects.
+    jobs_supervisor: Option<tokio::task::JoinHandle<()>>,
     values: MetricValues,
 }
 
 impl PodLayer {
-    /// Checks that ScaledObjects can be listed, then starts the controller on the current
-    /// tokio runtime.
+    /// Checks that ScaledObjects can be listed, then starts the ScaledObject controller on the
+    /// current tokio runtime, and the ScaledJob controller when ScaledJobs can be listed too
+    /// (otherwise it logs why and runs without it).
     ///
     /// # Errors
     /// [`Error::Kube`] when ScaledObjects cannot be listed (CRD missing, no permission).
@@ -104,8 +108,23 @@ impl PodLayer {
             client,
             options,
         });
+        let jobs_api: Api<ScaledJob> = Api::all(ctx.client.clone());
+        let jobs_supervisor = match jobs_api
+            .list_metadata(&ListParams::default().limit(1))
+            .await
+        {
+            Ok(_) => Some(tokio::spawn(crate::scaled_job::supervise(ctx.clone()))),
+            Err(e) => {
+                tracing::warn!(error = %e, "ScaledJobs cannot be listed; ScaledJob controller not started");
+                None
+            }
+        };
         let supervisor = tokio::spawn(supervise(ctx));
-        Ok(PodLayer { supervisor, values })
+        Ok(PodLayer {
+            supervisor,
+            jobs_supervisor,
+            values,
+        })
     }
 
     /// The values the workers publish.
@@ -118,6 +137,9 @@ impl PodLayer {
 impl Drop for PodLayer {
     fn drop(&mut self) {
         self.supervisor.abort();
+        if let Some(j) = &self.jobs_supervisor {
+            j.abort();
+        }
     }
 }
 

@@ -1,4 +1,4 @@
-//! Events on ScaledObjects as upstream publishes them: core/v1 Events from component
+//! Events on ScaledObjects and ScaledJobs as upstream publishes them: core/v1 Events from component
 //! `keda-operator` with upstream's reasons (keda.md §5.1). Warnings repeat every poll while a
 //! problem lasts, so identical ones are sent at most once per two minutes per object.
 
@@ -10,8 +10,7 @@ use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{ObjectMeta, PostParams};
-use kube::{Api, Client};
-use tandem_api::keda::v1alpha1::ScaledObject;
+use kube::{Api, Client, Resource};
 
 /// The component upstream reports Events from.
 pub const COMPONENT: &str = "keda-operator";
@@ -49,15 +48,14 @@ impl Recorder {
     }
 
     /// Publishes one Event. Failures are logged: an Event is never worth failing a poll for.
-    pub async fn publish(
-        &self,
-        so: &ScaledObject,
-        severity: Severity,
-        reason: &str,
-        message: &str,
-    ) {
-        let namespace = so.metadata.namespace.clone().unwrap_or_default();
-        let name = so.metadata.name.clone().unwrap_or_default();
+    /// Generic over the kind so ScaledObjects and ScaledJobs share the deduplication.
+    pub async fn publish<K>(&self, object: &K, severity: Severity, reason: &str, message: &str)
+    where
+        K: Resource<DynamicType = ()>,
+    {
+        let meta = object.meta();
+        let namespace = meta.namespace.clone().unwrap_or_default();
+        let name = meta.name.clone().unwrap_or_default();
         if severity == Severity::Warning {
             let key = format!("{namespace}/{name}/{reason}/{message}");
             let mut seen = self
@@ -79,11 +77,11 @@ impl Recorder {
                 ..ObjectMeta::default()
             },
             involved_object: ObjectReference {
-                api_version: Some("keda.sh/v1alpha1".into()),
-                kind: Some("ScaledObject".into()),
+                api_version: Some(K::api_version(&()).into_owned()),
+                kind: Some(K::kind(&()).into_owned()),
                 name: Some(name),
                 namespace: Some(namespace.clone()),
-                uid: so.metadata.uid.clone(),
+                uid: meta.uid.clone(),
                 ..ObjectReference::default()
             },
             reason: Some(reason.into()),

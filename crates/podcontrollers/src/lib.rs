@@ -14,6 +14,10 @@
 //!                           │ ─► podscaler::decide ─► /scale, HPA, status, Events
 //!                           ▼
 //!                        MetricValues ◄── serve_external_metrics ◄── aggregator ◄── HPA
+//!
+//!   ScaledJob watch ─► scaled_job (one worker per object)
+//!                        │ jobs::validate ─► scalers (same builder) ─► own Jobs and pods
+//!                        │ ─► podscaler::scaled_job::plan ─► create / clean up Jobs, status, Events
 //! ```
 //!
 //! Entry points: [`PodLayer::spawn`] and [`serve_external_metrics`], sharing one
@@ -24,8 +28,14 @@
 //! A source that can report growth (`Scaler::watch`) wakes its ScaledObject's worker at once
 //! ([`Options::push`], DESIGN §3.6); scale-in always waits for `pollingInterval`.
 //!
-//! Not here yet: ScaledJobs, `useCachedMetrics` (every value is cached: the HPA always
-//! reads the last poll), leader election (`tandem run` does it), resolving `valueFrom` env of the target, and watching Secrets (a scaler is
+//! ScaledJobs ([`scaled_job`], pure helpers in [`jobs`]) create `batch/v1` Jobs from
+//! `jobTargetRef`, at most `maxReplicaCount` running, and delete finished Jobs past the
+//! history limits and (unless `rollout.strategy: gradual`) running Jobs of an older
+//! generation. Their triggers are polled only (no push wake-ups, as upstream).
+//!
+//! Not here yet: `useCachedMetrics` (every value is cached: the HPA always reads the last
+//! poll), ScaledJob metrics, leader election (`tandem run` does it), resolving `valueFrom` env
+//! of the target, and watching Secrets (a scaler is
 //! rebuilt, re-reading its Secrets, after it fails). `ready_pods` for fallback with `Value`
 //! targets is the target's `/scale` `status.replicas`, not a count of Ready pods.
 
@@ -33,8 +43,10 @@ pub mod controller;
 mod error;
 pub mod events;
 pub mod hpa;
+pub mod jobs;
 pub mod metrics;
 pub mod metrics_server;
+pub mod scaled_job;
 pub mod status;
 pub mod target;
 pub mod triggers;

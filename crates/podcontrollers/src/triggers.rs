@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret as KubeSecret};
 use kube::{Api, Client};
 use tandem_api::keda::v1alpha1::{
-    ClusterTriggerAuthentication, ScaledObject, TriggerAuthentication, TriggerAuthenticationSpec,
+    ClusterTriggerAuthentication, ScaleTrigger, ScaledObject, TriggerAuthentication,
+    TriggerAuthenticationSpec,
 };
 use tandem_scalers::auth::{AuthError, AuthInputs, AuthObject, TargetEnv};
 use tandem_scalers::{MetricType, Scaler, ScalerError, Secret, TriggerParams};
@@ -111,7 +112,56 @@ pub async fn build(
 ) -> Result<Box<dyn Scaler>, TriggerError> {
     let namespace = so.metadata.namespace.clone().unwrap_or_default();
     let name = so.metadata.name.clone().unwrap_or_default();
-    let Some(trigger) = so.spec.triggers.get(index) else {
+    let owner = TriggerOwner {
+        namespace: &namespace,
+        name: &name,
+        triggers: &so.spec.triggers,
+        env_source_container: so
+            .spec
+            .scale_target_ref
+            .env_source_container_name
+            .as_deref(),
+        uses_scaling_modifiers: so
+            .spec
+            .advanced
+            .as_ref()
+            .and_then(|a| a.scaling_modifiers.as_ref())
+            .is_some_and(|m| m.formula.is_some()),
+    };
+    build_for(client, &owner, index, env, cluster_object_namespace).await
+}
+
+/// The object whose triggers are built: a ScaledObject or a ScaledJob. Both resolve their
+/// authentication the same way upstream (`pkg/scaling/resolver`), so one builder serves both.
+#[derive(Debug, Clone, Copy)]
+pub struct TriggerOwner<'a> {
+    /// Namespace of the object (TriggerAuthentications and Secrets are read from here).
+    pub namespace: &'a str,
+    /// Name of the object.
+    pub name: &'a str,
+    /// Its `spec.triggers`.
+    pub triggers: &'a [ScaleTrigger],
+    /// `envSourceContainerName`: whose env feeds `*FromEnv` metadata (first container if unset).
+    pub env_source_container: Option<&'a str>,
+    /// Whether the object uses scalingModifiers (ScaledObjects only).
+    pub uses_scaling_modifiers: bool,
+}
+
+/// Builds the scaler of trigger `index` of `owner`.
+///
+/// # Errors
+/// [`TriggerError`] when its authentication cannot be resolved, its objects cannot be read
+/// or the scaler refuses its parameters.
+pub async fn build_for(
+    client: &Client,
+    owner: &TriggerOwner<'_>,
+    index: usize,
+    env: &TargetEnv,
+    cluster_object_namespace: &str,
+) -> Result<Box<dyn Scaler>, TriggerError> {
+    let namespace = owner.namespace.to_owned();
+    let name = owner.name.to_owned();
+    let Some(trigger) = owner.triggers.get(index) else {
         return Err(TriggerError::Build(ScalerError::Unsupported {
             trigger: tandem_scalers::TriggerId {
                 kind: String::new(),
@@ -186,11 +236,7 @@ pub async fn build(
             }
         }
     }
-    let env_source = so
-        .spec
-        .scale_target_ref
-        .env_source_container_name
-        .as_deref();
+    let env_source = owner.env_source_container;
     let inputs = AuthInputs {
         namespace: &namespace,
         cluster_object_namespace,
@@ -208,12 +254,7 @@ pub async fn build(
         .map_err(|source| TriggerError::Auth { index, source })?;
     let container_env: BTreeMap<String, Secret<String>> =
         env.of(env_source).cloned().unwrap_or_default();
-    let uses_modifiers = so
-        .spec
-        .advanced
-        .as_ref()
-        .and_then(|a| a.scaling_modifiers.as_ref())
-        .is_some_and(|m| m.formula.is_some());
+    let uses_modifiers = owner.uses_scaling_modifiers;
     let params = TriggerParams::new(&trigger.type_, index, &trigger.metadata)
         .with_name(trigger.name.as_deref())
         .with_owner(&namespace, &name)
