@@ -92,6 +92,7 @@ impl Kubelet {
         let mut pod_stream = pod_stream;
         let mut renewed: BTreeMap<String, Instant> = BTreeMap::new();
         let mut ticks: u32 = 0;
+        let mut tried: BTreeMap<String, Instant> = BTreeMap::new();
         let mut ticker = tokio::time::interval(self.tick);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -106,6 +107,9 @@ impl Kubelet {
                 ev = pod_stream.next() => match ev {
                     Some(Ok(Event::Apply(pod) | Event::InitApply(pod))) => {
                         self.pod(&pod, &node_store).await;
+                        if let Some(uid) = pod.metadata.uid.clone() {
+                            tried.insert(uid, Instant::now());
+                        }
                     }
                     Some(_) => {}
                     None => return,
@@ -122,15 +126,26 @@ impl Kubelet {
                     // store fills at the end of a relist, e.g. right after a controller
                     // restart) was skipped when its event arrived, and nothing else would
                     // revisit it. Not every tick: a burst's fresh pods are the events' work.
+                    // A pod tried within the last resync period is left alone: in a burst its
+                    // start may simply not be observed yet, and a second patch only adds load.
                     ticks = ticks.wrapping_add(1);
                     let resync = ticks.is_multiple_of(RESYNC_TICKS);
+                    let period = self.tick * RESYNC_TICKS;
+                    if resync {
+                        tried.retain(|_, at| at.elapsed() < period * 4);
+                    }
                     for pod in pod_store.state() {
                         let pending = matches!(
                             pod.status.as_ref().and_then(|s| s.phase.as_deref()),
                             None | Some("Pending")
                         );
-                        if pod.metadata.deletion_timestamp.is_some() || (resync && pending) {
+                        let uid = pod.metadata.uid.clone().unwrap_or_default();
+                        let recent = tried.get(&uid).is_some_and(|at| at.elapsed() < period);
+                        if pod.metadata.deletion_timestamp.is_some() {
                             self.pod(&pod, &node_store).await;
+                        } else if resync && pending && !recent {
+                            self.pod(&pod, &node_store).await;
+                            tried.insert(uid, Instant::now());
                         }
                     }
                 }

@@ -27,7 +27,10 @@ impl Replica {
         let (probes, metrics) = (free_port(), free_port());
         let log = dir.join(format!("tandem-run-{id}.log"));
         let file = std::fs::File::create(&log).expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_tandem"))
+        // Under `setpriv --pdeathsig KILL`, as testkit starts the control plane: a test binary
+        // killed mid-run must not leave a `tandem run` behind holding memory and retrying.
+        let child = Command::new("setpriv")
+            .args(["--pdeathsig", "KILL", env!("CARGO_BIN_EXE_tandem")])
             .args(["run", "--kubeconfig"])
             .arg(kubeconfig)
             .args(["--bind-address", "127.0.0.1", "--identity", id])
