@@ -4,7 +4,8 @@
 //! Deployment (3 × 1 CPU) lands one pod on each. One more pod, `keep`, with
 //! `karpenter.sh/do-not-disrupt: "true"`, shares a node with a web pod. Deleting the ballast
 //! leaves every node about a third full: consolidation removes the nodes it may (the pods fit
-//! on fewer nodes), never the one `keep` runs on, and every pod ends up serving.
+//! on fewer nodes), never the one `keep` runs on, and every pod ends up serving; a PDB
+//! (`minAvailable: 2`) on web means web never loses its last serving replica meanwhile.
 //!
 //! One test per binary: the controllers act on every NodePool of the control plane they watch.
 
@@ -12,10 +13,12 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{DeleteParams, ListParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
@@ -131,6 +134,36 @@ async fn underutilized_nodes_are_consolidated_except_where_a_pod_forbids_it() {
     let before = pool_nodes(&nodes, &ns).await;
     assert!(before.len() >= 3, "{before:?}");
 
+    // web keeps at least 2 of its 3 replicas through any eviction, and a watcher records the
+    // fewest serving from here on: consolidation must never take its last one.
+    Api::<PodDisruptionBudget>::namespaced(client.clone(), &ns)
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+                "metadata": {"name": "web"},
+                "spec": {"minAvailable": 2, "selector": {"matchLabels": {"app": "web"}}},
+            }))
+            .expect("pdb"),
+        )
+        .await
+        .expect("create pdb");
+    let fewest = Arc::new(AtomicUsize::new(usize::MAX));
+    let watching = Arc::new(AtomicBool::new(true));
+    let watcher = {
+        let (pods, fewest, watching) = (pods.clone(), fewest.clone(), watching.clone());
+        tokio::spawn(async move {
+            while watching.load(Ordering::Relaxed) {
+                let n = common::pods(&pods, "app=web")
+                    .await
+                    .iter()
+                    .filter(|p| common::serving(p))
+                    .count();
+                fewest.fetch_min(n, Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    };
     deployments
         .delete("ballast", &DeleteParams::default())
         .await
@@ -160,6 +193,14 @@ async fn underutilized_nodes_are_consolidated_except_where_a_pod_forbids_it() {
     );
     // Let any further command run, then check the do-not-disrupt pod never moved.
     tokio::time::sleep(Duration::from_secs(10)).await;
+    watching.store(false, Ordering::Relaxed);
+    let _ = watcher.await;
+    let fewest = fewest.load(Ordering::Relaxed);
+    eprintln!("consolidation: fewest web replicas serving throughout: {fewest}");
+    assert!(
+        fewest >= 1 && fewest != usize::MAX,
+        "web never lost its last serving replica (PDB minAvailable 2): fewest {fewest}"
+    );
     assert_eq!(
         serving_on("keep").await,
         vec![keep_node.clone()],
