@@ -230,6 +230,9 @@ pub(crate) async fn disruption_loop(ctx: Arc<Ctx>, mut rx: watch::Receiver<Arc<C
             }
         };
         publish_diagnostics(&ctx, &st, &decision.diagnostics).await;
+        // Reasons whose methods did not run this pass (an earlier one decided) drop out
+        // rather than keep a stale count.
+        opts.metrics.eligible.clear();
         for (reason, n) in &decision.eligible {
             opts.metrics
                 .eligible

@@ -18,7 +18,7 @@ use std::time::Duration;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::jiff::{Timestamp, tz::TimeZone};
-use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 use tandem_controllers::Options;
@@ -31,14 +31,6 @@ const TIMEOUT: Duration = Duration::from_secs(150);
 fn minute_second(t: Timestamp) -> (i8, i8) {
     let z = t.to_zoned(TimeZone::UTC);
     (z.minute(), z.second())
-}
-
-async fn pool_nodes(nodes: &Api<Node>, pool: &str) -> Vec<Node> {
-    nodes
-        .list(&ListParams::default().labels(&format!("karpenter.sh/nodepool={pool}")))
-        .await
-        .map(|l| l.items)
-        .unwrap_or_default()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -95,7 +87,7 @@ async fn a_zero_budget_window_blocks_disruption_until_it_closes() {
     .await
     .expect("work runs");
     let nodes: Api<Node> = Api::all(client.clone());
-    let known: Vec<String> = pool_nodes(&nodes, &ns)
+    let known: Vec<String> = common::pool_nodes(&nodes, &ns)
         .await
         .iter()
         .map(ResourceExt::name_any)
@@ -124,7 +116,7 @@ async fn a_zero_budget_window_blocks_disruption_until_it_closes() {
     let deadline = tokio::time::Instant::now() + TIMEOUT;
     loop {
         let now = Timestamp::now();
-        let live = pool_nodes(&nodes, &ns).await;
+        let live = common::pool_nodes(&nodes, &ns).await;
         if live.is_empty() {
             for name in &known {
                 first_seen.entry(name.clone()).or_insert(now);
@@ -134,13 +126,10 @@ async fn a_zero_budget_window_blocks_disruption_until_it_closes() {
         // Blocked by the budget, the empty nodes are still eligible.
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &registry).expect("encode");
-        let eligible = text
-            .lines()
-            .find(|l| {
-                l.starts_with("karpenter_voluntary_disruption_eligible_nodes{reason=\"empty\"}")
-            })
-            .and_then(|l| l.rsplit(' ').next()?.parse::<usize>().ok())
-            .unwrap_or(0);
+        let eligible = common::metric_sum(
+            &text,
+            "karpenter_voluntary_disruption_eligible_nodes{reason=\"empty\"}",
+        );
         most_eligible = most_eligible.max(eligible);
         for n in live
             .iter()

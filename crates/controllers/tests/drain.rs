@@ -267,14 +267,10 @@ async fn deleting_a_node_or_its_claim_drains_it_within_the_pdb() {
     // (consolidation may have removed more nodes meanwhile).
     let mut text = String::new();
     prometheus_client::encoding::text::encode(&mut text, &registry).expect("encode");
-    let terminated: u64 = text
-        .lines()
-        .filter(|l| {
-            l.starts_with("karpenter_nodeclaims_terminated_total{")
-                && l.contains(&format!("nodepool=\"{ns}\""))
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-        .sum();
+    let terminated = common::metric_sum(
+        &text,
+        &format!("karpenter_nodeclaims_terminated_total{{nodepool=\"{ns}\""),
+    );
     assert!(terminated >= 2, "{text}");
     drop(running);
 }

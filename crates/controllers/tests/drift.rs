@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Node, Pod};
-use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 use tandem_api::karpenter::NodePool;
@@ -29,14 +29,6 @@ use tandem_testkit::{ControlPlane, wait_for};
 const TIMEOUT: Duration = Duration::from_secs(240);
 const REPLICAS: usize = 3;
 const CLASS_LABEL: &str = "karpenter.kwok.sh/kwoknodeclass";
-
-async fn pool_nodes(nodes: &Api<Node>, pool: &str) -> Vec<Node> {
-    nodes
-        .list(&ListParams::default().labels(&format!("karpenter.sh/nodepool={pool}")))
-        .await
-        .map(|l| l.items)
-        .unwrap_or_default()
-}
 
 fn disrupted(n: &Node) -> bool {
     n.spec
@@ -52,7 +44,7 @@ fn watch_disrupted(nodes: Api<Node>, pool: String) -> (Arc<AtomicUsize>, Arc<Ato
     let (m, s) = (max.clone(), stop.clone());
     tokio::spawn(async move {
         while !s.load(Ordering::Relaxed) {
-            let n = pool_nodes(&nodes, &pool)
+            let n = common::pool_nodes(&nodes, &pool)
                 .await
                 .iter()
                 .filter(|n| disrupted(n))
@@ -120,7 +112,7 @@ async fn changing_the_node_class_replaces_every_node_one_at_a_time() {
     })
     .await
     .expect("web runs");
-    for n in pool_nodes(&nodes, &ns).await {
+    for n in common::pool_nodes(&nodes, &ns).await {
         assert_eq!(
             n.labels().get(CLASS_LABEL),
             Some(&old_class),
@@ -143,7 +135,7 @@ async fn changing_the_node_class_replaces_every_node_one_at_a_time() {
         .expect("move the pool to the new class");
 
     let new: BTreeSet<String> = wait_for("every node replaced", TIMEOUT, || async {
-        let list = pool_nodes(&nodes, &ns).await;
+        let list = common::pool_nodes(&nodes, &ns).await;
         let all_new = list.iter().all(|n| {
             n.labels().get(CLASS_LABEL) == Some(&new_class) && !old.contains(&n.name_any())
         });
@@ -169,7 +161,7 @@ async fn changing_the_node_class_replaces_every_node_one_at_a_time() {
         max, 1,
         "budget nodes: 1 allows one disrupted node at a time"
     );
-    for n in pool_nodes(&nodes, &ns).await {
+    for n in common::pool_nodes(&nodes, &ns).await {
         assert!(!disrupted(&n), "{} left tainted", n.name_any());
     }
     let terminating = common::events(&client, "default", "DisruptionTerminating", "").await;

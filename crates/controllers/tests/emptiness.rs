@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Node, Pod};
-use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 use tandem_controllers::Options;
@@ -23,14 +23,6 @@ use tandem_model::catalog::Catalog;
 use tandem_testkit::{ControlPlane, wait_for, workspace_root};
 
 const TIMEOUT: Duration = Duration::from_secs(120);
-
-async fn pool_nodes(nodes: &Api<Node>, pool: &str) -> Vec<Node> {
-    nodes
-        .list(&ListParams::default().labels(&format!("karpenter.sh/nodepool={pool}")))
-        .await
-        .map(|l| l.items)
-        .unwrap_or_default()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn empty_nodes_go_after_consolidate_after_and_not_before() {
@@ -87,7 +79,7 @@ async fn empty_nodes_go_after_consolidate_after_and_not_before() {
     .await
     .expect("inflate runs");
     let nodes: Api<Node> = Api::all(client.clone());
-    let before: Vec<String> = pool_nodes(&nodes, &ns)
+    let before: Vec<String> = common::pool_nodes(&nodes, &ns)
         .await
         .iter()
         .map(ResourceExt::name_any)
@@ -95,7 +87,7 @@ async fn empty_nodes_go_after_consolidate_after_and_not_before() {
     assert!(!before.is_empty(), "the pool launched nodes");
     // Busy nodes are not touched, however long they have been up.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(pool_nodes(&nodes, &ns).await.len(), before.len());
+    assert_eq!(common::pool_nodes(&nodes, &ns).await.len(), before.len());
 
     scale(0).await;
     wait_for("inflate pods gone", TIMEOUT, || async {
@@ -110,7 +102,7 @@ async fn empty_nodes_go_after_consolidate_after_and_not_before() {
 
     // Not before consolidateAfter: for the first 5 s every node stays, untainted, undeleted.
     while gone_at.elapsed() < Duration::from_secs(5) {
-        let now = pool_nodes(&nodes, &ns).await;
+        let now = common::pool_nodes(&nodes, &ns).await;
         assert_eq!(
             now.len(),
             before.len(),
@@ -127,14 +119,14 @@ async fn empty_nodes_go_after_consolidate_after_and_not_before() {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     let first_deleting = wait_for("a node deleting", TIMEOUT, || async {
-        let now = pool_nodes(&nodes, &ns).await;
+        let now = common::pool_nodes(&nodes, &ns).await;
         (now.len() < before.len() || now.iter().any(|n| n.metadata.deletion_timestamp.is_some()))
             .then(|| gone_at.elapsed())
     })
     .await
     .expect("emptiness starts");
     let all_gone = wait_for("every empty node gone", TIMEOUT, || async {
-        pool_nodes(&nodes, &ns)
+        common::pool_nodes(&nodes, &ns)
             .await
             .is_empty()
             .then(|| gone_at.elapsed())

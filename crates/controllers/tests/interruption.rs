@@ -27,13 +27,6 @@ const TIMEOUT: Duration = Duration::from_secs(90);
 /// Replacements take this long to turn Ready, so "before the drain" is measurable.
 const READY_DELAY: Duration = Duration::from_secs(3);
 
-fn counter(text: &str, prefix: &str) -> u64 {
-    text.lines()
-        .filter(|l| l.starts_with(prefix))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-        .sum()
-}
-
 async fn nodes_of(pods: &Api<Pod>) -> Vec<String> {
     let mut nodes: Vec<String> = common::pods(pods, "app=web")
         .await
@@ -160,7 +153,7 @@ async fn a_spot_interruption_launches_the_replacement_before_the_drain() {
     let mut text = String::new();
     prometheus_client::encoding::text::encode(&mut text, &registry).expect("encode");
     assert_eq!(
-        counter(
+        common::metric_sum(
             &text,
             "karpenter_nodeclaims_created_total{reason=\"spot_interrupted\""
         ),
@@ -168,7 +161,7 @@ async fn a_spot_interruption_launches_the_replacement_before_the_drain() {
         "{text}"
     );
     assert_eq!(
-        counter(
+        common::metric_sum(
             &text,
             "karpenter_nodeclaims_created_total{reason=\"provisioning\""
         ),
@@ -176,7 +169,7 @@ async fn a_spot_interruption_launches_the_replacement_before_the_drain() {
         "the evicted pods found the replacement ready, no new launch: {text}"
     );
     assert_eq!(
-        counter(
+        common::metric_sum(
             &text,
             "karpenter_interruption_received_messages_total{message_type=\"spot_interrupted\"}"
         ),
@@ -184,7 +177,7 @@ async fn a_spot_interruption_launches_the_replacement_before_the_drain() {
         "{text}"
     );
     assert_eq!(
-        counter(
+        common::metric_sum(
             &text,
             "karpenter_nodeclaims_disrupted_total{reason=\"spot_interrupted\""
         ),

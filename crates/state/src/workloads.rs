@@ -78,15 +78,9 @@ impl Workloads {
         let Some(key) = key_of(pod) else {
             return;
         };
-        let set = self.pods.entry(key.clone()).or_default();
         if !deleted && live(pod) {
-            set.insert(pod_key.to_owned());
-            if !self.templates.contains_key(&key)
-                && let Some(t) = convert::pending_pod(pod, 0)
-            {
-                self.templates.insert(key.clone(), t);
-            }
-        } else {
+            self.add(&key, pod_key, pod);
+        } else if let Some(set) = self.pods.get_mut(&key) {
             set.remove(pod_key);
         }
         self.record(&key, now_ms);
@@ -100,15 +94,7 @@ impl Workloads {
             if let Some(key) = key_of(p)
                 && live(p)
             {
-                self.pods
-                    .entry(key.clone())
-                    .or_default()
-                    .insert(k.to_owned());
-                if !self.templates.contains_key(&key)
-                    && let Some(t) = convert::pending_pod(p, 0)
-                {
-                    self.templates.insert(key, t);
-                }
+                self.add(&key, k, p);
             }
         }
         let keys: BTreeSet<WorkloadKey> = before
@@ -117,6 +103,20 @@ impl Workloads {
             .collect();
         for key in keys {
             self.record(&key, now_ms);
+        }
+    }
+
+    /// Counts a live pod under its workload; its spec becomes the workload's template if it
+    /// has none yet.
+    fn add(&mut self, key: &WorkloadKey, pod_key: &str, pod: &Pod) {
+        self.pods
+            .entry(key.clone())
+            .or_default()
+            .insert(pod_key.to_owned());
+        if !self.templates.contains_key(key)
+            && let Some(t) = convert::pending_pod(pod, 0)
+        {
+            self.templates.insert(key.clone(), t);
         }
     }
 

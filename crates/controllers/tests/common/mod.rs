@@ -140,3 +140,24 @@ pub async fn events(client: &Client, namespace: &str, reason: &str, name: &str) 
         .filter(|e| name.is_empty() || e.involved_object.name.as_deref() == Some(name))
         .collect()
 }
+
+/// The Nodes of NodePool `pool` (empty when the list fails: callers poll).
+pub async fn pool_nodes(
+    nodes: &Api<k8s_openapi::api::core::v1::Node>,
+    pool: &str,
+) -> Vec<k8s_openapi::api::core::v1::Node> {
+    nodes
+        .list(&ListParams::default().labels(&format!("karpenter.sh/nodepool={pool}")))
+        .await
+        .map(|l| l.items)
+        .unwrap_or_default()
+}
+
+/// The sum of the values of every sample in Prometheus `text` whose line starts with `prefix`
+/// (a metric name and the start of its labels).
+pub fn metric_sum(text: &str, prefix: &str) -> u64 {
+    text.lines()
+        .filter(|l| l.starts_with(prefix))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
