@@ -186,13 +186,18 @@ async fn hpa_scales_deployment_on_external_metric_served_through_the_aggregation
     wait_for_object(&deployments, "worker", TIMEOUT, replicas(5))
         .await
         .unwrap_or_else(|e| panic!("HPA scales 1 -> 5: {e}"));
-    let status = hpas
-        .get("worker")
-        .await
-        .expect("get hpa")
-        .status
-        .expect("hpa status");
-    assert_eq!(status.desired_replicas, 5);
+    // The HPA writes the scale before its own status, so the status is read until it catches up.
+    wait_for_object(
+        &hpas,
+        "worker",
+        TIMEOUT,
+        |h: Option<&HorizontalPodAutoscaler>| {
+            h.and_then(|h| h.status.as_ref())
+                .is_some_and(|s| s.desired_replicas == 5)
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("HPA status desiredReplicas 5: {e}"));
     assert!(
         metrics.reads(&ns, metric) > 0,
         "the value must have come from the in-test server"
