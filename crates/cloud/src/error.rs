@@ -76,6 +76,15 @@ pub enum Error {
         #[source]
         source: kube::Error,
     },
+    /// A call to the cloud's own API failed (throttled, refused, unreachable); retried with
+    /// backoff like an API-server failure.
+    #[error("cloud API call {action} failed: {message}")]
+    Cloud {
+        /// The call, naming what it was for (`CreateFleet for nodeclaim default-x7k2p`).
+        action: String,
+        /// The cloud's error code and message.
+        message: String,
+    },
 }
 
 fn first(offerings: &[OfferingRef]) -> String {
@@ -90,7 +99,7 @@ impl Error {
     /// the caller must change course (delete the claim, wait for the NodeClass).
     pub fn is_retryable(&self) -> bool {
         match self {
-            Error::CreateFailed { .. } | Error::Api { .. } => true,
+            Error::CreateFailed { .. } | Error::Api { .. } | Error::Cloud { .. } => true,
             Error::InsufficientCapacity { .. }
             | Error::NodeClaimNotFound { .. }
             | Error::NodeClassNotReady { .. }
@@ -109,6 +118,7 @@ impl Error {
             Error::CreateFailed { .. } => "CreateFailed",
             Error::CallLimit { .. } => "CallLimit",
             Error::Api { .. } => "ApiError",
+            Error::Cloud { .. } => "CloudProviderError",
         }
     }
 
@@ -117,7 +127,16 @@ impl Error {
         matches!(self, Error::NodeClaimNotFound { .. })
     }
 
-    pub(crate) fn api(action: impl Into<String>, source: kube::Error) -> Self {
+    /// A failed cloud API call.
+    pub fn cloud(action: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::Cloud {
+            action: action.into(),
+            message: message.into(),
+        }
+    }
+
+    /// A failed API-server request.
+    pub fn api(action: impl Into<String>, source: kube::Error) -> Self {
         Error::Api {
             action: action.into(),
             source,

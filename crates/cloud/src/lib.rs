@@ -35,7 +35,7 @@ use tandem_model::catalog::Catalog;
 use tandem_model::resources::Resources;
 
 pub use error::{Error, OfferingRef};
-pub use requirements::claim_requirements;
+pub use requirements::{claim_requests, claim_requirements, instance_labels};
 
 /// A launched machine, as the cloud reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -33,7 +33,7 @@ pub fn claim_requirements(claim: &NodeClaim) -> Requirements {
 }
 
 /// The requests a claim must fit (`spec.resources.requests`).
-pub(crate) fn claim_requests(claim: &NodeClaim) -> Resources {
+pub fn claim_requests(claim: &NodeClaim) -> Resources {
     let mut out = Resources::new();
     for (name, q) in &claim.spec.resources.requests {
         if let Ok(q) = q.as_str().parse() {
@@ -95,7 +95,7 @@ pub(crate) fn choose<'c>(
 
 /// The labels an instance resolves: every single-valued requirement of its type, plus zone and
 /// capacity type of the offering.
-pub(crate) fn instance_labels(
+pub fn instance_labels(
     it: &InstanceType,
     o: &Offering,
 ) -> std::collections::BTreeMap<String, String> {

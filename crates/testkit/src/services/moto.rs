@@ -1,6 +1,13 @@
 //! moto's server (PyPI `moto[server]`) for SQS, with IAM authentication switched on, so a
 //! wrong access key is refused as by AWS.
 //!
+//! moto is started through a small Python launcher that first seeds what every real region
+//! has and moto lacks: the public EKS-optimized AMI parameters in SSM
+//! (`/aws/service/eks/optimized-ami/<1.28…1.40>/amazon-linux-2023/<arch>/standard/recommended/image_id`,
+//! pointing at moto's own default images), so an EC2NodeClass with `alias: al2023@latest`
+//! resolves as on AWS. moto refuses `PutParameter` under `/aws/`, hence the seeding inside its
+//! process.
+//!
 //! moto checks credentials only after `INITIAL_NO_AUTH_ACTION_COUNT` unauthenticated
 //! actions; [`Moto::start`] spends exactly those on creating one IAM user with full rights
 //! and an access key for it (through boto3, which moto depends on), then every request
@@ -24,6 +31,28 @@ k = iam.create_access_key(UserName="tandem")["AccessKey"]
 print(k["AccessKeyId"], k["SecretAccessKey"])
 "#;
 
+/// Seeds the EKS AMI parameters, then runs moto's server with the arguments given.
+const LAUNCHER: &str = r#"
+import sys, time
+from moto.core import DEFAULT_ACCOUNT_ID
+from moto.ssm.models import ssm_backends, Parameter
+backend = ssm_backends[DEFAULT_ACCOUNT_ID]["us-east-1"]
+for minor in range(28, 41):
+    for arch, image in (("x86_64", "ami-ekslinux"), ("arm64", "ami-0e9271c829888680e")):
+        name = f"/aws/service/eks/optimized-ami/1.{minor}/amazon-linux-2023/{arch}/standard/recommended/image_id"
+        backend._parameters[name].append(Parameter(
+            account_id=DEFAULT_ACCOUNT_ID, name=name, value=image, parameter_type="String",
+            description=None, allowed_pattern=None, keyid=None,
+            last_modified_date=time.time(), version=1, data_type="aws:ec2:image"))
+from moto.server import main
+main(sys.argv[1:])
+"#;
+
+/// The image moto's seeded `al2023@latest` parameter names for x86_64.
+pub const EKS_AL2023_AMD64_AMI: &str = "ami-ekslinux";
+/// The image moto's seeded `al2023@latest` parameter names for arm64.
+pub const EKS_AL2023_ARM64_AMI: &str = "ami-0e9271c829888680e";
+
 /// A running moto server on 127.0.0.1, with one valid access key.
 #[derive(Debug)]
 pub struct Moto {
@@ -36,10 +65,14 @@ pub struct Moto {
 impl Moto {
     /// Starts moto, waits for `/moto-api/` (bounded, 30 s) and creates the access key.
     pub async fn start() -> Result<Self> {
-        let binary = find_binary(SERVER, "moto_server")?;
+        // moto_server must be installed (services.sh); the launcher runs the same package.
+        find_binary(SERVER, "moto_server")?;
+        let binary = find_binary(SERVER, "python3")?;
         let mut instance = Instance::new(SERVER).await?;
         let port = free_port(SERVER)?;
         let args = vec![
+            "-c".into(),
+            LAUNCHER.into(),
             "-H".into(),
             "127.0.0.1".into(),
             "-p".into(),
@@ -99,14 +132,14 @@ impl Moto {
         &self.secret_access_key
     }
 
-    /// Runs a boto3 snippet against this server with the valid key; `sqs` is an SQS client
-    /// in `us-east-1`. Returns stdout. Bounded (60 s).
+    /// Runs a boto3 snippet against this server with the valid key; `sqs`, `ec2`, `iam` and
+    /// `ssm` are clients in `us-east-1`, `json` is imported. Returns stdout. Bounded (60 s).
     pub async fn boto3(&self, code: &str) -> Result<String> {
         let script = format!(
-            "import boto3\nsqs = boto3.client('sqs', endpoint_url='{}', region_name='us-east-1', aws_access_key_id='{}', aws_secret_access_key='{}')\n{code}\n",
-            self.endpoint(),
+            "import boto3, json\nsession = boto3.session.Session(region_name='us-east-1', aws_access_key_id='{}', aws_secret_access_key='{}')\nsqs, ec2, iam, ssm = (session.client(s, endpoint_url='{}') for s in ('sqs', 'ec2', 'iam', 'ssm'))\n{code}\n",
             self.access_key_id,
-            self.secret_access_key
+            self.secret_access_key,
+            self.endpoint(),
         );
         run(
             SERVER,

@@ -1,0 +1,168 @@
+//! Shared set-up for the moto tests: an AWS "account" shaped like seed 004's cluster (tagged
+//! subnets and security group, a node role), the seed's EC2NodeClass applied to the real API
+//! server, and a provider pointed at moto (or at a proxy in front of it).
+
+#![allow(dead_code)]
+
+pub mod ice_proxy;
+
+use std::sync::Arc;
+
+use kube::Client;
+use kube::api::{Api, PostParams};
+use serde_json::{Value, json};
+use tandem_api::aws::v1::EC2NodeClass;
+use tandem_api::karpenter::NodeClaim;
+use tandem_cloud_aws::{AwsCloud, AwsSettings, Clients, StaticCredentials};
+use tandem_model::catalog::Catalog;
+use tandem_testkit::services::Moto;
+use tandem_testkit::workspace_root;
+
+/// What the account set-up created.
+#[derive(Debug)]
+pub struct Account {
+    /// The subnets tagged for discovery (us-east-1a, us-east-1b).
+    pub subnets: Vec<String>,
+    /// The security group tagged for discovery.
+    pub security_group: String,
+    /// The node role.
+    pub role: String,
+}
+
+/// Tags two default subnets and a new security group with `karpenter.sh/discovery=<cluster>`
+/// and creates the node role, as the EKS getting-started guide does.
+pub async fn account(moto: &Moto, cluster: &str) -> Account {
+    let out = moto
+        .boto3(&format!(
+            r#"
+cluster = "{cluster}"
+vpc = ec2.describe_vpcs(Filters=[{{"Name": "isDefault", "Values": ["true"]}}])["Vpcs"][0]["VpcId"]
+subs = ec2.describe_subnets(Filters=[{{"Name": "vpc-id", "Values": [vpc]}}])["Subnets"]
+picked = sorted([s for s in subs if s["AvailabilityZone"] in ("us-east-1a", "us-east-1b")], key=lambda s: s["AvailabilityZone"])
+ec2.create_tags(Resources=[s["SubnetId"] for s in picked], Tags=[{{"Key": "karpenter.sh/discovery", "Value": cluster}}])
+# The VPC's default group: moto launches fleet instances into it whatever the launch template
+# says, so tagging it keeps the instance's groups equal to the class's (as on EC2).
+sg = ec2.describe_security_groups(Filters=[{{"Name": "vpc-id", "Values": [vpc]}}, {{"Name": "group-name", "Values": ["default"]}}])["SecurityGroups"][0]["GroupId"]
+ec2.create_tags(Resources=[sg], Tags=[{{"Key": "karpenter.sh/discovery", "Value": cluster}}])
+role = "KarpenterNodeRole-" + cluster
+iam.create_role(RoleName=role, AssumeRolePolicyDocument=json.dumps({{"Version": "2012-10-17", "Statement": [{{"Effect": "Allow", "Principal": {{"Service": "ec2.amazonaws.com"}}, "Action": "sts:AssumeRole"}}]}}))
+print(json.dumps({{"subnets": [s["SubnetId"] for s in picked], "sg": sg, "role": role}}))
+"#
+        ))
+        .await
+        .expect("account set-up");
+    let v: Value = serde_json::from_str(out.trim()).expect("set-up output");
+    Account {
+        subnets: v["subnets"]
+            .as_array()
+            .expect("subnets")
+            .iter()
+            .filter_map(|s| s.as_str().map(str::to_owned))
+            .collect(),
+        security_group: v["sg"].as_str().expect("sg").to_owned(),
+        role: v["role"].as_str().expect("role").to_owned(),
+    }
+}
+
+/// Seed 004's EC2NodeClass, unchanged but for its placeholders and a per-test name, created in
+/// the API server.
+pub async fn seed_class(client: &Client, name: &str, cluster: &str, role: &str) -> EC2NodeClass {
+    let path =
+        workspace_root().join("examples/seeds/004_27f72e644f865756/02-ec2nodeclass-default.yaml");
+    let text = std::fs::read_to_string(&path)
+        .expect("seed 004 class")
+        .replace("<NODE_ROLE_NAME>", role)
+        .replace("<CLUSTER_NAME>", cluster)
+        .replace("name: default", &format!("name: {name}"));
+    let class: EC2NodeClass = serde_yaml_ng::from_str(&text).expect("parse class");
+    Api::<EC2NodeClass>::all(client.clone())
+        .create(&PostParams::default(), &class)
+        .await
+        .expect("create class")
+}
+
+/// A NodeClaim as the node layer makes it from seed 004's NodePool `default`.
+pub fn seed_claim(name: &str, class: &str, extra: &[Value]) -> NodeClaim {
+    let mut reqs = vec![
+        json!({"key": "kubernetes.io/arch", "operator": "In", "values": ["amd64"]}),
+        json!({"key": "kubernetes.io/os", "operator": "In", "values": ["linux"]}),
+        json!({"key": "karpenter.sh/capacity-type", "operator": "In", "values": ["spot", "on-demand", "reserved"]}),
+        json!({"key": "karpenter.k8s.aws/instance-category", "operator": "In", "values": ["c", "m", "r"]}),
+        json!({"key": "karpenter.k8s.aws/instance-generation", "operator": "Gt", "values": ["2"]}),
+        json!({"key": "karpenter.sh/nodepool", "operator": "In", "values": ["default"]}),
+    ];
+    reqs.extend(extra.iter().cloned());
+    serde_json::from_value(json!({
+        "apiVersion": "karpenter.sh/v1", "kind": "NodeClaim",
+        "metadata": {"name": name, "labels": {"karpenter.sh/nodepool": "default"}},
+        "spec": {
+            "nodeClassRef": {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": class},
+            "requirements": reqs,
+            "resources": {"requests": {"cpu": "1500m", "memory": "2Gi", "pods": "5"}},
+            "expireAfter": "720h"
+        }
+    }))
+    .expect("claim")
+}
+
+/// Provider settings for `cluster` against `endpoint`.
+pub fn settings(moto: &Moto, endpoint: &str, cluster: &str, queue: Option<&str>) -> AwsSettings {
+    AwsSettings {
+        region: "us-east-1".into(),
+        endpoint: Some(endpoint.to_owned()),
+        credentials: Some(StaticCredentials {
+            access_key_id: moto.access_key_id().to_owned(),
+            secret_access_key: moto.secret_access_key().to_owned(),
+        }),
+        cluster_name: cluster.to_owned(),
+        cluster_endpoint: "https://127.0.0.1:6443".into(),
+        interruption_queue: queue.map(str::to_owned),
+        kubernetes_version: "1.36".into(),
+    }
+}
+
+/// The provider and its clients.
+pub async fn provider(client: &Client, settings: &AwsSettings) -> (AwsCloud, Clients) {
+    let clients = Clients::new(settings).await;
+    let catalog = Arc::new(Catalog::aws_us_east_1().expect("catalog"));
+    (
+        AwsCloud::new(clients.clone(), settings.clone(), client.clone(), catalog),
+        clients,
+    )
+}
+
+/// The launch templates the provider made for `cluster`, with their latest data, as JSON.
+pub async fn launch_templates(moto: &Moto, cluster: &str) -> Value {
+    let out = moto
+        .boto3(&format!(
+            r#"
+out = []
+for t in ec2.describe_launch_templates()["LaunchTemplates"]:
+    if t["LaunchTemplateName"].startswith("tandem/{cluster}/"):
+        v = ec2.describe_launch_template_versions(LaunchTemplateId=t["LaunchTemplateId"], Versions=["$Latest"])["LaunchTemplateVersions"][0]
+        out.append({{"name": t["LaunchTemplateName"], "data": v["LaunchTemplateData"]}})
+print(json.dumps(out, default=str))
+"#
+        ))
+        .await
+        .expect("describe launch templates");
+    serde_json::from_str(out.trim()).expect("launch template output")
+}
+
+/// The instance as EC2 describes it (boto3), as JSON.
+pub async fn describe_instance(moto: &Moto, id: &str) -> Value {
+    let out = moto
+        .boto3(&format!(
+            r#"
+i = ec2.describe_instances(InstanceIds=["{id}"])["Reservations"][0]["Instances"][0]
+print(json.dumps({{"type": i["InstanceType"], "subnet": i.get("SubnetId"), "image": i["ImageId"], "state": i["State"]["Name"],
+  "zone": i["Placement"]["AvailabilityZone"], "lifecycle": i.get("InstanceLifecycle", "on-demand"),
+  "groups": [g["GroupId"] for g in i.get("SecurityGroups", [])],
+  "profile": i.get("IamInstanceProfile", {{}}).get("Arn", ""),
+  "tags": {{t["Key"]: t["Value"] for t in i.get("Tags", [])}}}}))
+"#
+        ))
+        .await
+        .expect("describe instance");
+    serde_json::from_str(out.trim()).expect("describe output")
+}
