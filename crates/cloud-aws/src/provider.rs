@@ -52,6 +52,9 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// A class catalog and the refused offerings it was built with.
+type CachedCatalog = (BTreeSet<OfferingRef>, Arc<Catalog>);
+
 /// The EC2 provider.
 pub struct AwsCloud {
     clients: Clients,
@@ -60,6 +63,9 @@ pub struct AwsCloud {
     catalog: Arc<Catalog>,
     refused: Mutex<OfferingCache>,
     queue_url: tokio::sync::Mutex<Option<String>>,
+    /// The last catalog built per (zones, refused offerings): snapshots are published many
+    /// times a second, and the inputs change rarely.
+    zone_catalogs: Mutex<BTreeMap<Vec<String>, CachedCatalog>>,
 }
 
 impl std::fmt::Debug for AwsCloud {
@@ -86,7 +92,23 @@ impl AwsCloud {
             catalog,
             refused: Mutex::new(OfferingCache::default()),
             queue_url: tokio::sync::Mutex::new(None),
+            zone_catalogs: Mutex::new(BTreeMap::new()),
         }
+    }
+
+    /// The catalog of a class whose subnets are in `zones`, as of now (refused offerings
+    /// unavailable); what the node layer's snapshots use for EC2NodeClasses.
+    pub fn catalog_for_zones(&self, zones: &[String]) -> Arc<Catalog> {
+        let refused = self.refused_offerings();
+        let mut cache = lock(&self.zone_catalogs);
+        if let Some((r, c)) = cache.get(zones)
+            && *r == refused
+        {
+            return c.clone();
+        }
+        let c = Arc::new(catalog::for_zones(&self.catalog, zones, &refused));
+        cache.insert(zones.to_vec(), (refused, c.clone()));
+        c
     }
 
     /// Offerings EC2 refused within the cache TTL, as of now.
@@ -101,11 +123,13 @@ impl AwsCloud {
             .map_err(|e| Error::api(format!("get EC2NodeClass {name}"), e))
     }
 
-    fn class_catalog(&self, status: Option<&EC2NodeClassStatus>) -> Catalog {
-        let zones: Vec<String> = status
+    fn class_catalog(&self, status: Option<&EC2NodeClassStatus>) -> Arc<Catalog> {
+        let mut zones: Vec<String> = status
             .map(|s| s.subnets.iter().map(|s| s.zone.clone()).collect())
             .unwrap_or_default();
-        catalog::for_zones(&self.catalog, &zones, &self.refused_offerings())
+        zones.sort();
+        zones.dedup();
+        self.catalog_for_zones(&zones)
     }
 
     fn tags(&self, claim: &NodeClaim, class: &EC2NodeClass) -> Vec<Tag> {
@@ -669,9 +693,7 @@ impl CloudProvider for AwsCloud {
     ) -> BoxFuture<'a, Result<Arc<Catalog>, Error>> {
         Box::pin(async move {
             let class = self.class(node_class).await?;
-            Ok(Arc::new(self.class_catalog(
-                class.as_ref().and_then(|c| c.status.as_ref()),
-            )))
+            Ok(self.class_catalog(class.as_ref().and_then(|c| c.status.as_ref())))
         })
     }
 

@@ -72,7 +72,18 @@ impl Controllers {
         catalog: Arc<Catalog>,
         options: Options,
     ) -> Self {
-        let state = tandem_state::watch::spawn(client.clone(), Index::new(catalog));
+        Self::spawn_with(client, cloud, Index::new(catalog), options)
+    }
+
+    /// [`Controllers::spawn`] over a prepared index (the AWS provider's adds a catalog per
+    /// EC2NodeClass zones).
+    pub fn spawn_with(
+        client: Client,
+        cloud: Arc<dyn CloudProvider>,
+        index: Index,
+        options: Options,
+    ) -> Self {
+        let state = tandem_state::watch::spawn(client.clone(), index);
         let ctx = Arc::new(Ctx {
             recorder: Recorder::new(client.clone()),
             client,

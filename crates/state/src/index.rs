@@ -19,6 +19,7 @@ use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim, 
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::storage::v1::{StorageClass, VolumeAttachment};
 use kube::runtime::watcher::Event;
+use tandem_api::aws::v1::EC2NodeClass;
 use tandem_api::karpenter::{NodeClaim, NodePool};
 use tandem_api::kwok::KWOKNodeClass;
 use tandem_model::catalog::Catalog;
@@ -284,10 +285,27 @@ impl ClusterState {
     }
 }
 
+/// The instance types an EC2NodeClass whose subnets are in these zones can launch; the AWS
+/// provider supplies it (offerings limited to the zones, refused offerings unavailable), so the
+/// state crate stays provider-agnostic.
+pub type ZoneCatalog = Arc<dyn Fn(&[String]) -> Arc<Catalog> + Send + Sync>;
+
+/// An EC2NodeClass as snapshots need it: Ready or not, and the zones of its resolved subnets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ec2ClassRecord {
+    /// The class's Ready condition is True.
+    pub ready: bool,
+    /// Zones of `status.subnets`.
+    pub zones: Vec<String>,
+}
+
 /// The index; owned by one task (the writer).
-#[derive(Debug)]
 pub struct Index {
     node_class_catalog: Arc<Catalog>,
+    /// Catalog per EC2NodeClass zones; without it EC2NodeClasses use `node_class_catalog`.
+    zone_catalog: Option<ZoneCatalog>,
+    /// EC2NodeClasses; not part of `synced` (a kwok cluster may not serve the kind).
+    ec2_node_classes: Kind<Ec2ClassRecord>,
     pods: Kind<PodRecord>,
     nodes: Kind<Arc<Node>>,
     nodepools: Kind<Arc<NodePool>>,
@@ -311,11 +329,24 @@ pub struct Index {
     pod_events: BTreeMap<String, i64>,
 }
 
+impl std::fmt::Debug for Index {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Index")
+            .field("pods", &self.pods.objects.len())
+            .field("nodes", &self.nodes.objects.len())
+            .field("nodeclaims", &self.nodeclaims.objects.len())
+            .field("zone_catalog", &self.zone_catalog.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
 impl Index {
     /// An empty, unsynced index whose KWOKNodeClasses launch from `catalog`.
     pub fn new(catalog: Arc<Catalog>) -> Self {
         Index {
             node_class_catalog: catalog,
+            zone_catalog: None,
+            ec2_node_classes: Kind::default(),
             pods: Kind::default(),
             nodes: Kind::default(),
             nodepools: Kind::default(),
@@ -541,6 +572,23 @@ impl Index {
     pub fn node_class_event(&mut self, ev: Event<KWOKNodeClass>) {
         self.node_classes
             .event(ev, |n| name_key(&n.metadata), |n| node_class_ready(&n));
+    }
+
+    /// EC2NodeClasses get their catalog from `f` (called with the class's zones).
+    pub fn with_zone_catalog(mut self, f: ZoneCatalog) -> Self {
+        self.zone_catalog = Some(f);
+        self
+    }
+
+    /// Applies an EC2NodeClass watch event.
+    pub fn ec2_node_class_event(&mut self, ev: Event<EC2NodeClass>) {
+        self.ec2_node_classes
+            .event(ev, |n| name_key(&n.metadata), |n| ec2_class_record(&n));
+    }
+
+    /// Adds or replaces an EC2NodeClass.
+    pub fn apply_ec2_node_class(&mut self, nc: EC2NodeClass) {
+        self.ec2_node_class_event(Event::Apply(nc));
     }
 
     /// Adds or replaces a KWOKNodeClass.
@@ -944,6 +992,17 @@ impl Index {
                     .insert(name.clone(), self.node_class_catalog.clone());
             }
         }
+        let mut node_classes = self.node_classes.objects.clone();
+        for (name, class) in &self.ec2_node_classes.objects {
+            node_classes.insert(name.clone(), class.ready);
+            if class.ready {
+                let catalog = match &self.zone_catalog {
+                    Some(f) => f(&class.zones),
+                    None => self.node_class_catalog.clone(),
+                };
+                snapshot.catalogs.insert(name.clone(), catalog);
+            }
+        }
         ClusterState {
             synced: self.synced(),
             snapshot: Arc::new(snapshot),
@@ -952,7 +1011,7 @@ impl Index {
             nodes: nodes.clone(),
             pods_by_node,
             other_pods,
-            node_classes: self.node_classes.objects.clone(),
+            node_classes,
             volume_attachments: {
                 let mut by_node: BTreeMap<String, Vec<VolumeAttachmentRecord>> = BTreeMap::new();
                 for va in self.volume_attachments.objects.values() {
@@ -1058,6 +1117,23 @@ impl Index {
             capacity,
             pods: Vec::new(),
         }
+    }
+}
+
+fn ec2_class_record(nc: &EC2NodeClass) -> Ec2ClassRecord {
+    let status = nc.status.as_ref();
+    Ec2ClassRecord {
+        ready: status
+            .and_then(|s| tandem_api::condition::find(&s.conditions, "Ready"))
+            .is_some_and(tandem_api::condition::Condition::is_true),
+        zones: status
+            .map(|s| {
+                let mut z: Vec<String> = s.subnets.iter().map(|s| s.zone.clone()).collect();
+                z.sort();
+                z.dedup();
+                z
+            })
+            .unwrap_or_default(),
     }
 }
 

@@ -34,8 +34,8 @@ pub mod watch;
 pub mod workloads;
 
 pub use index::{
-    ClaimRecord, ClusterState, Index, PdbRecord, PodRecord, StorageClassRecord,
-    VolumeAttachmentRecord,
+    ClaimRecord, ClusterState, Ec2ClassRecord, Index, PdbRecord, PodRecord, StorageClassRecord,
+    VolumeAttachmentRecord, ZoneCatalog,
 };
 
 /// Node label Karpenter sets once a node is initialized.

@@ -43,6 +43,7 @@ enum Change {
     NodePool(Event<NodePool>),
     NodeClaim(Event<NodeClaim>),
     NodeClass(Event<KWOKNodeClass>),
+    Ec2NodeClass(Box<Event<tandem_api::aws::v1::EC2NodeClass>>),
     DaemonSet(Event<DaemonSet>),
     // Boxed: a VolumeAttachment (with its status) is much larger than the other objects.
     VolumeAttachment(Box<Event<VolumeAttachment>>),
@@ -61,6 +62,7 @@ fn apply(index: &mut Index, change: Change) {
         Change::NodePool(ev) => index.nodepool_event(ev),
         Change::NodeClaim(ev) => index.nodeclaim_event(ev),
         Change::NodeClass(ev) => index.node_class_event(ev),
+        Change::Ec2NodeClass(ev) => index.ec2_node_class_event(*ev),
         Change::DaemonSet(ev) => index.daemonset_event(ev),
         Change::VolumeAttachment(ev) => index.volume_attachment_event(*ev),
         Change::PersistentVolumeClaim(ev) => index.persistent_volume_claim_event(ev),
@@ -145,6 +147,15 @@ pub fn spawn_with(
             .modify(strip)
             .map(|r| r.map(Change::Pdb))
             .boxed(),
+        // The AWS provider's classes; retries quietly where the CRD is not installed.
+        watcher::watcher(
+            Api::<tandem_api::aws::v1::EC2NodeClass>::all(client.clone()),
+            cfg(),
+        )
+        .default_backoff()
+        .modify(strip)
+        .map(|r| r.map(|ev| Change::Ec2NodeClass(Box::new(ev))))
+        .boxed(),
         // Pod-layer coordination; the stream retries quietly until the KEDA CRDs exist.
         watcher::watcher(Api::<tandem_api::keda::ScaledObject>::all(client), cfg())
             .default_backoff()

@@ -180,6 +180,45 @@ fn claims_without_a_node_are_in_flight_and_registered_ones_are_not() {
 }
 
 #[test]
+fn ec2_node_classes_get_the_catalog_of_their_subnet_zones_once_ready() {
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = seen.clone();
+    let mut ix = index().with_zone_catalog(Arc::new(move |zones: &[String]| {
+        record.lock().unwrap().push(zones.to_vec());
+        Arc::new(Catalog::benchmark_sized(3))
+    }));
+    ix.mark_synced();
+    let class = |ready: &str| -> tandem_api::aws::v1::EC2NodeClass {
+        serde_json::from_value(json!({
+            "apiVersion": "karpenter.k8s.aws/v1", "kind": "EC2NodeClass",
+            "metadata": {"name": "default"},
+            "spec": {"role": "r", "amiSelectorTerms": [{"alias": "al2023@latest"}],
+                     "subnetSelectorTerms": [{"id": "subnet-1"}],
+                     "securityGroupSelectorTerms": [{"id": "sg-1"}]},
+            "status": {"subnets": [{"id": "subnet-2", "zone": "us-east-1b"},
+                                   {"id": "subnet-1", "zone": "us-east-1a"}],
+                       "conditions": [{"type": "Ready", "status": ready}]}
+        }))
+        .unwrap()
+    };
+    ix.apply_ec2_node_class(class("False"));
+    let st = ix.state();
+    assert!(st.snapshot.catalogs.is_empty(), "not Ready: no catalog");
+    assert_eq!(st.node_classes.get("default"), Some(&false));
+    ix.apply_ec2_node_class(class("True"));
+    let st = ix.state();
+    assert_eq!(
+        st.snapshot.catalogs.get("default").map(|c| c.len()),
+        Some(3)
+    );
+    assert_eq!(st.node_classes.get("default"), Some(&true));
+    assert_eq!(
+        seen.lock().unwrap().last().cloned(),
+        Some(vec!["us-east-1a".to_owned(), "us-east-1b".to_owned()])
+    );
+}
+
+#[test]
 fn pools_whose_class_is_not_ready_get_no_catalog() {
     let mut ix = index();
     ix.mark_synced();

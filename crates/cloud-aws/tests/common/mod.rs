@@ -18,50 +18,12 @@ use tandem_model::catalog::Catalog;
 use tandem_testkit::services::Moto;
 use tandem_testkit::workspace_root;
 
-/// What the account set-up created.
-#[derive(Debug)]
-pub struct Account {
-    /// The subnets tagged for discovery (us-east-1a, us-east-1b).
-    pub subnets: Vec<String>,
-    /// The security group tagged for discovery.
-    pub security_group: String,
-    /// The node role.
-    pub role: String,
-}
+pub use tandem_testkit::services::EksAccount as Account;
 
-/// Tags two default subnets and a new security group with `karpenter.sh/discovery=<cluster>`
-/// and creates the node role, as the EKS getting-started guide does.
+/// Tags two default subnets and the default security group for discovery and creates the node
+/// role (see [`Moto::eks_account`]).
 pub async fn account(moto: &Moto, cluster: &str) -> Account {
-    let out = moto
-        .boto3(&format!(
-            r#"
-cluster = "{cluster}"
-vpc = ec2.describe_vpcs(Filters=[{{"Name": "isDefault", "Values": ["true"]}}])["Vpcs"][0]["VpcId"]
-subs = ec2.describe_subnets(Filters=[{{"Name": "vpc-id", "Values": [vpc]}}])["Subnets"]
-picked = sorted([s for s in subs if s["AvailabilityZone"] in ("us-east-1a", "us-east-1b")], key=lambda s: s["AvailabilityZone"])
-ec2.create_tags(Resources=[s["SubnetId"] for s in picked], Tags=[{{"Key": "karpenter.sh/discovery", "Value": cluster}}])
-# The VPC's default group: moto launches fleet instances into it whatever the launch template
-# says, so tagging it keeps the instance's groups equal to the class's (as on EC2).
-sg = ec2.describe_security_groups(Filters=[{{"Name": "vpc-id", "Values": [vpc]}}, {{"Name": "group-name", "Values": ["default"]}}])["SecurityGroups"][0]["GroupId"]
-ec2.create_tags(Resources=[sg], Tags=[{{"Key": "karpenter.sh/discovery", "Value": cluster}}])
-role = "KarpenterNodeRole-" + cluster
-iam.create_role(RoleName=role, AssumeRolePolicyDocument=json.dumps({{"Version": "2012-10-17", "Statement": [{{"Effect": "Allow", "Principal": {{"Service": "ec2.amazonaws.com"}}, "Action": "sts:AssumeRole"}}]}}))
-print(json.dumps({{"subnets": [s["SubnetId"] for s in picked], "sg": sg, "role": role}}))
-"#
-        ))
-        .await
-        .expect("account set-up");
-    let v: Value = serde_json::from_str(out.trim()).expect("set-up output");
-    Account {
-        subnets: v["subnets"]
-            .as_array()
-            .expect("subnets")
-            .iter()
-            .filter_map(|s| s.as_str().map(str::to_owned))
-            .collect(),
-        security_group: v["sg"].as_str().expect("sg").to_owned(),
-        role: v["role"].as_str().expect("role").to_owned(),
-    }
+    moto.eks_account(cluster).await.expect("account set-up")
 }
 
 /// Seed 004's EC2NodeClass, unchanged but for its placeholders and a per-test name, created in

@@ -30,6 +30,10 @@ pub enum Provider {
     /// Nodes are Node objects the provider creates and keeps Ready itself (no real machines):
     /// for local clusters (`tandem up`), demos and tests.
     Kwok,
+    /// EC2: EC2NodeClasses resolved against AWS, instances launched with EC2 Fleet, interruption
+    /// from the SQS queue. Needs `--cluster-name`, `--cluster-endpoint` and a region; the
+    /// bundled prices cover us-east-1.
+    Aws,
 }
 
 /// Instance types the kwok provider offers.
@@ -172,6 +176,18 @@ pub struct Args {
     /// SQS interruption queue (upstream's INTERRUPTION_QUEUE); unused by the kwok provider.
     #[arg(long, env = "INTERRUPTION_QUEUE")]
     interruption_queue: Option<String>,
+
+    /// AWS region (aws provider).
+    #[arg(long, env = "AWS_REGION", default_value = "us-east-1")]
+    aws_region: String,
+
+    /// Endpoint for every AWS service (aws provider): a VPC endpoint, or moto in tests.
+    #[arg(long, env = "AWS_ENDPOINT_URL")]
+    aws_endpoint_url: Option<String>,
+
+    /// How often every EC2NodeClass is resolved again (aws provider).
+    #[arg(long, default_value = "1m", value_parser = super::parse_duration)]
+    ec2nodeclass_resync: Duration,
 
     /// Feature gates as upstream writes them: `SpotToSpotConsolidation=true,NodeRepair=false`.
     #[arg(long, env = "FEATURE_GATES", value_parser = parse_feature_gates, default_value = "")]
@@ -362,34 +378,37 @@ async fn serve(args: Args) -> anyhow::Result<ExitCode> {
     let node_layer = if args.disable_node_layer {
         None
     } else {
-        let Provider::Kwok = args.provider;
-        Some(NodeLayer::start(
-            client.clone(),
-            args.catalog,
-            Options {
-                batch: BatchOptions {
-                    idle: args.batch_idle_duration,
-                    max: args.batch_max_duration,
-                    ..BatchOptions::default()
-                },
-                gc: GcOptions {
-                    interval: args.gc_interval,
-                    orphan_grace: args.gc_orphan_grace,
-                    ..GcOptions::default()
-                },
-                disruption: tandem_controllers::disruption::DisruptionOptions {
-                    metrics: disruption_metrics.clone(),
-                    ..Default::default()
-                },
-                metrics: lifecycle_metrics.clone(),
-                ..Options::default()
+        let options = Options {
+            batch: BatchOptions {
+                idle: args.batch_idle_duration,
+                max: args.batch_max_duration,
+                ..BatchOptions::default()
             },
-            KwokOptions {
-                launch_delay: args.kwok_launch_delay,
-                registration_delay: args.kwok_registration_delay,
-                ready_delay: args.kwok_ready_delay,
+            gc: GcOptions {
+                interval: args.gc_interval,
+                orphan_grace: args.gc_orphan_grace,
+                ..GcOptions::default()
             },
-        )?)
+            disruption: tandem_controllers::disruption::DisruptionOptions {
+                metrics: disruption_metrics.clone(),
+                ..Default::default()
+            },
+            metrics: lifecycle_metrics.clone(),
+            ..Options::default()
+        };
+        Some(match args.provider {
+            Provider::Kwok => NodeLayer::start(
+                client.clone(),
+                args.catalog,
+                options,
+                KwokOptions {
+                    launch_delay: args.kwok_launch_delay,
+                    registration_delay: args.kwok_registration_delay,
+                    ready_delay: args.kwok_ready_delay,
+                },
+            )?,
+            Provider::Aws => NodeLayer::start_aws(client.clone(), &args, options).await?,
+        })
     };
 
     let pod_layer = if args.disable_pod_layer {
@@ -452,12 +471,12 @@ async fn serve(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The node layer with the kwok provider: the controllers plus the kubelet the provider plays
-/// for its nodes. Dropping it stops both.
+/// The node layer: the controllers plus the provider's own tasks (the kubelet kwok plays for
+/// its nodes; the EC2NodeClass controller for AWS). Dropping it stops them all.
 pub(crate) struct NodeLayer {
     /// The provisioner and lifecycle loops.
     pub(crate) controllers: Controllers,
-    kubelet: tokio::task::JoinHandle<()>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl NodeLayer {
@@ -486,14 +505,79 @@ impl NodeLayer {
         let controllers = Controllers::spawn(client, cloud, catalog, options);
         Ok(NodeLayer {
             controllers,
-            kubelet,
+            tasks: vec![kubelet],
+        })
+    }
+
+    /// Starts the AWS provider's node layer: the EC2NodeClass controller and the controllers
+    /// over [`tandem_cloud_aws::AwsCloud`].
+    async fn start_aws(
+        client: kube::Client,
+        args: &Args,
+        options: Options,
+    ) -> anyhow::Result<NodeLayer> {
+        let cluster_name = args
+            .cluster_name
+            .clone()
+            .context("the aws provider needs --cluster-name (CLUSTER_NAME)")?;
+        let cluster_endpoint = args
+            .cluster_endpoint
+            .clone()
+            .context("the aws provider needs --cluster-endpoint (CLUSTER_ENDPOINT)")?;
+        if args.aws_region != "us-east-1" {
+            anyhow::bail!(
+                "--aws-region {}: the bundled instance prices cover us-east-1 only",
+                args.aws_region
+            );
+        }
+        let version = client
+            .apiserver_version()
+            .await
+            .context("cannot read the API server version (needed for AMI aliases)")?;
+        let settings = tandem_cloud_aws::AwsSettings {
+            region: args.aws_region.clone(),
+            endpoint: args.aws_endpoint_url.clone(),
+            credentials: None,
+            cluster_name,
+            cluster_endpoint,
+            interruption_queue: args.interruption_queue.clone(),
+            kubernetes_version: format!(
+                "{}.{}",
+                version.major,
+                version.minor.trim_end_matches('+')
+            ),
+        };
+        let catalog =
+            Arc::new(Catalog::aws_us_east_1().context("the bundled AWS catalog does not load")?);
+        let clients = tandem_cloud_aws::Clients::new(&settings).await;
+        let nodeclasses = tokio::spawn(tandem_cloud_aws::nodeclass::run(
+            client.clone(),
+            clients.clone(),
+            settings.clone(),
+            args.ec2nodeclass_resync,
+        ));
+        let cloud = Arc::new(tandem_cloud_aws::AwsCloud::new(
+            clients,
+            settings,
+            client.clone(),
+            catalog.clone(),
+        ));
+        let zones = cloud.clone();
+        let index = tandem_state::Index::new(catalog)
+            .with_zone_catalog(Arc::new(move |z: &[String]| zones.catalog_for_zones(z)));
+        let controllers = Controllers::spawn_with(client, cloud, index, options);
+        Ok(NodeLayer {
+            controllers,
+            tasks: vec![nodeclasses],
         })
     }
 }
 
 impl Drop for NodeLayer {
     fn drop(&mut self) {
-        self.kubelet.abort();
+        for t in &self.tasks {
+            t.abort();
+        }
     }
 }
 

@@ -24,6 +24,18 @@ impl Replica {
         dir: &Path,
         extra: &[&str],
     ) -> Replica {
+        Self::start_with_env(id, kubeconfig, namespace, dir, extra, &[])
+    }
+
+    /// [`Replica::start`] with extra environment variables (the aws provider's credentials).
+    pub fn start_with_env(
+        id: &str,
+        kubeconfig: &Path,
+        namespace: &str,
+        dir: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Replica {
         let (probes, metrics) = (free_port(), free_port());
         let log = dir.join(format!("tandem-run-{id}.log"));
         let file = std::fs::File::create(&log).expect("log file");
@@ -46,6 +58,7 @@ impl Replica {
                 "500ms",
             ])
             .args(extra)
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(file)
             .spawn()

@@ -23,7 +23,7 @@ mod rabbitmq;
 mod redis;
 
 pub use http_fixture::HttpFixture;
-pub use moto::{EKS_AL2023_AMD64_AMI, EKS_AL2023_ARM64_AMI, Moto};
+pub use moto::{EKS_AL2023_AMD64_AMI, EKS_AL2023_ARM64_AMI, EksAccount, Moto};
 pub use postgres::Postgres;
 pub use prometheus::Prometheus;
 pub use rabbitmq::RabbitMq;

@@ -53,6 +53,17 @@ pub const EKS_AL2023_AMD64_AMI: &str = "ami-ekslinux";
 /// The image moto's seeded `al2023@latest` parameter names for arm64.
 pub const EKS_AL2023_ARM64_AMI: &str = "ami-0e9271c829888680e";
 
+/// An AWS account shaped like the EKS getting-started guide leaves it for `cluster`.
+#[derive(Debug, Clone)]
+pub struct EksAccount {
+    /// The subnets tagged `karpenter.sh/discovery=<cluster>` (us-east-1a, us-east-1b).
+    pub subnets: Vec<String>,
+    /// The security group tagged for discovery (the default VPC's default group).
+    pub security_group: String,
+    /// The node role (`KarpenterNodeRole-<cluster>`).
+    pub role: String,
+}
+
 /// A running moto server on 127.0.0.1, with one valid access key.
 #[derive(Debug)]
 pub struct Moto {
@@ -150,6 +161,43 @@ impl Moto {
             Duration::from_secs(60),
         )
         .await
+    }
+
+    /// Tags two default subnets (us-east-1a, us-east-1b) and the default VPC's default security
+    /// group with `karpenter.sh/discovery=<cluster>` and creates the node role — what an
+    /// EC2NodeClass with discovery selectors and `role:` needs. The default group, because moto
+    /// puts fleet instances into it whatever the launch template says; tagging it keeps an
+    /// instance's groups equal to its class's, as on EC2.
+    pub async fn eks_account(&self, cluster: &str) -> Result<EksAccount> {
+        let out = self
+            .boto3(&format!(
+                r#"
+cluster = "{cluster}"
+vpc = ec2.describe_vpcs(Filters=[{{"Name": "isDefault", "Values": ["true"]}}])["Vpcs"][0]["VpcId"]
+subs = ec2.describe_subnets(Filters=[{{"Name": "vpc-id", "Values": [vpc]}}])["Subnets"]
+picked = sorted([s for s in subs if s["AvailabilityZone"] in ("us-east-1a", "us-east-1b")], key=lambda s: s["AvailabilityZone"])
+ec2.create_tags(Resources=[s["SubnetId"] for s in picked], Tags=[{{"Key": "karpenter.sh/discovery", "Value": cluster}}])
+sg = ec2.describe_security_groups(Filters=[{{"Name": "vpc-id", "Values": [vpc]}}, {{"Name": "group-name", "Values": ["default"]}}])["SecurityGroups"][0]["GroupId"]
+ec2.create_tags(Resources=[sg], Tags=[{{"Key": "karpenter.sh/discovery", "Value": cluster}}])
+role = "KarpenterNodeRole-" + cluster
+iam.create_role(RoleName=role, AssumeRolePolicyDocument=json.dumps({{"Version": "2012-10-17", "Statement": [{{"Effect": "Allow", "Principal": {{"Service": "ec2.amazonaws.com"}}, "Action": "sts:AssumeRole"}}]}}))
+print(" ".join([role, sg] + [s["SubnetId"] for s in picked]))
+"#
+            ))
+            .await?;
+        let mut words = out.split_whitespace().map(str::to_owned);
+        let (Some(role), Some(security_group)) = (words.next(), words.next()) else {
+            return Err(setup(
+                SERVER,
+                "set up the EKS account",
+                format!("unexpected output {out:?}"),
+            ));
+        };
+        Ok(EksAccount {
+            subnets: words.collect(),
+            security_group,
+            role,
+        })
     }
 
     /// Stops the server now.
