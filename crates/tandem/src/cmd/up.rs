@@ -356,10 +356,13 @@ fn down(dir: &Path) -> anyhow::Result<ExitCode> {
 fn clean_up(dir: &Path, state: &State) -> anyhow::Result<Vec<String>> {
     let mut done = Vec::new();
     let up = &state.up;
+    // After a clean stop the watchdog still needs a moment to exit on its own.
+    let mut grace = Duration::ZERO;
     if observe(up) == Seen::Running {
         signal(up, "TERM")?;
         if wait_gone(up, STOP_TIMEOUT) {
             done.push(format!("stopped tandem up (pid {})", up.pid));
+            grace = Duration::from_secs(2);
         } else {
             signal(up, "KILL")?;
             wait_gone(up, Duration::from_secs(5));
@@ -376,7 +379,7 @@ fn clean_up(dir: &Path, state: &State) -> anyhow::Result<Vec<String>> {
         ));
     }
     for p in &state.components {
-        if observe(p) == Seen::Running {
+        if !wait_gone(p, grace) {
             signal(p, "KILL")?;
             if !wait_gone(p, Duration::from_secs(5)) {
                 anyhow::bail!("{} (pid {}) is still running after SIGKILL", p.name, p.pid);
