@@ -56,6 +56,15 @@ pub struct Options {
     pub ready_timeout: Duration,
     /// Binary directory; default [`Binaries::locate`].
     pub binaries_dir: Option<PathBuf>,
+    /// Have kube-apiserver write an audit log at level `Metadata` (who, verb, resource,
+    /// response code; no bodies) to `logs/audit.log`, one JSON event per line, for tests that
+    /// check which requests a client really made, such as the Helm chart's RBAC audit. Off by
+    /// default: it costs a write per request. See [`ControlPlane::audit_log_path`].
+    pub audit_log: bool,
+    /// Admission plugins to enable besides kube-apiserver's defaults
+    /// (`--enable-admission-plugins`), e.g. `OwnerReferencesPermissionEnforcement`, which
+    /// hardened clusters turn on and which makes RBAC tests stricter. Default none.
+    pub admission_plugins: Vec<String>,
 }
 
 impl Default for Options {
@@ -70,9 +79,16 @@ impl Default for Options {
             crds_dir: Some(workspace_root().join("config/crds")),
             ready_timeout: Duration::from_secs(120),
             binaries_dir: None,
+            audit_log: false,
+            admission_plugins: Vec::new(),
         }
     }
 }
+
+/// The audit policy behind [`Options::audit_log`]: every request at `Metadata`, logged once
+/// when its response completes (a watch also when its response starts).
+const AUDIT_POLICY: &str = "apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived]\n\
+                            rules:\n- level: Metadata\n";
 
 /// Memory of the control-plane processes, from `/proc/<pid>/status`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -141,6 +157,7 @@ pub struct ControlPlane {
     controller_manager: bool,
     ready_timeout: Duration,
     external_metrics: OnceCell<ExternalMetrics>,
+    audit_log: Option<PathBuf>,
     dir: tempfile::TempDir,
 }
 
@@ -386,46 +403,66 @@ impl ControlPlane {
             "kube-scheduler",
             &pki.scheduler,
         )?;
+        let mut apiserver_flags = vec![
+            ("etcd-servers", etcd_url),
+            ("bind-address", "127.0.0.1".into()),
+            ("secure-port", api_port.to_string()),
+            ("advertise-address", "127.0.0.1".into()),
+            ("endpoint-reconciler-type", "none".into()),
+            ("cert-dir", p(&root.join("apiserver-certs"))),
+            ("tls-cert-file", p(&pki.serving.cert)),
+            ("tls-private-key-file", p(&pki.serving.key)),
+            ("client-ca-file", p(&pki.ca_cert)),
+            (
+                "service-account-issuer",
+                "https://kubernetes.default.svc.cluster.local".into(),
+            ),
+            ("service-account-key-file", p(&pki.service_account_pub)),
+            (
+                "service-account-signing-key-file",
+                p(&pki.service_account_key),
+            ),
+            ("service-cluster-ip-range", SERVICE_CIDR.into()),
+            ("authorization-mode", "RBAC".into()),
+            ("allow-privileged", "true".into()),
+            ("requestheader-client-ca-file", p(&pki.front_proxy_ca_cert)),
+            ("requestheader-allowed-names", FRONT_PROXY_CLIENT_CN.into()),
+            ("requestheader-username-headers", "X-Remote-User".into()),
+            ("requestheader-group-headers", "X-Remote-Group".into()),
+            (
+                "requestheader-extra-headers-prefix",
+                "X-Remote-Extra-".into(),
+            ),
+            ("proxy-client-cert-file", p(&pki.front_proxy_client.cert)),
+            ("proxy-client-key-file", p(&pki.front_proxy_client.key)),
+            // ExternalName route to in-process backends needs this off (crate docs).
+            ("enable-aggregator-routing", "false".into()),
+            ("enable-priority-and-fairness", "false".into()),
+            ("profiling", "false".into()),
+        ];
+        if !options.admission_plugins.is_empty() {
+            apiserver_flags.push((
+                "enable-admission-plugins",
+                options.admission_plugins.join(","),
+            ));
+        }
+        let audit_log = options.audit_log.then(|| logs.join("audit.log"));
+        if let Some(log) = &audit_log {
+            let policy = root.join("audit-policy.yaml");
+            std::fs::write(&policy, AUDIT_POLICY).map_err(|e| Error::io("write", &policy, e))?;
+            apiserver_flags.extend([
+                ("audit-policy-file", p(&policy)),
+                ("audit-log-path", p(log)),
+                ("audit-log-format", "json".into()),
+                // Blocking: an event is on disk before its response is sent, so a test reads
+                // every request made before it looked.
+                ("audit-log-mode", "blocking".into()),
+            ]);
+        }
         let apiserver_spec = Spec {
             name: "kube-apiserver",
             binary: binaries.path("kube-apiserver"),
-            args: args(&[
-                ("etcd-servers", etcd_url),
-                ("bind-address", "127.0.0.1".into()),
-                ("secure-port", api_port.to_string()),
-                ("advertise-address", "127.0.0.1".into()),
-                ("endpoint-reconciler-type", "none".into()),
-                ("cert-dir", p(&root.join("apiserver-certs"))),
-                ("tls-cert-file", p(&pki.serving.cert)),
-                ("tls-private-key-file", p(&pki.serving.key)),
-                ("client-ca-file", p(&pki.ca_cert)),
-                (
-                    "service-account-issuer",
-                    "https://kubernetes.default.svc.cluster.local".into(),
-                ),
-                ("service-account-key-file", p(&pki.service_account_pub)),
-                (
-                    "service-account-signing-key-file",
-                    p(&pki.service_account_key),
-                ),
-                ("service-cluster-ip-range", SERVICE_CIDR.into()),
-                ("authorization-mode", "RBAC".into()),
-                ("allow-privileged", "true".into()),
-                ("requestheader-client-ca-file", p(&pki.front_proxy_ca_cert)),
-                ("requestheader-allowed-names", FRONT_PROXY_CLIENT_CN.into()),
-                ("requestheader-username-headers", "X-Remote-User".into()),
-                ("requestheader-group-headers", "X-Remote-Group".into()),
-                (
-                    "requestheader-extra-headers-prefix",
-                    "X-Remote-Extra-".into(),
-                ),
-                ("proxy-client-cert-file", p(&pki.front_proxy_client.cert)),
-                ("proxy-client-key-file", p(&pki.front_proxy_client.key)),
-                // ExternalName route to in-process backends needs this off (crate docs).
-                ("enable-aggregator-routing", "false".into()),
-                ("enable-priority-and-fairness", "false".into()),
-                ("profiling", "false".into()),
-            ]),
+            args: args(&apiserver_flags),
             log: logs.join("kube-apiserver.log"),
         };
         let mut apiserver = Component::start(apiserver_spec, &watchdog).await?;
@@ -531,6 +568,7 @@ impl ControlPlane {
             controller_manager: options.controller_manager,
             ready_timeout: options.ready_timeout,
             external_metrics: OnceCell::new(),
+            audit_log,
             dir,
         };
         eprintln!(
@@ -609,6 +647,12 @@ impl ControlPlane {
             .join(format!("{component}.log"))
     }
 
+    /// kube-apiserver's audit log (JSON lines, `audit.k8s.io/v1` `Event`s), when started with
+    /// [`Options::audit_log`].
+    pub fn audit_log_path(&self) -> Option<&Path> {
+        self.audit_log.as_deref()
+    }
+
     /// The generated PKI (for issuing backend certificates).
     pub fn pki(&self) -> &Pki {
         &self.pki
@@ -617,6 +661,18 @@ impl ControlPlane {
     /// Wall time `start` took, PKI to CRDs Established.
     pub fn started_in(&self) -> Duration {
         self.started_in
+    }
+
+    /// Every process this control plane started and keeps running, by component name
+    /// (`etcd`, `kube-apiserver`, …, and the `watchdog` `sh`), so a tool can find them again
+    /// after the process that started them died without cleaning up (`tandem up --down`).
+    pub async fn processes(&self) -> Vec<(&'static str, u32)> {
+        let processes = self.processes.lock().await;
+        processes
+            .all()
+            .map(|c| (c.spec.name, c.pid()))
+            .chain([("watchdog", self.watchdog.pid())])
+            .collect()
     }
 
     /// Current and peak RSS of every control-plane process.

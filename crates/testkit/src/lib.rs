@@ -38,6 +38,11 @@
 //! range): not loopback/link-local (which the API server refuses in EndpointSlices), not a
 //! range anything routes to, and disjoint.
 //!
+//! With [`Options::audit_log`] kube-apiserver also writes `logs/audit.log` (level `Metadata`:
+//! user, verb, resource, response code, one JSON event per line), which is how the chart test
+//! learns every request the controller's ServiceAccount made;
+//! [`Options::admission_plugins`] turns on plugins hardened clusters use.
+//!
 //! # Teardown, also when a test panics or the process is SIGKILLed
 //!
 //! - `Drop` of a [`ControlPlane`] kills its processes and removes its temp dir. A panicking

@@ -179,7 +179,7 @@ rm -rf -- "$marker"
 #[derive(Debug)]
 pub(crate) struct Watchdog {
     stdin: Mutex<Option<ChildStdin>>,
-    _child: Child,
+    child: Child,
 }
 
 impl Watchdog {
@@ -202,8 +202,13 @@ impl Watchdog {
         let stdin = child.stdin.take();
         Ok(Watchdog {
             stdin: Mutex::new(stdin),
-            _child: child,
+            child,
         })
+    }
+
+    /// The watchdog's process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Registers a pid to kill when this process dies.
