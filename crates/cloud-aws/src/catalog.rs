@@ -2,10 +2,10 @@
 //! to the zones of the class's subnets, and offerings EC2 refused recently marked unavailable,
 //! so the scheduler plans only what a launch can get. Pure.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use tandem_cloud::OfferingRef;
-use tandem_model::catalog::{Catalog, InstanceType, Offering};
+use tandem_model::catalog::{CapacityType, Catalog, InstanceType, Offering, UsdPerHour};
 use tandem_model::labels;
 use tandem_model::requirements::Requirement;
 
@@ -48,9 +48,85 @@ pub fn for_zones(catalog: &Catalog, zones: &[String], refused: &BTreeSet<Offerin
     Catalog::new(types, catalog.well_known_labels().clone())
 }
 
+/// What EC2 says about the region now: which types each zone offers
+/// (`DescribeInstanceTypeOfferings`) and the latest spot price per type and zone
+/// (`DescribeSpotPriceHistory`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RegionOfferings {
+    /// `(instance type, zone)` pairs offered; empty means "not known", and keeps every offering.
+    pub offered: BTreeSet<(String, String)>,
+    /// Latest spot price per `(instance type, zone)`.
+    pub spot_prices: BTreeMap<(String, String), UsdPerHour>,
+}
+
+/// `catalog` with only the offerings EC2 offers, and spot prices from EC2 where it gave one
+/// (the bundled data has on-demand prices only; spot is modelled until EC2 answers).
+pub fn with_region(catalog: &Catalog, region: &RegionOfferings) -> Catalog {
+    let types = catalog
+        .types()
+        .iter()
+        .map(|it| {
+            let offerings: Vec<Offering> = it
+                .offerings()
+                .iter()
+                .filter(|o| {
+                    region.offered.is_empty()
+                        || region
+                            .offered
+                            .contains(&(it.name().to_owned(), o.zone.clone()))
+                })
+                .map(|o| {
+                    let mut o = o.clone();
+                    if o.capacity_type == CapacityType::Spot
+                        && let Some(p) = region
+                            .spot_prices
+                            .get(&(it.name().to_owned(), o.zone.clone()))
+                    {
+                        o.price = *p;
+                    }
+                    o
+                })
+                .collect();
+            InstanceType::new(
+                it.name(),
+                it.requirements().clone(),
+                offerings,
+                it.capacity().clone(),
+                it.overhead().clone(),
+            )
+        })
+        .collect();
+    Catalog::new(types, catalog.well_known_labels().clone())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn region_answers_limit_offerings_and_price_spot() {
+        let all = Catalog::aws_us_east_1().unwrap();
+        let region = RegionOfferings {
+            offered: [("m5.large".to_owned(), "us-east-1b".to_owned())].into(),
+            spot_prices: [(
+                ("m5.large".to_owned(), "us-east-1b".to_owned()),
+                "0.0312".parse().unwrap(),
+            )]
+            .into(),
+        };
+        let c = with_region(&all, &region);
+        let m5 = c.get("m5.large").unwrap();
+        assert!(m5.offerings().iter().all(|o| o.zone == "us-east-1b"));
+        let spot = m5
+            .offerings()
+            .iter()
+            .find(|o| o.capacity_type == CapacityType::Spot)
+            .unwrap();
+        assert_eq!(spot.price.to_string(), "0.0312");
+        assert!(c.get("c5.large").unwrap().offerings().is_empty());
+        let unknown = with_region(&all, &RegionOfferings::default());
+        assert_eq!(unknown, all, "no answer keeps the catalog");
+    }
 
     #[test]
     fn offerings_outside_the_class_zones_disappear_and_refusals_stay_visible() {

@@ -60,7 +60,9 @@ pub struct AwsCloud {
     clients: Clients,
     settings: AwsSettings,
     kube: Client,
-    catalog: Arc<Catalog>,
+    /// The bundled catalog; `catalog` is it as of the last [`AwsCloud::refresh_offerings`].
+    bundled: Arc<Catalog>,
+    catalog: std::sync::RwLock<Arc<Catalog>>,
     refused: Mutex<OfferingCache>,
     queue_url: tokio::sync::Mutex<Option<String>>,
     /// The last catalog built per (zones, refused offerings): snapshots are published many
@@ -72,7 +74,7 @@ impl std::fmt::Debug for AwsCloud {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AwsCloud")
             .field("settings", &self.settings)
-            .field("types", &self.catalog.len())
+            .field("types", &self.bundled.len())
             .finish()
     }
 }
@@ -89,7 +91,8 @@ impl AwsCloud {
             clients,
             settings,
             kube,
-            catalog,
+            bundled: catalog.clone(),
+            catalog: std::sync::RwLock::new(catalog),
             refused: Mutex::new(OfferingCache::default()),
             queue_url: tokio::sync::Mutex::new(None),
             zone_catalogs: Mutex::new(BTreeMap::new()),
@@ -106,9 +109,71 @@ impl AwsCloud {
         {
             return c.clone();
         }
-        let c = Arc::new(catalog::for_zones(&self.catalog, zones, &refused));
+        let c = Arc::new(catalog::for_zones(&self.current(), zones, &refused));
         cache.insert(zones.to_vec(), (refused, c.clone()));
         c
+    }
+
+    fn current(&self) -> Arc<Catalog> {
+        self.catalog
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Asks EC2 which types each zone offers and what spot costs now, and launches from that
+    /// (upstream refreshes both on a timer). Returns what EC2 answered.
+    pub async fn refresh_offerings(&self) -> Result<catalog::RegionOfferings, Error> {
+        use aws_sdk_ec2::types::LocationType;
+        let mut region = catalog::RegionOfferings::default();
+        let mut pages = self
+            .clients
+            .ec2
+            .describe_instance_type_offerings()
+            .location_type(LocationType::AvailabilityZone)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page =
+                page.map_err(|e| Error::cloud("DescribeInstanceTypeOfferings", describe(&e)))?;
+            for o in page.instance_type_offerings() {
+                if let (Some(t), Some(z)) = (o.instance_type(), o.location()) {
+                    region.offered.insert((t.as_str().to_owned(), z.to_owned()));
+                }
+            }
+        }
+        let mut pages = self
+            .clients
+            .ec2
+            .describe_spot_price_history()
+            .product_descriptions("Linux/UNIX")
+            .start_time(aws_sdk_ec2::primitives::DateTime::from_secs(
+                Timestamp::now().as_second(),
+            ))
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| Error::cloud("DescribeSpotPriceHistory", describe(&e)))?;
+            for p in page.spot_price_history() {
+                let (Some(t), Some(z), Some(price)) =
+                    (p.instance_type(), p.availability_zone(), p.spot_price())
+                else {
+                    continue;
+                };
+                if let Ok(price) = price.parse() {
+                    region
+                        .spot_prices
+                        .insert((t.as_str().to_owned(), z.to_owned()), price);
+                }
+            }
+        }
+        let next = Arc::new(catalog::with_region(&self.bundled, &region));
+        *self
+            .catalog
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = next;
+        lock(&self.zone_catalogs).clear();
+        Ok(region)
     }
 
     /// Offerings EC2 refused within the cache TTL, as of now.
@@ -219,7 +284,8 @@ impl AwsCloud {
                 .and_then(|t| t.value())
                 .map(str::to_owned)
         };
-        let it = self.catalog.get(&instance_type);
+        let current = self.current();
+        let it = current.get(&instance_type);
         let (capacity, allocatable, mut labels) = match it {
             Some(it) => {
                 let offering = it

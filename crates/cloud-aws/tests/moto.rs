@@ -338,6 +338,80 @@ async fn refused_capacity_moves_the_next_launch_to_another_offering_for_the_ttl(
     cloud.delete(&second.provider_id).await.expect("delete");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_throttled_fleet_request_is_retried_with_backoff() {
+    let client = client().await;
+    let moto = Moto::start().await.expect("moto");
+    let proxy = IceProxy::start(&moto.endpoint()).await;
+    let cluster = unique("throttle");
+    let account = common::account(&moto, &cluster).await;
+    let name = format!("{cluster}-default");
+    let class = common::seed_class(&client, &name, &cluster, &account.role).await;
+    let settings = common::settings(&moto, &proxy.endpoint, &cluster, None);
+    let (cloud, clients) = common::provider(&client, &settings).await;
+    nodeclass::reconcile(&client, &clients, &settings, &class)
+        .await
+        .expect("reconcile");
+    proxy.state.lock().expect("state").throttle = 2;
+    let instance = cloud
+        .create(&common::seed_claim(&format!("{cluster}-a"), &name, &[]))
+        .await
+        .expect("two throttled attempts, then a launch");
+    let seen = proxy.state.lock().expect("state").first_overrides.len();
+    assert_eq!(seen, 3, "the SDK's standard retry: three attempts");
+    cloud.delete(&instance.provider_id).await.expect("delete");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offerings_and_spot_prices_come_from_ec2() {
+    let client = client().await;
+    let moto = Moto::start().await.expect("moto");
+    let cluster = unique("prices");
+    let account = common::account(&moto, &cluster).await;
+    let name = format!("{cluster}-default");
+    let class = common::seed_class(&client, &name, &cluster, &account.role).await;
+    let settings = common::settings(&moto, &moto.endpoint(), &cluster, None);
+    let (cloud, clients) = common::provider(&client, &settings).await;
+    nodeclass::reconcile(&client, &clients, &settings, &class)
+        .await
+        .expect("reconcile");
+    let before = cloud.instance_types(&name).await.expect("types");
+    let region = cloud.refresh_offerings().await.expect("refresh");
+    assert!(
+        region.offered.len() > 1_000,
+        "paged through every offering: {}",
+        region.offered.len()
+    );
+    let want = moto
+        .boto3(
+            "h = ec2.describe_spot_price_history(InstanceTypes=['m5.large'], AvailabilityZone='us-east-1a', ProductDescriptions=['Linux/UNIX'])['SpotPriceHistory']\nprint(h[0]['SpotPrice'])",
+        )
+        .await
+        .expect("spot price")
+        .trim()
+        .parse::<f64>()
+        .expect("price");
+    let after = cloud.instance_types(&name).await.expect("types");
+    let spot = |c: &tandem_model::catalog::Catalog| {
+        c.get("m5.large")
+            .expect("m5.large")
+            .offerings()
+            .iter()
+            .find(|o| o.zone == "us-east-1a" && o.capacity_type.as_str() == "spot")
+            .map(|o| o.price.as_f64())
+            .expect("spot offering")
+    };
+    assert!(
+        (spot(&after) - want).abs() < 1e-9,
+        "EC2's price {want}, got {}",
+        spot(&after)
+    );
+    assert!(
+        (spot(&before) - want).abs() > 1e-9,
+        "the bundled model differs"
+    );
+}
+
 async fn class_zone(client: &Client, class: &str, subnet: &str) -> String {
     let c: EC2NodeClass = kube::Api::all(client.clone())
         .get(class)

@@ -21,6 +21,8 @@ pub struct Refusals {
     pub refuse_first: bool,
     /// Every CreateFleet's first override, in order.
     pub first_overrides: Vec<(String, String)>,
+    /// Answer this many CreateFleet requests with EC2's throttling error first.
+    pub throttle: usize,
 }
 
 /// The running proxy.
@@ -87,6 +89,16 @@ async fn read_request(sock: &mut TcpStream) -> Option<Vec<u8>> {
         buf.extend_from_slice(&chunk[..n]);
     }
     Some(buf)
+}
+
+fn throttled_response() -> Vec<u8> {
+    let body = r#"<?xml version="1.0" encoding="UTF-8"?>
+<Response><Errors><Error><Code>RequestLimitExceeded</Code><Message>Request limit exceeded.</Message></Error></Errors><RequestID>ice-proxy</RequestID></Response>"#;
+    format!(
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/xml\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
 }
 
 fn ice_response(instance_type: &str, subnet: &str) -> Vec<u8> {
@@ -161,10 +173,14 @@ impl IceProxy {
                                     .unwrap_or_default();
                             let mut st = state.lock().expect("proxy state");
                             st.first_overrides.push((t.clone(), s.clone()));
+                            if st.throttle > 0 {
+                                st.throttle -= 1;
+                                answer = Some(throttled_response());
+                            }
                             if std::mem::take(&mut st.refuse_first) {
                                 st.refuse.insert((t.clone(), s.clone()));
                             }
-                            if st.refuse.contains(&(t.clone(), s.clone())) {
+                            if answer.is_none() && st.refuse.contains(&(t.clone(), s.clone())) {
                                 answer = Some(ice_response(&t, &s));
                             }
                         }

@@ -562,13 +562,33 @@ impl NodeLayer {
             client.clone(),
             catalog.clone(),
         ));
+        // Offerings and spot prices from EC2: now, then every 10 minutes.
+        let refresher = {
+            let cloud = cloud.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_secs(600));
+                loop {
+                    tick.tick().await;
+                    match cloud.refresh_offerings().await {
+                        Ok(r) => eprintln!(
+                            "tandem: EC2 offerings refreshed: {} offerings, {} spot prices",
+                            r.offered.len(),
+                            r.spot_prices.len()
+                        ),
+                        Err(e) => eprintln!(
+                            "tandem: refreshing EC2 offerings failed, keeping the last ones: {e}"
+                        ),
+                    }
+                }
+            })
+        };
         let zones = cloud.clone();
         let index = tandem_state::Index::new(catalog)
             .with_zone_catalog(Arc::new(move |z: &[String]| zones.catalog_for_zones(z)));
         let controllers = Controllers::spawn_with(client, cloud, index, options);
         Ok(NodeLayer {
             controllers,
-            tasks: vec![nodeclasses],
+            tasks: vec![nodeclasses, refresher],
         })
     }
 }
