@@ -9,33 +9,25 @@ use tandem_model::catalog::{CapacityType, Catalog, InstanceType, Offering, UsdPe
 use tandem_model::labels;
 use tandem_model::requirements::Requirement;
 
-/// `catalog` seen through a class whose subnets are in `zones`, with `refused` offerings
-/// unavailable. Types with no offering left in those zones are kept without offerings, so a
-/// pod that needs one is reported unschedulable for the right reason.
-pub fn for_zones(catalog: &Catalog, zones: &[String], refused: &BTreeSet<OfferingRef>) -> Catalog {
+/// `catalog` with each type's offerings rewritten by `edit` (which filters and changes them);
+/// `narrow_zones` also limits each type's zone requirement to the zones left, for views of one
+/// class rather than of the region.
+fn rewrite(
+    catalog: &Catalog,
+    narrow_zones: bool,
+    mut edit: impl FnMut(&InstanceType, &Offering) -> Option<Offering>,
+) -> Catalog {
     let types = catalog
         .types()
         .iter()
         .map(|it| {
-            let offerings: Vec<Offering> = it
-                .offerings()
-                .iter()
-                .filter(|o| zones.contains(&o.zone))
-                .map(|o| {
-                    let key = OfferingRef {
-                        instance_type: it.name().to_owned(),
-                        zone: o.zone.clone(),
-                        capacity_type: o.capacity_type.as_str().to_owned(),
-                    };
-                    Offering {
-                        available: o.available && !refused.contains(&key),
-                        ..o.clone()
-                    }
-                })
-                .collect();
+            let offerings: Vec<Offering> =
+                it.offerings().iter().filter_map(|o| edit(it, o)).collect();
             let mut reqs = it.requirements().clone();
-            let left: BTreeSet<&str> = offerings.iter().map(|o| o.zone.as_str()).collect();
-            reqs.add(Requirement::in_values(labels::ZONE, left));
+            if narrow_zones {
+                let left: BTreeSet<&str> = offerings.iter().map(|o| o.zone.as_str()).collect();
+                reqs.add(Requirement::in_values(labels::ZONE, left));
+            }
             InstanceType::new(
                 it.name(),
                 reqs,
@@ -46,6 +38,26 @@ pub fn for_zones(catalog: &Catalog, zones: &[String], refused: &BTreeSet<Offerin
         })
         .collect();
     Catalog::new(types, catalog.well_known_labels().clone())
+}
+
+/// `catalog` seen through a class whose subnets are in `zones`, with `refused` offerings
+/// unavailable. Types with no offering left in those zones are kept without offerings, so a
+/// pod that needs one is reported unschedulable for the right reason.
+pub fn for_zones(catalog: &Catalog, zones: &[String], refused: &BTreeSet<OfferingRef>) -> Catalog {
+    rewrite(catalog, true, |it, o| {
+        if !zones.contains(&o.zone) {
+            return None;
+        }
+        let key = OfferingRef {
+            instance_type: it.name().to_owned(),
+            zone: o.zone.clone(),
+            capacity_type: o.capacity_type.as_str().to_owned(),
+        };
+        Some(Offering {
+            available: o.available && !refused.contains(&key),
+            ..o.clone()
+        })
+    })
 }
 
 /// What EC2 says about the region now: which types each zone offers
@@ -62,41 +74,19 @@ pub struct RegionOfferings {
 /// `catalog` with only the offerings EC2 offers, and spot prices from EC2 where it gave one
 /// (the bundled data has on-demand prices only; spot is modelled until EC2 answers).
 pub fn with_region(catalog: &Catalog, region: &RegionOfferings) -> Catalog {
-    let types = catalog
-        .types()
-        .iter()
-        .map(|it| {
-            let offerings: Vec<Offering> = it
-                .offerings()
-                .iter()
-                .filter(|o| {
-                    region.offered.is_empty()
-                        || region
-                            .offered
-                            .contains(&(it.name().to_owned(), o.zone.clone()))
-                })
-                .map(|o| {
-                    let mut o = o.clone();
-                    if o.capacity_type == CapacityType::Spot
-                        && let Some(p) = region
-                            .spot_prices
-                            .get(&(it.name().to_owned(), o.zone.clone()))
-                    {
-                        o.price = *p;
-                    }
-                    o
-                })
-                .collect();
-            InstanceType::new(
-                it.name(),
-                it.requirements().clone(),
-                offerings,
-                it.capacity().clone(),
-                it.overhead().clone(),
-            )
-        })
-        .collect();
-    Catalog::new(types, catalog.well_known_labels().clone())
+    rewrite(catalog, false, |it, o| {
+        let key = (it.name().to_owned(), o.zone.clone());
+        if !region.offered.is_empty() && !region.offered.contains(&key) {
+            return None;
+        }
+        let mut o = o.clone();
+        if o.capacity_type == CapacityType::Spot
+            && let Some(p) = region.spot_prices.get(&key)
+        {
+            o.price = *p;
+        }
+        Some(o)
+    })
 }
 
 #[cfg(test)]

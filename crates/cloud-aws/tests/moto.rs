@@ -19,14 +19,6 @@ use tandem_model::labels;
 use tandem_testkit::ControlPlane;
 use tandem_testkit::services::{EKS_AL2023_AMD64_AMI, EKS_AL2023_ARM64_AMI, Moto};
 
-fn unique(prefix: &str) -> String {
-    let n = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or_default();
-    format!("{prefix}-{n:08x}")
-}
-
 async fn client() -> Client {
     ControlPlane::shared()
         .await
@@ -39,7 +31,7 @@ async fn client() -> Client {
 async fn seed_class_resolves_launches_a_tagged_instance_and_terminates_it() {
     let client = client().await;
     let moto = Moto::start().await.expect("moto");
-    let cluster = unique("seed4");
+    let cluster = common::unique("seed4");
     let account = common::account(&moto, &cluster).await;
     let class_name = format!("{cluster}-default");
     let class = common::seed_class(&client, &class_name, &cluster, &account.role).await;
@@ -210,7 +202,7 @@ async fn seed_class_resolves_launches_a_tagged_instance_and_terminates_it() {
 async fn a_class_whose_selectors_match_nothing_says_why_and_drift_follows_the_selectors() {
     let client = client().await;
     let moto = Moto::start().await.expect("moto");
-    let cluster = unique("drift");
+    let cluster = common::unique("drift");
     let account = common::account(&moto, &cluster).await;
     // A class for another cluster's tags: nothing matches.
     let lonely = format!("{cluster}-lonely");
@@ -288,15 +280,11 @@ async fn refused_capacity_moves_the_next_launch_to_another_offering_for_the_ttl(
     let client = client().await;
     let moto = Moto::start().await.expect("moto");
     let proxy = IceProxy::start(&moto.endpoint()).await;
-    let cluster = unique("ice");
-    let account = common::account(&moto, &cluster).await;
-    let name = format!("{cluster}-default");
-    let class = common::seed_class(&client, &name, &cluster, &account.role).await;
-    let settings = common::settings(&moto, &proxy.endpoint, &cluster, None);
-    let (cloud, clients) = common::provider(&client, &settings).await;
-    nodeclass::reconcile(&client, &clients, &settings, &class)
-        .await
-        .expect("reconcile");
+    let common::Ready {
+        cluster,
+        class: name,
+        cloud,
+    } = common::ready(&client, &moto, "ice", &proxy.endpoint, None).await;
 
     proxy.state.lock().expect("state").refuse_first = true;
     let first = cloud
@@ -343,15 +331,11 @@ async fn a_throttled_fleet_request_is_retried_with_backoff() {
     let client = client().await;
     let moto = Moto::start().await.expect("moto");
     let proxy = IceProxy::start(&moto.endpoint()).await;
-    let cluster = unique("throttle");
-    let account = common::account(&moto, &cluster).await;
-    let name = format!("{cluster}-default");
-    let class = common::seed_class(&client, &name, &cluster, &account.role).await;
-    let settings = common::settings(&moto, &proxy.endpoint, &cluster, None);
-    let (cloud, clients) = common::provider(&client, &settings).await;
-    nodeclass::reconcile(&client, &clients, &settings, &class)
-        .await
-        .expect("reconcile");
+    let common::Ready {
+        cluster,
+        class: name,
+        cloud,
+    } = common::ready(&client, &moto, "throttle", &proxy.endpoint, None).await;
     proxy.state.lock().expect("state").throttle = 2;
     let instance = cloud
         .create(&common::seed_claim(&format!("{cluster}-a"), &name, &[]))
@@ -366,15 +350,9 @@ async fn a_throttled_fleet_request_is_retried_with_backoff() {
 async fn offerings_and_spot_prices_come_from_ec2() {
     let client = client().await;
     let moto = Moto::start().await.expect("moto");
-    let cluster = unique("prices");
-    let account = common::account(&moto, &cluster).await;
-    let name = format!("{cluster}-default");
-    let class = common::seed_class(&client, &name, &cluster, &account.role).await;
-    let settings = common::settings(&moto, &moto.endpoint(), &cluster, None);
-    let (cloud, clients) = common::provider(&client, &settings).await;
-    nodeclass::reconcile(&client, &clients, &settings, &class)
-        .await
-        .expect("reconcile");
+    let common::Ready {
+        class: name, cloud, ..
+    } = common::ready(&client, &moto, "prices", &moto.endpoint(), None).await;
     let before = cloud.instance_types(&name).await.expect("types");
     let region = cloud.refresh_offerings().await.expect("refresh");
     assert!(
@@ -430,9 +408,7 @@ async fn class_zone(client: &Client, class: &str, subnet: &str) -> String {
 async fn interruption_messages_become_notices_and_garbage_is_deleted() {
     let client = client().await;
     let moto = Moto::start().await.expect("moto");
-    let cluster = unique("intr");
-    let account = common::account(&moto, &cluster).await;
-    let queue = format!("{cluster}-queue");
+    let queue = common::unique("intr-queue");
     let url = moto
         .boto3(&format!(
             "print(sqs.create_queue(QueueName='{queue}')['QueueUrl'])"
@@ -441,13 +417,11 @@ async fn interruption_messages_become_notices_and_garbage_is_deleted() {
         .expect("queue")
         .trim()
         .to_owned();
-    let name = format!("{cluster}-default");
-    let class = common::seed_class(&client, &name, &cluster, &account.role).await;
-    let settings = common::settings(&moto, &moto.endpoint(), &cluster, Some(&queue));
-    let (cloud, clients) = common::provider(&client, &settings).await;
-    nodeclass::reconcile(&client, &clients, &settings, &class)
-        .await
-        .expect("reconcile");
+    let common::Ready {
+        cluster,
+        class: name,
+        cloud,
+    } = common::ready(&client, &moto, "intr", &moto.endpoint(), Some(&queue)).await;
     let instance = cloud
         .create(&common::seed_claim(&format!("{cluster}-a"), &name, &[]))
         .await

@@ -111,6 +111,50 @@ print(json.dumps(out, default=str))
     serde_json::from_str(out.trim()).expect("launch template output")
 }
 
+/// A name unique to this run (tests share one control plane).
+pub fn unique(prefix: &str) -> String {
+    let n = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or_default();
+    format!("{prefix}-{n:08x}")
+}
+
+/// A cluster with seed 004's class resolved and Ready, and a provider reaching AWS at
+/// `endpoint` (moto, or a proxy in front of it).
+pub struct Ready {
+    /// The cluster name.
+    pub cluster: String,
+    /// The class name.
+    pub class: String,
+    /// The provider.
+    pub cloud: AwsCloud,
+}
+
+/// Sets up [`Ready`] for a cluster named after `prefix`.
+pub async fn ready(
+    client: &Client,
+    moto: &Moto,
+    prefix: &str,
+    endpoint: &str,
+    queue: Option<&str>,
+) -> Ready {
+    let cluster = unique(prefix);
+    let account = account(moto, &cluster).await;
+    let name = format!("{cluster}-default");
+    let class = seed_class(client, &name, &cluster, &account.role).await;
+    let settings = settings(moto, endpoint, &cluster, queue);
+    let (cloud, clients) = provider(client, &settings).await;
+    tandem_cloud_aws::nodeclass::reconcile(client, &clients, &settings, &class)
+        .await
+        .expect("reconcile");
+    Ready {
+        cluster,
+        class: name,
+        cloud,
+    }
+}
+
 /// The instance as EC2 describes it (boto3), as JSON.
 pub async fn describe_instance(moto: &Moto, id: &str) -> Value {
     let out = moto
