@@ -19,11 +19,17 @@ pub const NODEPOOL_HASH_VERSION: &str = "karpenter.sh/nodepool-hash-version";
 pub fn nodeclaim_for(launch: &Launch, np: &NodePool) -> NodeClaim {
     let t = &np.spec.template;
     let mut labels: BTreeMap<String, String> = t.metadata.labels.clone();
+    // Upstream labels a claim with one value of every requirement that is not a well-known
+    // label (those the provider resolves at launch: zone, instance type, capacity type …), so a
+    // custom label such as seed 002's `capacity-spread In [2,3,4,5]` lands on the node. Upstream
+    // picks any value; the smallest keeps plans reproducible.
+    let well_known = tandem_model::labels::LabelSet::all();
     for r in launch.requirements.iter() {
-        if !r.is_complement()
-            && r.values().len() == 1
-            && let Some(v) = r.values().first()
-        {
+        let single = r.values().len() == 1;
+        if r.is_complement() || !(single || !well_known.contains(r.key())) {
+            continue;
+        }
+        if let Some(v) = r.values().first() {
             labels.insert(r.key().to_owned(), v.clone());
         }
     }
@@ -135,5 +141,40 @@ mod tests {
             .labels
             .insert("x".into(), "y".into());
         assert_ne!(nodepool_hash(&other), nodepool_hash(&np));
+    }
+
+    #[test]
+    fn a_custom_label_with_several_values_gets_one_and_well_known_ones_wait_for_the_provider() {
+        let np: NodePool = serde_json::from_value(json!({
+            "apiVersion": "karpenter.sh/v1", "kind": "NodePool",
+            "metadata": {"name": "node-spot", "uid": "np-uid"},
+            "spec": {"template": {"spec": {
+                "requirements": [],
+                "nodeClassRef": {"group": "karpenter.kwok.sh", "kind": "KWOKNodeClass", "name": "kc"}}}},
+        }))
+        .unwrap();
+        use tandem_model::requirements::Requirement;
+        let snap = Snapshot::new()
+            .catalog("kc", Arc::new(Catalog::kwok()))
+            .nodepool(
+                SnapPool::new("node-spot", "kc")
+                    .require(Requirement::in_values(
+                        "capacity-spread",
+                        ["3", "2", "5", "4"],
+                    ))
+                    .require(Requirement::in_values(
+                        "topology.kubernetes.io/zone",
+                        ["test-zone-a", "test-zone-b"],
+                    )),
+            )
+            .pod(PendingPod::new("ns", "p", requests(1000, 0)));
+        let plan = tandem_nodescaler::plan(&snap, &tandem_nodescaler::Options::default());
+        let c = nodeclaim_for(&plan.launches[0], &np);
+        let labels = c.metadata.labels.clone().unwrap();
+        assert_eq!(labels.get("capacity-spread").map(String::as_str), Some("2"));
+        assert!(
+            !labels.contains_key("topology.kubernetes.io/zone"),
+            "{labels:?}"
+        );
     }
 }

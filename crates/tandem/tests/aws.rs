@@ -7,9 +7,13 @@
 //!
 //! One test per binary: the node layer acts on every NodePool of its control plane.
 
+#[path = "common/aws.rs"]
+mod aws_common;
 mod common;
 #[path = "common/ec2_join.rs"]
 mod ec2_join;
+
+use aws_common::{check, instance_states, running_on_ec2};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,82 +28,13 @@ use tandem_api::karpenter::{NodeClaim, NodePool};
 use tandem_cloud_aws::{AwsSettings, Clients, StaticCredentials};
 use tandem_model::catalog::Catalog;
 use tandem_testkit::services::Moto;
-use tandem_testkit::{ControlPlane, wait_for, workspace_root};
+use tandem_testkit::{ControlPlane, wait_for};
 
 const TIMEOUT: Duration = Duration::from_secs(180);
 const SEED: &str = "examples/seeds/004_27f72e644f865756";
 
 fn seed(file: &str, cluster: &str, role: &str) -> String {
-    std::fs::read_to_string(workspace_root().join(SEED).join(file))
-        .expect("seed file")
-        .replace("<NODE_ROLE_NAME>", role)
-        .replace("<CLUSTER_NAME>", cluster)
-}
-
-async fn running_on_ec2(pods: &Api<Pod>, nodes: &Api<Node>) -> usize {
-    let aws: Vec<String> = nodes
-        .list(&ListParams::default())
-        .await
-        .map(|l| l.items)
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|n| {
-            n.spec
-                .as_ref()
-                .and_then(|s| s.provider_id.as_deref())
-                .is_some_and(|p| p.starts_with("aws:///"))
-        })
-        .filter_map(|n| n.metadata.name)
-        .collect();
-    pods.list(&ListParams::default().labels("app=nginx"))
-        .await
-        .map(|l| l.items)
-        .unwrap_or_default()
-        .iter()
-        .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
-        .filter(|p| {
-            p.spec
-                .as_ref()
-                .and_then(|s| s.node_name.as_ref())
-                .is_some_and(|n| aws.contains(n))
-        })
-        .count()
-}
-
-async fn instance_states(moto: &Moto, cluster: &str) -> Vec<(String, String, String)> {
-    let out = moto
-        .boto3(&format!(
-            r#"
-for r in ec2.describe_instances(Filters=[{{"Name": "tag:kubernetes.io/cluster/{cluster}", "Values": ["owned"]}}])["Reservations"]:
-    for i in r["Instances"]:
-        tags = {{t["Key"]: t["Value"] for t in i.get("Tags", [])}}
-        print(i["InstanceId"], i["State"]["Name"], tags.get("karpenter.sh/nodeclaim", "-"))
-"#
-        ))
-        .await
-        .expect("describe instances");
-    out.lines()
-        .filter_map(|l| {
-            let mut w = l.split_whitespace().map(str::to_owned);
-            Some((w.next()?, w.next()?, w.next()?))
-        })
-        .collect()
-}
-
-/// Panics with the node layer's state and the controller's log when a wait failed.
-async fn check<T, E: std::fmt::Display>(
-    r: Result<T, E>,
-    client: &Client,
-    ns: &str,
-    log: &dyn Fn() -> String,
-) {
-    if let Err(e) = r {
-        panic!(
-            "{e}\n{}\n{}",
-            tandem_testkit::describe::node_layer(client, ns).await,
-            log()
-        );
-    }
+    aws_common::seed_text(SEED, file, cluster, role)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -161,6 +96,7 @@ async fn seed_004_runs_on_ec2_survives_a_spot_interruption_and_leaks_no_instance
     ));
     let kubelet = tokio::spawn(tandem_cloud::kwok::Kubelet::new(client.clone()).run());
 
+    let env = aws_common::env(&moto);
     let replica = Replica::start_with_env(
         "aws",
         cp.kubeconfig_path(),
@@ -181,12 +117,9 @@ async fn seed_004_runs_on_ec2_survives_a_spot_interruption_and_leaks_no_instance
             "--gc-orphan-grace",
             "5s",
         ],
-        &[
-            ("AWS_ENDPOINT_URL", moto.endpoint().as_str()),
-            ("AWS_ACCESS_KEY_ID", moto.access_key_id()),
-            ("AWS_SECRET_ACCESS_KEY", moto.secret_access_key()),
-            ("AWS_REGION", "us-east-1"),
-        ],
+        &env.iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect::<Vec<_>>(),
     );
     let log = || replica.log();
 
@@ -201,7 +134,7 @@ async fn seed_004_runs_on_ec2_survives_a_spot_interruption_and_leaks_no_instance
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
     let nodes: Api<Node> = Api::all(client.clone());
     let r = wait_for("10 nginx pods Running on EC2 nodes", TIMEOUT, || async {
-        (running_on_ec2(&pods, &nodes).await == 10).then_some(())
+        (running_on_ec2(&pods, &nodes, "app=nginx").await == 10).then_some(())
     })
     .await;
     check(r, &client, &ns, &log).await;
@@ -262,7 +195,7 @@ async fn seed_004_runs_on_ec2_survives_a_spot_interruption_and_leaks_no_instance
     .await;
     check(r, &client, &ns, &log).await;
     let r = wait_for("10 nginx pods Running again", TIMEOUT, || async {
-        (running_on_ec2(&pods, &nodes).await == 10).then_some(())
+        (running_on_ec2(&pods, &nodes, "app=nginx").await == 10).then_some(())
     })
     .await;
     check(r, &client, &ns, &log).await;
