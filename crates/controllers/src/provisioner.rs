@@ -25,8 +25,8 @@ pub fn nodeclaim_for(launch: &Launch, np: &NodePool) -> NodeClaim {
     // picks any value; the smallest keeps plans reproducible.
     let well_known = tandem_model::labels::LabelSet::all();
     for r in launch.requirements.iter() {
-        let single = r.values().len() == 1;
-        if r.is_complement() || !(single || !well_known.contains(r.key())) {
+        let resolved_by_provider = r.values().len() > 1 && well_known.contains(r.key());
+        if r.is_complement() || resolved_by_provider {
             continue;
         }
         if let Some(v) = r.values().first() {
