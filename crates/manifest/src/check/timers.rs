@@ -42,10 +42,10 @@ pub fn cooldown_vs_consolidate_after(inputs: &Inputs, fits: &Fits) -> Vec<CheckF
             }
             let minutes = window.div_ceil(60);
             let tandem = if p.value.coordinated {
-                "Tandem keeps such nodes while the window is open (pod-layer coordination); \
-                 KEDA + Karpenter do not"
+                "KEDA + Karpenter do nothing about it, Tandem's pod-layer coordination holds \
+                 such nodes for up to 10 min of the window"
             } else {
-                "the NodePool opted out of Tandem's pod-layer coordination, so nothing keeps \
+                "the NodePool opted out of Tandem's pod-layer coordination, so nothing holds \
                  such nodes"
             };
             out.push(CheckFinding {
@@ -57,11 +57,11 @@ pub fn cooldown_vs_consolidate_after(inputs: &Inputs, fits: &Fits) -> Vec<CheckF
                     w.at(""),
                 ],
                 message: format!(
-                    "{} removes a node {} s after its pods leave (consolidateAfter), but {} \
+                    "{} can remove a node {} s after its pods leave (consolidateAfter), but {} \
                      brings scaled-down pods of {} back for up to {window} s (cooldownPeriod \
                      {cooldown} s, HPA scale-down stabilization {stabilization} s): under \
                      fluctuating load the freed nodes are removed and relaunched, and the \
-                     returning pods wait for new nodes ({tandem})",
+                     returning pods wait for new nodes; {tandem}",
                     p.display(),
                     after.as_secs(),
                     so.display(),
@@ -77,6 +77,70 @@ pub fn cooldown_vs_consolidate_after(inputs: &Inputs, fits: &Fits) -> Vec<CheckF
                 ),
             });
         }
+    }
+    out.extend(absent_targets(inputs));
+    out
+}
+
+/// The same comparison, as info, for a ScaledObject whose target is not in the input: its pods
+/// are unknown, so each untainted NodePool (one any pod can land on) with a shorter
+/// `consolidateAfter` is named conditionally. A NodePool defined twice counts once, as its
+/// later definition (the one `kubectl apply` leaves).
+fn absent_targets(inputs: &Inputs) -> Vec<CheckFinding> {
+    let mut out = Vec::new();
+    for so in &inputs.scaled_objects {
+        if inputs.target_of(&so.value).is_some() {
+            continue;
+        }
+        let window = u64::from(window_secs(&so.value.config, u32::MAX));
+        let mut pools: Vec<&super::Located<crate::convert::NodePool>> = Vec::new();
+        for p in &inputs.nodepools {
+            pools.retain(|q| q.object.name != p.object.name);
+            pools.push(p);
+        }
+        pools.retain(|p| {
+            p.value.pool.taints.is_empty()
+                && p.value
+                    .disruption
+                    .consolidate_after
+                    .is_some_and(|d| d.as_secs() < window)
+        });
+        if pools.is_empty() {
+            continue;
+        }
+        let target = format!(
+            "{} {}/{}",
+            so.value.target_kind, so.value.namespace, so.value.target_name
+        );
+        let names: Vec<String> = pools
+            .iter()
+            .map(|p| {
+                format!(
+                    "{} ({} s)",
+                    p.display(),
+                    p.value.disruption.consolidate_after.map_or(0, |d| d.as_secs())
+                )
+            })
+            .collect();
+        let mut objects = vec![so.at("spec.scaleTargetRef")];
+        objects.extend(pools.iter().map(|p| p.at("spec.disruption.consolidateAfter")));
+        out.push(CheckFinding {
+            rule: Rule::CooldownVsConsolidateAfter,
+            severity: Severity::Info,
+            objects,
+            message: format!(
+                "{target}, scaled by {}, is not in the input; if its pods land on {}, those \
+                 nodes are consolidated sooner than the {window} s in which the pod layer brings \
+                 scaled-down pods back, and returning pods wait for new nodes",
+                so.display(),
+                names.join(", ")
+            ),
+            fix: format!(
+                "check {target} with its manifest; if it runs on these NodePools, set their \
+                 spec.disruption.consolidateAfter to at least {}m",
+                window.div_ceil(60)
+            ),
+        });
     }
     out
 }
@@ -106,7 +170,7 @@ mod tests {
         let f = found(SPOT_POOL, "  cooldownPeriod: 60\n");
         assert_eq!(f.len(), 1);
         assert_eq!(f[0].severity, Severity::Warning);
-        assert!(f[0].message.contains("60 s after"), "{}", f[0].message);
+        assert!(f[0].message.contains("a node 60 s after"), "{}", f[0].message);
         assert!(f[0].message.contains("up to 300 s"), "{}", f[0].message);
         assert!(f[0].fix.contains("at least 5m"), "{}", f[0].fix);
         assert_eq!(f[0].objects[0].kind, "NodePool");
@@ -130,6 +194,21 @@ mod tests {
         let f = found(SPOT_POOL, &longer);
         assert_eq!(f.len(), 1);
         assert!(f[0].fix.contains("at least 2m"), "{}", f[0].fix);
+    }
+
+    #[test]
+    fn an_absent_target_names_untainted_short_pools_as_info() {
+        let untainted = SPOT_POOL.replace(
+            "      taints:\n      - key: intent\n        value: workload-split\n        effect: NoSchedule\n",
+            "",
+        );
+        let i = inputs(&join(&[&untainted, &scaled_object("")]));
+        let f: Vec<_> = cooldown_vs_consolidate_after(&i, &super::super::fit::fits(&i));
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].severity, Severity::Info);
+        assert!(f[0].message.contains("is not in the input"), "{}", f[0].message);
+        let i = inputs(&join(&[SPOT_POOL, &scaled_object("")]));
+        assert!(cooldown_vs_consolidate_after(&i, &super::super::fit::fits(&i)).is_empty());
     }
 
     #[test]
