@@ -29,7 +29,9 @@ fn tandem(args: &[&str]) -> (i32, String, String) {
 fn golden(input: &str, name: &str) {
     let (code, out, err) = tandem(&["check", input]);
     assert_eq!(code, 0, "{input}: {err}");
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/check").join(name);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/check")
+        .join(name);
     let want = std::fs::read_to_string(&path).unwrap();
     assert_eq!(out, want, "{input}: output differs from {}", path.display());
 }

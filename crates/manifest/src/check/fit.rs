@@ -202,9 +202,7 @@ pub fn unfittable_pod(inputs: &Inputs, fits: &Fits) -> Vec<CheckFinding> {
             continue;
         }
         let row = &fits.0[wi];
-        if row.iter().any(|f| *f == PoolFit::Fits)
-            || !row.iter().any(|f| matches!(f, PoolFit::TooBig(_)))
-        {
+        if row.contains(&PoolFit::Fits) || !row.iter().any(|f| matches!(f, PoolFit::TooBig(_))) {
             continue;
         }
         let mut objects = vec![w.at("spec.template.spec.containers")];

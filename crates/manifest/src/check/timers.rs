@@ -118,12 +118,19 @@ fn absent_targets(inputs: &Inputs) -> Vec<CheckFinding> {
                 format!(
                     "{} ({} s)",
                     p.display(),
-                    p.value.disruption.consolidate_after.map_or(0, |d| d.as_secs())
+                    p.value
+                        .disruption
+                        .consolidate_after
+                        .map_or(0, |d| d.as_secs())
                 )
             })
             .collect();
         let mut objects = vec![so.at("spec.scaleTargetRef")];
-        objects.extend(pools.iter().map(|p| p.at("spec.disruption.consolidateAfter")));
+        objects.extend(
+            pools
+                .iter()
+                .map(|p| p.at("spec.disruption.consolidateAfter")),
+        );
         out.push(CheckFinding {
             rule: Rule::CooldownVsConsolidateAfter,
             severity: Severity::Info,
@@ -170,7 +177,11 @@ mod tests {
         let f = found(SPOT_POOL, "  cooldownPeriod: 60\n");
         assert_eq!(f.len(), 1);
         assert_eq!(f[0].severity, Severity::Warning);
-        assert!(f[0].message.contains("a node 60 s after"), "{}", f[0].message);
+        assert!(
+            f[0].message.contains("a node 60 s after"),
+            "{}",
+            f[0].message
+        );
         assert!(f[0].message.contains("up to 300 s"), "{}", f[0].message);
         assert!(f[0].fix.contains("at least 5m"), "{}", f[0].fix);
         assert_eq!(f[0].objects[0].kind, "NodePool");
@@ -206,7 +217,11 @@ mod tests {
         let f: Vec<_> = cooldown_vs_consolidate_after(&i, &super::super::fit::fits(&i));
         assert_eq!(f.len(), 1);
         assert_eq!(f[0].severity, Severity::Info);
-        assert!(f[0].message.contains("is not in the input"), "{}", f[0].message);
+        assert!(
+            f[0].message.contains("is not in the input"),
+            "{}",
+            f[0].message
+        );
         let i = inputs(&join(&[SPOT_POOL, &scaled_object("")]));
         assert!(cooldown_vs_consolidate_after(&i, &super::super::fit::fits(&i)).is_empty());
     }
