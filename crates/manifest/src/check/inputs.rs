@@ -81,7 +81,7 @@ pub struct Service {
 pub struct Inputs {
     /// Deployments, StatefulSets, Jobs and Pods.
     pub workloads: Vec<Located<Workload>>,
-    /// NodePools.
+    /// NodePools, one per name (the last definition).
     pub nodepools: Vec<Located<NodePool>>,
     /// ScaledObjects.
     pub scaled_objects: Vec<Located<ScaledObject>>,
@@ -135,14 +135,19 @@ impl Inputs {
             ("apps/v1", "StatefulSet") => self.workloads.push(at(statefulset::convert(v)?)),
             ("batch/v1", "Job") => self.workloads.push(at(job::convert(v)?)),
             ("v1", "Pod") => self.workloads.push(at(pod::convert(v)?)),
-            ("karpenter.sh/v1", "NodePool") => self.nodepools.push(Located {
-                value: nodepool::convert(v)?,
-                object: obj.clone(),
-                file: file.to_owned(),
-                line: doc.line,
-                lines: doc.lines.clone(),
-                raw: v.clone(),
-            }),
+            ("karpenter.sh/v1", "NodePool") => {
+                // Defined twice (seed 003's "v2" file): the later one is what `kubectl apply`
+                // leaves, so only it is judged.
+                self.nodepools.retain(|p| p.object.name != obj.name);
+                self.nodepools.push(Located {
+                    value: nodepool::convert(v)?,
+                    object: obj.clone(),
+                    file: file.to_owned(),
+                    line: doc.line,
+                    lines: doc.lines.clone(),
+                    raw: v.clone(),
+                });
+            }
             ("keda.sh/v1alpha1", "ScaledObject") => self.scaled_objects.push(Located {
                 value: scaled_object::convert(v)?,
                 object: obj.clone(),
@@ -196,5 +201,29 @@ fn service(obj: &ObjectRef, v: &Value) -> Service {
     Service {
         namespace: obj.effective_namespace().to_owned(),
         selector,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::{SPOT_POOL, inputs, join};
+
+    #[test]
+    fn a_nodepool_defined_twice_is_read_as_its_last_definition() {
+        let later = SPOT_POOL.replace("consolidateAfter: 1m", "consolidateAfter: 10m");
+        let i = inputs(&join(&[SPOT_POOL, &later]));
+        assert_eq!(i.nodepools.len(), 1);
+        assert_eq!(
+            i.nodepools[0].value.disruption.consolidate_after,
+            Some(std::time::Duration::from_secs(600))
+        );
+    }
+
+    #[test]
+    fn a_missing_field_points_at_its_nearest_written_ancestor() {
+        let i = inputs(SPOT_POOL);
+        let at = i.nodepools[0].at("spec.disruption.consolidateAfter");
+        assert_eq!((at.line, at.namespace), (9, None));
+        assert_eq!(i.nodepools[0].at("spec.weight").line, 6);
     }
 }

@@ -84,8 +84,7 @@ pub fn cooldown_vs_consolidate_after(inputs: &Inputs, fits: &Fits) -> Vec<CheckF
 
 /// The same comparison, as info, for a ScaledObject whose target is not in the input: its pods
 /// are unknown, so each untainted NodePool (one any pod can land on) with a shorter
-/// `consolidateAfter` is named conditionally. A NodePool defined twice counts once, as its
-/// later definition (the one `kubectl apply` leaves).
+/// `consolidateAfter` is named conditionally.
 fn absent_targets(inputs: &Inputs) -> Vec<CheckFinding> {
     let mut out = Vec::new();
     for so in &inputs.scaled_objects {
@@ -93,11 +92,8 @@ fn absent_targets(inputs: &Inputs) -> Vec<CheckFinding> {
             continue;
         }
         let window = u64::from(window_secs(&so.value.config, u32::MAX));
-        let mut pools: Vec<&super::Located<crate::convert::NodePool>> = Vec::new();
-        for p in &inputs.nodepools {
-            pools.retain(|q| q.object.name != p.object.name);
-            pools.push(p);
-        }
+        let mut pools: Vec<&super::Located<crate::convert::NodePool>> =
+            inputs.nodepools.iter().collect();
         pools.retain(|p| {
             p.value.pool.taints.is_empty()
                 && p.value
