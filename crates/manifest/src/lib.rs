@@ -10,6 +10,7 @@
 //!                  findings ◄── validate (schema, typed parse, semantics, references)
 //! ```
 
+pub mod check;
 pub mod convert;
 pub mod cron;
 pub mod finding;

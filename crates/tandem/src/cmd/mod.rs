@@ -1,5 +1,6 @@
 //! Subcommands, one module each.
 
+pub mod check;
 pub mod crds;
 pub mod migrate;
 pub mod plan;
@@ -23,6 +24,9 @@ pub enum Command {
     Up(up::Args),
     /// Check manifests beyond their schema and print one line per finding.
     Validate(validate::Args),
+    /// Lint manifests across the two layers (timers, NodePool fit and limits, requests) and
+    /// print each finding with the objects involved and a fix.
+    Check(check::Args),
     /// Convert v1alpha5 Provisioners and v1alpha1 AWSNodeTemplates to v1 NodePools and EC2NodeClasses.
     Migrate(migrate::Args),
     /// Show what both layers would decide for the given manifests and metric values.
@@ -41,6 +45,7 @@ impl Command {
             Command::Run(args) => run::run(*args),
             Command::Up(args) => up::run(args),
             Command::Validate(args) => validate::run(args),
+            Command::Check(args) => check::run(args),
             Command::Migrate(args) => migrate::run(args),
             Command::Plan(args) => plan::run(args),
             Command::Crds(args) => crds::run(args),
