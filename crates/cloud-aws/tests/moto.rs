@@ -390,6 +390,94 @@ async fn offerings_and_spot_prices_come_from_ec2() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seed_000_node_class_by_name_tags_and_ami_id_launches_its_pools_m7i_xlarge() {
+    let client = client().await;
+    let moto = Moto::start().await.expect("moto");
+    let cluster = common::unique("seed0");
+    // What the seed's terraform leaves: a subnet and a node security group found by Name tag,
+    // the node role, and an AMI of the reader's choice.
+    moto.boto3(&format!(
+        r#"
+vpc = ec2.describe_vpcs(Filters=[{{"Name": "isDefault", "Values": ["true"]}}])["Vpcs"][0]["VpcId"]
+sub = [s for s in ec2.describe_subnets(Filters=[{{"Name": "vpc-id", "Values": [vpc]}}])["Subnets"] if s["AvailabilityZone"] == "us-east-1a"][0]
+ec2.create_tags(Resources=[sub["SubnetId"]], Tags=[{{"Key": "Name", "Value": "net-euc1-{cluster}-private-eu-central-1a"}}])
+sg = ec2.describe_security_groups(Filters=[{{"Name": "vpc-id", "Values": [vpc]}}, {{"Name": "group-name", "Values": ["default"]}}])["SecurityGroups"][0]["GroupId"]
+ec2.create_tags(Resources=[sg], Tags=[{{"Key": "Name", "Value": "{cluster}-node"}}])
+iam.create_role(RoleName="Karpenter-{cluster}", AssumeRolePolicyDocument="{{}}")
+"#
+    ))
+    .await
+    .expect("account");
+    let text = std::fs::read_to_string(
+        tandem_testkit::workspace_root()
+            .join("crates/cloud-aws/tests/data/seed-000-karpenter-np.yaml"),
+    )
+    .expect("seed 000 objects")
+    .replace("<CLUSTER_NAME>", &cluster)
+    .replace("ami-XXXXXXXXXXXXXXXXX", EKS_AL2023_AMD64_AMI)
+    .replace(
+        "name: ec2-node-class",
+        &format!("name: {cluster}-ec2-node-class"),
+    );
+    let mut docs = text.split("\n---\n");
+    let class: EC2NodeClass = serde_yaml_ng::from_str(docs.next().expect("class")).expect("class");
+    let pool: tandem_api::karpenter::NodePool =
+        serde_yaml_ng::from_str(docs.next().expect("pool")).expect("pool");
+    let class = kube::Api::<EC2NodeClass>::all(client.clone())
+        .create(&Default::default(), &class)
+        .await
+        .expect("create class");
+    let name = class.metadata.name.clone().expect("name");
+    let settings = common::settings(&moto, &moto.endpoint(), &cluster, None);
+    let (cloud, clients) = common::provider(&client, &settings).await;
+    let st = nodeclass::reconcile(&client, &clients, &settings, &class)
+        .await
+        .expect("reconcile");
+    assert!(
+        find(&st.conditions, "Ready").is_some_and(|c| c.is_true()),
+        "{:?}",
+        st.conditions
+    );
+    assert_eq!(st.subnets.len(), 1);
+    assert_eq!(st.subnets[0].zone, "us-east-1a");
+    assert_eq!(st.amis.len(), 1, "exactly the AMI named by id");
+
+    // A claim as the node layer makes it from the pool's requirements.
+    let reqs: Vec<serde_json::Value> = pool
+        .spec
+        .template
+        .spec
+        .requirements
+        .iter()
+        .map(|r| serde_json::to_value(r).expect("requirement"))
+        .collect();
+    let mut claim = common::seed_claim(&format!("{cluster}-a"), &name, &[]);
+    claim.spec.requirements = serde_json::from_value(serde_json::Value::Array(reqs)).expect("reqs");
+    let instance = cloud.create(&claim).await.expect("launch");
+    assert_eq!(instance.instance_type, "m7i.xlarge");
+    assert_eq!(instance.capacity_type, "on-demand");
+    let id = provider_id::instance_id(&instance.provider_id)
+        .expect("id")
+        .to_owned();
+    let ec2 = common::describe_instance(&moto, &id).await;
+    assert_eq!(ec2["type"], "m7i.xlarge");
+    assert_eq!(ec2["lifecycle"], "on-demand");
+    assert_eq!(
+        ec2["tags"]["Name"],
+        format!("{cluster}-tenant-demand"),
+        "the class's Name tag wins"
+    );
+    assert_eq!(ec2["tags"]["owner"], "krci");
+    let lts = common::launch_templates(&moto, &cluster).await;
+    let disk = &lts[0]["data"]["BlockDeviceMappings"][0];
+    assert_eq!(disk["DeviceName"], "/dev/xvda");
+    assert_eq!(disk["Ebs"]["VolumeSize"], 80);
+    assert_eq!(disk["Ebs"]["VolumeType"], "gp3");
+    assert_eq!(disk["Ebs"]["Encrypted"], false);
+    cloud.delete(&instance.provider_id).await.expect("delete");
+}
+
 async fn class_zone(client: &Client, class: &str, subnet: &str) -> String {
     let c: EC2NodeClass = kube::Api::all(client.clone())
         .get(class)
