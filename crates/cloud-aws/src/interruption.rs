@@ -192,4 +192,23 @@ mod tests {
             Parsed::Ignore(_)
         ));
     }
+
+    proptest::proptest! {
+        /// Whatever arrives on the queue, parsing returns a verdict and never panics: arbitrary
+        /// text, and real messages cut short or with a byte changed.
+        #[test]
+        fn any_body_gets_a_verdict(text in ".{0,300}", cut in 0usize..400, at in 0usize..400, byte in 0u8..128) {
+            let _ = parse(&text);
+            let real = event(
+                "aws.health",
+                "AWS Health Event",
+                r#"{"service":"EC2","eventTypeCategory":"scheduledChange","affectedEntities":[{"entityValue":"i-4"}]}"#,
+            );
+            let _ = parse(&real[..cut.min(real.len())]);
+            let mut bytes = real.into_bytes();
+            let i = at % bytes.len();
+            bytes[i] = byte;
+            let _ = parse(&String::from_utf8_lossy(&bytes));
+        }
+    }
 }
