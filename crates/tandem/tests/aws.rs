@@ -15,7 +15,6 @@ mod ec2_join;
 
 use aws_common::{check, instance_states, running_on_ec2};
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use common::Replica;
@@ -25,8 +24,6 @@ use kube::api::{ListParams, PostParams};
 use kube::{Api, Client};
 use tandem_api::aws::v1::EC2NodeClass;
 use tandem_api::karpenter::{NodeClaim, NodePool};
-use tandem_cloud_aws::{AwsSettings, Clients, StaticCredentials};
-use tandem_model::catalog::Catalog;
 use tandem_testkit::services::Moto;
 use tandem_testkit::{ControlPlane, wait_for};
 
@@ -74,27 +71,7 @@ async fn seed_004_runs_on_ec2_survives_a_spot_interruption_and_leaks_no_instance
         .expect("create pool");
 
     // The instances' boot: Nodes registered from their user data, kept Ready by kwok's kubelet.
-    let settings = AwsSettings {
-        region: "us-east-1".into(),
-        endpoint: Some(moto.endpoint()),
-        credentials: Some(StaticCredentials {
-            access_key_id: moto.access_key_id().to_owned(),
-            secret_access_key: moto.secret_access_key().to_owned(),
-        }),
-        cluster_name: cluster.clone(),
-        cluster_endpoint: String::new(),
-        interruption_queue: None,
-        kubernetes_version: String::new(),
-    };
-    let clients = Clients::new(&settings).await;
-    let catalog = Arc::new(Catalog::aws_us_east_1().expect("catalog"));
-    let join = tokio::spawn(ec2_join::run(
-        client.clone(),
-        clients.ec2.clone(),
-        cluster.clone(),
-        catalog,
-    ));
-    let kubelet = tokio::spawn(tandem_cloud::kwok::Kubelet::new(client.clone()).run());
+    let _joining = aws_common::join_instances(&client, &moto, &cluster).await;
 
     let env = aws_common::env(&moto);
     let replica = Replica::start_with_env(
@@ -259,6 +236,4 @@ print(r["Instances"][0]["InstanceId"])
             log()
         );
     }
-    join.abort();
-    kubelet.abort();
 }

@@ -15,7 +15,6 @@ mod common;
 #[path = "common/ec2_join.rs"]
 mod ec2_join;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_common::{check, instance_states, running_on_ec2};
@@ -26,8 +25,6 @@ use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{DynamicObject, ListParams, Patch, PatchParams};
 use kube::discovery::Discovery;
 use kube::{Api, Client};
-use tandem_cloud_aws::{AwsSettings, Clients, StaticCredentials};
-use tandem_model::catalog::Catalog;
 use tandem_testkit::services::Moto;
 use tandem_testkit::{ControlPlane, wait_for};
 
@@ -126,27 +123,8 @@ async fn seed_002_sqs_burst_scales_the_consumer_onto_spot_ec2_and_back_to_zero()
         .await;
     }
 
-    // EC2 instances join as Nodes; kwok's kubelet keeps them Ready and runs their pods.
-    let settings = AwsSettings {
-        region: "us-east-1".into(),
-        endpoint: Some(moto.endpoint()),
-        credentials: Some(StaticCredentials {
-            access_key_id: moto.access_key_id().to_owned(),
-            secret_access_key: moto.secret_access_key().to_owned(),
-        }),
-        cluster_name: cluster.clone(),
-        cluster_endpoint: String::new(),
-        interruption_queue: None,
-        kubernetes_version: String::new(),
-    };
-    let clients = Clients::new(&settings).await;
-    let join = tokio::spawn(ec2_join::run(
-        client.clone(),
-        clients.ec2.clone(),
-        cluster.clone(),
-        Arc::new(Catalog::aws_us_east_1().expect("catalog")),
-    ));
-    let kubelet = tokio::spawn(tandem_cloud::kwok::Kubelet::new(client.clone()).run());
+    // The instances' boot: Nodes registered from their user data, kept Ready by kwok's kubelet.
+    let _joining = aws_common::join_instances(&client, &moto, &cluster).await;
 
     // Both layers in one binary; the external metrics API behind the aggregation layer.
     let pki = cp.pki();
@@ -354,6 +332,4 @@ async fn seed_002_sqs_burst_scales_the_consumer_onto_spot_ec2_and_back_to_zero()
     })
     .await;
     check(r, &client, "processing", &log).await;
-    join.abort();
-    kubelet.abort();
 }

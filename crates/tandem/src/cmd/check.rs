@@ -5,7 +5,6 @@ use std::process::ExitCode;
 
 use serde_json::{Value, json};
 use tandem_manifest::check::{self, CheckFinding, Severity as CheckSeverity};
-use tandem_manifest::{Severity, read_inputs, validate};
 
 /// Lint KEDA, Karpenter and workload manifests across the two layers: a NodePool's
 /// `consolidateAfter` against a ScaledObject's cooldown and HPA window
@@ -39,26 +38,10 @@ pub enum Format {
 
 /// Runs the command.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let files = match read_inputs(&args.inputs) {
+    let (files, report) = match super::valid_inputs(&args.inputs) {
         Ok(f) => f,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Ok(ExitCode::from(2));
-        }
+        Err(code) => return Ok(code),
     };
-    let report = validate(&files);
-    let errors: Vec<_> = report
-        .findings
-        .iter()
-        .filter(|f| f.severity == Severity::Error)
-        .collect();
-    if !errors.is_empty() || report.unreadable {
-        for f in errors {
-            eprintln!("{f}");
-        }
-        eprintln!("error: the input is not valid; `tandem validate` shows every finding");
-        return Ok(ExitCode::from(2));
-    }
     let findings = match check::check(&files) {
         Ok(f) => f,
         Err(errs) => {

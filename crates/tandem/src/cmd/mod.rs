@@ -74,3 +74,29 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
         )),
     }
 }
+
+/// The input files of a command that needs valid manifests (`plan`, `check`): read, validated,
+/// and refused with exit code 2 — the errors printed — when unreadable or invalid, so every
+/// such command refuses bad input the same way. The validation report comes along for summaries.
+fn valid_inputs(
+    inputs: &[String],
+) -> Result<(Vec<tandem_manifest::SourceFile>, tandem_manifest::Report), ExitCode> {
+    let files = tandem_manifest::read_inputs(inputs).map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(2)
+    })?;
+    let report = tandem_manifest::validate(&files);
+    let errors: Vec<_> = report
+        .findings
+        .iter()
+        .filter(|f| f.severity == tandem_manifest::Severity::Error)
+        .collect();
+    if !errors.is_empty() || report.unreadable {
+        for f in errors {
+            eprintln!("{f}");
+        }
+        eprintln!("error: the input is not valid; `tandem validate` shows every finding");
+        return Err(ExitCode::from(2));
+    }
+    Ok((files, report))
+}

@@ -11,7 +11,6 @@ use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::sync::Arc;
 use tandem_manifest::convert::{self, CatalogKind, Converted, ScaledObject};
-use tandem_manifest::{Severity, read_inputs, validate};
 use tandem_model::catalog::Catalog;
 use tandem_nodescaler::lower_bound::{Cuts, lower_bound};
 use tandem_nodescaler::snapshot::Snapshot;
@@ -90,26 +89,10 @@ struct Scaling {
 
 /// Runs the command.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let files = match read_inputs(&args.inputs) {
+    let (files, _) = match super::valid_inputs(&args.inputs) {
         Ok(f) => f,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Ok(ExitCode::from(2));
-        }
+        Err(code) => return Ok(code),
     };
-    let report = validate(&files);
-    let errors: Vec<_> = report
-        .findings
-        .iter()
-        .filter(|f| f.severity == Severity::Error)
-        .collect();
-    if !errors.is_empty() || report.unreadable {
-        for f in errors {
-            eprintln!("{f}");
-        }
-        eprintln!("error: the input is not valid; `tandem validate` shows every finding");
-        return Ok(ExitCode::from(2));
-    }
     let mut converted = match convert::convert(&files) {
         Ok(c) => c,
         Err(errs) => {

@@ -83,6 +83,50 @@ pub async fn check<T, E: std::fmt::Display>(
     }
 }
 
+/// The instances' boot while it lives: Nodes registered from each instance's user data
+/// ([`crate::ec2_join`]) and kept Ready, with their pods run, by kwok's kubelet.
+pub struct Joining {
+    tasks: [tokio::task::JoinHandle<()>; 2],
+}
+
+impl Drop for Joining {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// Starts [`Joining`] for the instances of `cluster` in `moto`.
+pub async fn join_instances(client: &Client, moto: &Moto, cluster: &str) -> Joining {
+    let settings = tandem_cloud_aws::AwsSettings {
+        region: "us-east-1".into(),
+        endpoint: Some(moto.endpoint()),
+        credentials: Some(tandem_cloud_aws::StaticCredentials {
+            access_key_id: moto.access_key_id().to_owned(),
+            secret_access_key: moto.secret_access_key().to_owned(),
+        }),
+        cluster_name: cluster.to_owned(),
+        cluster_endpoint: String::new(),
+        interruption_queue: None,
+        kubernetes_version: String::new(),
+    };
+    let clients = tandem_cloud_aws::Clients::new(&settings).await;
+    let catalog =
+        std::sync::Arc::new(tandem_model::catalog::Catalog::aws_us_east_1().expect("catalog"));
+    Joining {
+        tasks: [
+            tokio::spawn(crate::ec2_join::run(
+                client.clone(),
+                clients.ec2.clone(),
+                cluster.to_owned(),
+                catalog,
+            )),
+            tokio::spawn(tandem_cloud::kwok::Kubelet::new(client.clone()).run()),
+        ],
+    }
+}
+
 /// The environment `tandem run --provider aws` gets to reach moto (the SDK's own variables).
 pub fn env(moto: &Moto) -> Vec<(String, String)> {
     vec![
