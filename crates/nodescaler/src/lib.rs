@@ -29,6 +29,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod disruption;
+pub mod headroom;
 pub mod lower_bound;
 pub mod provisioning;
 pub mod selector;

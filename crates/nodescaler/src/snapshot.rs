@@ -716,6 +716,9 @@ pub struct Snapshot {
     /// NodePools that opted out of pod-layer coordination
     /// (annotation `tandem.dev/coordinate-with-pod-layer: "false"`).
     pub uncoordinated_pools: std::collections::BTreeSet<String>,
+    /// Pods that do not exist yet but need room: predicted by the pod layer or kept as a
+    /// NodePool's headroom. Only [`crate::provisioning::plan_anticipating`] reads them.
+    pub anticipated: Vec<crate::provisioning::anticipation::Anticipated>,
 }
 
 /// NodePool annotation that turns pod-layer coordination off for the pool when `"false"`.

@@ -32,6 +32,7 @@ pub mod activation;
 pub mod comeback;
 pub mod decision;
 pub mod fallback;
+pub mod forecast;
 pub mod hpa;
 pub mod modifiers;
 pub mod naming;

@@ -106,11 +106,17 @@ pub fn allowed(budgets: &[Budget], reason: BudgetReason, nodes: usize, now_ms: i
 
 /// Whether the budget's window is open at `now_ms`; `Err` when it cannot be read.
 fn is_active(budget: &Budget, now_ms: i64) -> Result<bool, ()> {
-    let (schedule, duration) = match (&budget.schedule, budget.duration_ms) {
-        (None, None) => return Ok(true),
-        (Some(s), Some(d)) => (s, d),
-        _ => return Err(()),
-    };
+    match (&budget.schedule, budget.duration_ms) {
+        (None, None) => Ok(true),
+        (Some(s), Some(d)) => window_open(s, d, now_ms),
+        _ => Err(()),
+    }
+}
+
+/// Whether a window of `duration_ms` opened by the five-field UTC cron `schedule` is open at
+/// `now_ms`; `Err` when the schedule cannot be read. Budgets and headroom share it so both
+/// read schedules alike.
+pub(crate) fn window_open(schedule: &str, duration_ms: i64, now_ms: i64) -> Result<bool, ()> {
     if !schedule.trim_start().starts_with('@') && schedule.split_whitespace().count() != 5 {
         return Err(());
     }
@@ -125,7 +131,7 @@ fn is_active(budget: &Budget, now_ms: i64) -> Result<bool, ()> {
     let Ok(hit) = cron.find_previous_occurrence(&now, true) else {
         return Ok(false);
     };
-    Ok(now_ms - hit.timestamp().as_millisecond() < duration)
+    Ok(now_ms - hit.timestamp().as_millisecond() < duration_ms)
 }
 
 #[cfg(test)]

@@ -117,6 +117,7 @@ pub fn reschedule(
         disruption: BTreeMap::new(),
         comebacks: Vec::new(),
         uncoordinated_pools: std::collections::BTreeSet::new(),
+        anticipated: Vec::new(),
     };
     let mut origin = BTreeMap::new();
     let mut next = u64::try_from(sim.pods.len()).unwrap_or(u64::MAX);

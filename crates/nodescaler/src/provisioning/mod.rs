@@ -46,6 +46,7 @@
 //! - **Determinism.** Every set is ordered; every choice has a total tie-break. Same snapshot,
 //!   same options: same plan, same messages.
 
+pub mod anticipation;
 pub(crate) mod prepare;
 mod scheduler;
 mod topology;
@@ -291,6 +292,8 @@ impl Plan {
         self.nominations.len() + self.launches.iter().map(|l| l.pods.len()).sum::<usize>()
     }
 }
+
+pub use anticipation::plan_anticipating;
 
 /// Plans capacity for the snapshot's pending pods: see the [module documentation](self).
 pub fn plan(snapshot: &Snapshot, options: &Options) -> Plan {
