@@ -200,9 +200,30 @@ pub struct SimInput {
     /// NodePools that opted out of coordination (`tandem.dev/coordinate-with-pod-layer:
     /// "false"`).
     pub uncoordinated_pools: std::collections::BTreeSet<String>,
+    /// Predictive provisioning: when the pod layer reads a metric that sends a workload up,
+    /// the node layer plans capacity for the pods still to come at once (no batch window, no
+    /// waiting for the HPA's climb). Off is upstream's behaviour.
+    pub predictive: bool,
+    /// Push triggers: a queue that receives messages while its consumer is at zero wakes the
+    /// pod layer within a second instead of at the next poll. Off is upstream's behaviour.
+    pub push: bool,
+    /// Warm capacity per NodePool index (`tandem.dev/headroom`).
+    pub headroom: Vec<(usize, tandem_nodescaler::headroom::Headroom)>,
 }
 
 impl SimInput {
+    /// The same input under upstream semantics (KEDA + HPA + Karpenter): no coordination, no
+    /// predictive provisioning, no push, no headroom. `--compare` runs both.
+    pub fn upstream(&self) -> SimInput {
+        SimInput {
+            coordination_ceiling_ms: None,
+            predictive: false,
+            push: false,
+            headroom: Vec::new(),
+            ..self.clone()
+        }
+    }
+
     /// An input with no pools, workloads or sources and upstream's timings.
     pub fn new(name: &str, seed: u64, duration_ms: i64) -> Self {
         SimInput {
@@ -226,6 +247,9 @@ impl SimInput {
             pool_disruption: BTreeMap::new(),
             coordination_ceiling_ms: Some(600_000),
             uncoordinated_pools: std::collections::BTreeSet::new(),
+            predictive: true,
+            push: true,
+            headroom: Vec::new(),
         }
     }
 }

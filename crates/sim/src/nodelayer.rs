@@ -19,9 +19,10 @@ pub const CONSOLIDATION_NOTE: &str = "consolidation: nodescaler::disruption (emp
      multi- and single-node), re-validated after 15 s; pods of a removed node are recreated \
      and scheduled anew";
 
-/// Plans capacity for the snapshot's pending pods.
+/// Plans capacity for the snapshot's pending pods, then for its anticipated ones (predicted
+/// pods and headroom; none under upstream semantics, where this is exactly `plan`).
 pub fn provision(snapshot: &Snapshot, options: &Options) -> Plan {
-    tandem_nodescaler::plan(snapshot, options)
+    tandem_nodescaler::provisioning::plan_anticipating(snapshot, options)
 }
 
 /// Karpenter's batcher: a window opens at the first trigger, each trigger extends it by the

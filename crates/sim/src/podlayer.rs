@@ -34,6 +34,15 @@ pub struct ScalerState {
     pub last_active: Vec<Option<bool>>,
 }
 
+/// What one tick decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TickOutcome {
+    /// The replicas the pod layer (or the HPA) writes to `/scale`, when they change.
+    pub set: Option<u32>,
+    /// Where the target is heading when above its pods (`podscaler::forecast`).
+    pub heading_to: Option<u32>,
+}
+
 /// One tick; returns the desired replicas when the pod layer writes `/scale`.
 ///
 /// `values[i]` is trigger `i`'s reading (`None`: the fetch failed), `own_active[i]` a scaler's
@@ -46,10 +55,13 @@ pub fn tick(
     own_active: &[Option<bool>],
     replicas: (u32, u32, u32),
     now: TimeMs,
-) -> Option<u32> {
+) -> TickOutcome {
     let (current, status, ready) = replicas;
     if tick == Tick::HpaSync && current == 0 {
-        return None;
+        return TickOutcome {
+            set: None,
+            heading_to: None,
+        };
     }
     let verdicts: Vec<Option<bool>> = config
         .triggers
@@ -94,7 +106,10 @@ pub fn tick(
     if tick == Tick::Poll {
         scaler.last_active = verdicts;
     }
-    (decision.desired_replicas != current).then_some(decision.desired_replicas)
+    TickOutcome {
+        set: (decision.desired_replicas != current).then_some(decision.desired_replicas),
+        heading_to: tandem_podscaler::forecast::heading_to(config, &decision, status),
+    }
 }
 
 #[cfg(test)]
@@ -142,21 +157,22 @@ mod tests {
                 &[None],
                 (0, 0, 0),
                 TimeMs(0)
-            ),
+            )
+            .set,
             None
         );
-        assert_eq!(
-            tick(
-                &mut s,
-                &cfg,
-                Tick::Poll,
-                &[Some(100.0)],
-                &[None],
-                (0, 0, 0),
-                TimeMs(15_000)
-            ),
-            Some(1)
+        let activated = tick(
+            &mut s,
+            &cfg,
+            Tick::Poll,
+            &[Some(100.0)],
+            &[None],
+            (0, 0, 0),
+            TimeMs(15_000),
         );
+        assert_eq!(activated.set, Some(1));
+        // 100 messages at 5 per pod: the HPA is heading for 20, and the forecast says so.
+        assert_eq!(activated.heading_to, Some(20));
         let n = tick(
             &mut s,
             &cfg,
@@ -165,7 +181,8 @@ mod tests {
             &[None],
             (1, 1, 1),
             TimeMs(30_000),
-        );
+        )
+        .set;
         assert!(n.is_some_and(|n| n > 1), "{n:?}");
     }
 }

@@ -219,6 +219,10 @@ pub struct PoolOverride {
     /// Replaces `spec.disruption.consolidateAfter` (`Never` or a duration).
     #[serde(default)]
     pub consolidate_after: Option<String>,
+    /// Replaces the `tandem.dev/headroom` annotation (e.g. `pods=5,cpu=1,memory=2Gi`; `""`
+    /// removes it): warm capacity, a Tandem feature `--compare` leaves out of the upstream run.
+    #[serde(default)]
+    pub headroom: Option<String>,
 }
 
 /// `overrides:`.

@@ -25,6 +25,9 @@ use tandem_model::resources::Resources;
 use tandem_model::taints::Taint;
 use tandem_nodescaler::disruption::Disrupt;
 use tandem_nodescaler::provisioning::Launch;
+use tandem_nodescaler::provisioning::anticipation::{
+    Anticipated, AnticipationKind, is_anticipated,
+};
 use tandem_nodescaler::selector::Labels;
 use tandem_nodescaler::snapshot::{
     BoundPod, Comeback, ExistingNode, InFlightClaim, NodeDisruption, NodeState, PendingPod,
@@ -48,10 +51,16 @@ pub const OSCILLATION_WINDOW_MS: i64 = 600_000;
 /// How often pods that nothing could place are offered to the provisioner again.
 const PROVISION_RETRY_MS: i64 = 60_000;
 
+/// How long disruption keeps room launched ahead (predicted pods, headroom) after the pass
+/// that saw it wanted; every pass renews it while it is still wanted.
+const ANTICIPATION_HOLD_MS: i64 = 60_000;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Ev {
     SourceTick,
     Poll(usize),
+    /// A push wake-up: a poll out of turn that does not move the poll cadence.
+    PushPoll(usize),
     HpaSync(usize),
     Manual(usize),
     Schedule,
@@ -147,6 +156,8 @@ pub struct Simulation {
     replacing: Vec<(Vec<u64>, Vec<u64>)>,
     /// A command waiting out its validation delay; the disruption loop waits with it.
     validating: Option<Disrupt>,
+    /// Per ScaledObject: where its target is heading (predictive provisioning).
+    heading: Vec<Option<u32>>,
     pub(crate) acct: Accounting,
     done: bool,
 }
@@ -198,6 +209,7 @@ impl Simulation {
             last_consolidation: BTreeMap::new(),
             replacing: Vec::new(),
             validating: None,
+            heading: vec![None; input.scalers.len()],
             acct: Accounting::default(),
             done: false,
             input,
@@ -257,8 +269,9 @@ impl Simulation {
         self.now = at.0;
         match ev {
             Ev::SourceTick => self.source_tick(),
-            Ev::Poll(i) => self.pod_layer(i, Tick::Poll),
-            Ev::HpaSync(i) => self.pod_layer(i, Tick::HpaSync),
+            Ev::Poll(i) => self.pod_layer(i, Tick::Poll, true),
+            Ev::PushPoll(i) => self.pod_layer(i, Tick::Poll, false),
+            Ev::HpaSync(i) => self.pod_layer(i, Tick::HpaSync, true),
             Ev::Manual(i) => {
                 let m = self.input.manual[i];
                 self.set_replicas(m.workload, m.replicas, "kubectl scale");
@@ -358,7 +371,31 @@ impl Simulation {
         }
         let backlog: f64 = self.queue_backlog();
         self.acct.backlog(self.now, backlog);
+        if self.input.push {
+            self.push_wake_ups();
+        }
         self.push(self.now + 1_000, Ev::SourceTick);
+    }
+
+    /// Push triggers: a consumer at zero whose queue holds messages is polled now, at most
+    /// once per source tick (1 s), as a push-capable scaler's notification would.
+    fn push_wake_ups(&mut self) {
+        let mut wake = Vec::new();
+        for (i, scaler) in self.input.scalers.iter().enumerate() {
+            if self.workloads[scaler.target].replicas > 0 {
+                continue;
+            }
+            let woken = scaler.sources.iter().flatten().any(|s| {
+                matches!(self.input.sources[*s].kind, SourceKind::Queue { .. })
+                    && self.sources[*s].value > 0.0
+            });
+            if woken {
+                wake.push(i);
+            }
+        }
+        for i in wake {
+            self.push(self.now, Ev::PushPoll(i));
+        }
     }
 
     fn queue_backlog(&self) -> f64 {
@@ -382,7 +419,7 @@ impl Simulation {
 
     // ---- pod layer -----------------------------------------------------------------------
 
-    fn pod_layer(&mut self, i: usize, tick: Tick) {
+    fn pod_layer(&mut self, i: usize, tick: Tick, reschedule: bool) {
         let scaler = &self.input.scalers[i];
         let target = scaler.target;
         let mut values = Vec::with_capacity(scaler.sources.len());
@@ -409,7 +446,7 @@ impl Simulation {
             u32::try_from(w.pods.len()).unwrap_or(u32::MAX),
             w.running,
         );
-        let desired = podlayer::tick(
+        let outcome = podlayer::tick(
             &mut self.scalers[i],
             &scaler.config,
             tick,
@@ -423,15 +460,32 @@ impl Simulation {
             Tick::HpaSync => self.input.hpa_sync_ms,
         };
         let key = scaler.key.clone();
-        self.push(
-            self.now + every.max(1),
-            if tick == Tick::Poll {
-                Ev::Poll(i)
-            } else {
-                Ev::HpaSync(i)
-            },
-        );
-        if let Some(n) = desired {
+        if reschedule {
+            self.push(
+                self.now + every.max(1),
+                if tick == Tick::Poll {
+                    Ev::Poll(i)
+                } else {
+                    Ev::HpaSync(i)
+                },
+            );
+        }
+        if self.input.predictive {
+            let was = self.heading[i];
+            self.heading[i] = outcome.heading_to;
+            if outcome.heading_to.is_some() && outcome.heading_to != was {
+                self.acct.decision(
+                    self.now,
+                    DecisionKind::Scale,
+                    format!(
+                        "{key}: heading to {} replicas: capacity planned now (predictive)",
+                        outcome.heading_to.unwrap_or(0)
+                    ),
+                );
+                self.provision();
+            }
+        }
+        if let Some(n) = outcome.set {
             let by = match tick {
                 Tick::Poll => format!("{key} (poll)"),
                 Tick::HpaSync => format!("keda-hpa-{key} (HPA)"),
@@ -731,6 +785,15 @@ impl Simulation {
             }
         }
         snap.comebacks = self.comebacks();
+        // Room launched ahead is held like room for comebacks until the pods use it.
+        for a in std::mem::take(&mut snap.anticipated) {
+            snap.comebacks.push(Comeback {
+                workload: a.source,
+                pod: a.pod,
+                count: a.count,
+                until_ms: self.now + ANTICIPATION_HOLD_MS,
+            });
+        }
         snap.uncoordinated_pools = self.input.uncoordinated_pools.clone();
         for p in &self.input.pools {
             let d = self
@@ -837,12 +900,39 @@ impl Simulation {
             let view = self.cloud.view(&class, &base, self.now);
             snap.catalogs.insert(class, view);
         }
+        snap.anticipated = self.anticipated();
         snap
+    }
+
+    /// Pods still to come (predicted) and each pool's headroom, for the node layer.
+    fn anticipated(&self) -> Vec<Anticipated> {
+        let mut out = Vec::new();
+        for (i, scaler) in self.input.scalers.iter().enumerate() {
+            let Some(to) = self.heading[i] else {
+                continue;
+            };
+            let w = &self.workloads[scaler.target];
+            let have = u32::try_from(w.pods.len()).unwrap_or(u32::MAX);
+            if to > have {
+                out.push(Anticipated {
+                    source: scaler.key.clone(),
+                    kind: AnticipationKind::Predicted,
+                    pod: self.input.workloads[scaler.target].template.clone(),
+                    count: to - have,
+                });
+            }
+        }
+        for (pool, headroom) in &self.input.headroom {
+            if let Some(p) = self.input.pools.get(*pool) {
+                out.extend(headroom.anticipated(&p.pool, self.now));
+            }
+        }
+        out
     }
 
     fn provision(&mut self) {
         let snap = self.snapshot();
-        if snap.pods.is_empty() {
+        if snap.pods.is_empty() && snap.anticipated.is_empty() {
             return;
         }
         let plan = nodelayer::provision(&snap, &self.input.options);
@@ -868,6 +958,9 @@ impl Simulation {
                 .iter()
                 .filter_map(|p| p.uid.parse().ok())
                 .collect();
+            if launch.pods.iter().any(is_anticipated) {
+                self.acct.launches_ahead += 1;
+            }
             match self.launch(launch, &pods) {
                 Some(Some(_)) | None => {}
                 Some(None) => {
@@ -1063,6 +1156,11 @@ impl Simulation {
 
     fn disruption(&mut self) {
         self.finish_replacements();
+        // Headroom is replenished on the disruption loop's cadence as well as on every
+        // provisioning pass: real pods take the room between passes.
+        if !self.input.headroom.is_empty() || self.heading.iter().any(Option::is_some) {
+            self.provision();
+        }
         if self.validating.is_none() {
             let snap = self.disruption_snapshot();
             let decision = nodelayer::disrupt(&snap, self.now, &self.input.disruption);

@@ -10,6 +10,7 @@ use tandem_api::karpenter::v1::{self as karpenter, NodePool as ApiNodePool};
 use tandem_model::quantity::Quantity;
 use tandem_model::requirements::{Operator, Requirements, SelectorRequirement};
 use tandem_model::taints::{Taint, TaintEffect};
+use tandem_nodescaler::headroom::{self, Headroom};
 use tandem_nodescaler::snapshot::{self, Limits};
 
 use super::FieldError;
@@ -88,6 +89,36 @@ pub struct NodePool {
     /// False when the NodePool opted out of pod-layer coordination with the annotation
     /// [`snapshot::COORDINATION_ANNOTATION`]` = "false"`.
     pub coordinated: bool,
+    /// Warm capacity from the `tandem.dev/headroom` annotations.
+    pub headroom: Option<Headroom>,
+}
+
+/// Reads a NodePool's warm-capacity annotations ([`headroom::ANNOTATION`] and its schedule
+/// and duration); `None` without the annotation. The live state and the file converters both
+/// call this, so a cluster and `tandem simulate` read the same annotation the same way.
+///
+/// # Errors
+/// [`FieldError`] at `metadata.annotations["tandem.dev/headroom…"]` naming what is wrong.
+pub fn headroom(
+    annotations: Option<&std::collections::BTreeMap<String, String>>,
+) -> Result<Option<Headroom>, FieldError> {
+    let get = |k: &str| annotations.and_then(|a| a.get(k)).map(String::as_str);
+    let Some(value) = get(headroom::ANNOTATION) else {
+        return Ok(None);
+    };
+    let field = |k: &str| format!("metadata.annotations[\"{k}\"]");
+    let window_ms = match get(headroom::DURATION_ANNOTATION) {
+        None => None,
+        Some(d) => {
+            let parsed = tandem_api::duration::parse_go_duration(d).map_err(|e| {
+                FieldError::new(field(headroom::DURATION_ANNOTATION), e.to_string())
+            })?;
+            Some(i64::try_from(parsed.as_millis()).unwrap_or(i64::MAX))
+        }
+    };
+    Headroom::parse(value, get(headroom::SCHEDULE_ANNOTATION), window_ms)
+        .map(Some)
+        .map_err(|e| FieldError::new(field(headroom::ANNOTATION), e.to_string()))
 }
 
 /// Converts a NodePool document.
@@ -158,6 +189,7 @@ pub fn convert(v: &Value) -> Result<NodePool, FieldError> {
             .as_ref()
             .and_then(|a| a.get(snapshot::COORDINATION_ANNOTATION))
             .is_none_or(|v| v != "false"),
+        headroom: headroom(np.metadata.annotations.as_ref())?,
     })
 }
 

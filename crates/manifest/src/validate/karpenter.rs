@@ -78,6 +78,18 @@ pub(crate) fn node_pool(ctx: &mut Ctx<'_>, v: &Value) {
             budget(ctx, b, &format!("spec.disruption.budgets[{i}]"));
         }
     }
+    // Tandem's warm capacity: the same reader the simulator and the live state use.
+    let annotations: Option<std::collections::BTreeMap<String, String>> =
+        get(v, "metadata.annotations")
+            .and_then(Value::as_object)
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_owned())))
+                    .collect()
+            });
+    if let Err(e) = crate::convert::nodepool::headroom(annotations.as_ref()) {
+        ctx.error(&e.field, e.message);
+    }
     let replicas = get(v, "spec.replicas").is_some();
     if replicas && get(v, "spec.weight").is_some() {
         ctx.error(

@@ -62,3 +62,39 @@ fn secret_data_must_be_base64() {
         ]
     );
 }
+
+#[test]
+fn a_headroom_annotation_is_read_and_a_bad_one_refused() {
+    let pool = |ann: &str| {
+        format!(
+            "apiVersion: karpenter.sh/v1\nkind: NodePool\nmetadata:\n  name: warm\n  annotations:\n{ann}spec:\n  template:\n    spec:\n      nodeClassRef: {{group: karpenter.kwok.sh, kind: KWOKNodeClass, name: k}}\n      requirements: []\n"
+        )
+    };
+    let good = findings(&pool(
+        "    tandem.dev/headroom: \"nodes=2,cpu=2,memory=4Gi\"\n    tandem.dev/headroom-schedule: \"0 8 * * 1-5\"\n    tandem.dev/headroom-duration: 10h\n",
+    ));
+    assert!(!good.iter().any(|l| l.contains("headroom")), "{good:?}");
+    let bad = findings(&pool("    tandem.dev/headroom: \"pods=four\"\n"));
+    assert!(
+        bad.iter().any(|l| l.contains("NodePool warm: metadata.annotations[\"tandem.dev/headroom\"]: tandem.dev/headroom: pods=\"four\" is not a whole number")),
+        "{bad:?}"
+    );
+    let no_window = findings(&pool(
+        "    tandem.dev/headroom: \"pods=2\"\n    tandem.dev/headroom-schedule: \"0 8 * * *\"\n",
+    ));
+    assert!(
+        no_window
+            .iter()
+            .any(|l| l.contains("a schedule needs tandem.dev/headroom-duration")),
+        "{no_window:?}"
+    );
+    let bad_duration = findings(&pool(
+        "    tandem.dev/headroom: \"pods=2\"\n    tandem.dev/headroom-schedule: \"0 8 * * *\"\n    tandem.dev/headroom-duration: ten hours\n",
+    ));
+    assert!(
+        bad_duration
+            .iter()
+            .any(|l| l.contains("metadata.annotations[\"tandem.dev/headroom-duration\"]")),
+        "{bad_duration:?}"
+    );
+}

@@ -23,6 +23,11 @@ const PALETTE: &[&str] = &[
     "#9c755f", "#bab0ac", "#1f77b4", "#2ca02c",
 ];
 
+/// HTML-escapes text for element content and attribute values (the comparison page reuses it).
+pub fn escape(s: &str) -> String {
+    esc(s)
+}
+
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")

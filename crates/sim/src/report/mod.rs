@@ -4,6 +4,7 @@
 //! Money is accumulated exactly (pico-dollars × milliseconds in `i128`) and converted once, so
 //! the same run always prints the same digits. Every float in the JSON is rounded to 6 decimals.
 
+pub mod compare;
 pub mod html;
 pub mod table;
 
@@ -91,6 +92,7 @@ pub(crate) struct Accounting {
     pub interruptions: u64,
     pub oscillations: u64,
     pub provisioning_passes: u64,
+    pub launches_ahead: u64,
     decisions: Vec<Decision>,
     pub timeline: Vec<Sample>,
     unschedulable: Vec<String>,
@@ -244,12 +246,31 @@ pub struct Report {
     pub oscillations: u64,
     /// Provisioning decisions taken.
     pub provisioning_passes: u64,
+    /// Launches made ahead of pods (predictive provisioning, headroom).
+    pub launches_ahead: u64,
+    /// The cross-layer features this run had on (`coordination`, `predictive`, `push`,
+    /// `headroom`); empty is upstream's semantics.
+    pub features: Vec<String>,
     /// Caveats of this simulator and of this run.
     pub notes: Vec<String>,
     /// Decisions on the time axis.
     pub decisions: Vec<Decision>,
     /// Samples over time.
     pub timeline: Vec<TimelinePoint>,
+}
+
+/// The cross-layer features an input turns on, in a fixed order.
+pub fn features(input: &crate::SimInput) -> Vec<String> {
+    [
+        ("coordination", input.coordination_ceiling_ms.is_some()),
+        ("predictive", input.predictive),
+        ("push", input.push),
+        ("headroom", !input.headroom.is_empty()),
+    ]
+    .iter()
+    .filter(|(_, on)| *on)
+    .map(|(name, _)| (*name).to_owned())
+    .collect()
 }
 
 fn percentile(sorted: &[i64], q: f64) -> f64 {
@@ -315,6 +336,8 @@ pub(crate) fn build(sim: &Simulation) -> Report {
         interruptions: a.interruptions,
         oscillations: a.oscillations,
         provisioning_passes: a.provisioning_passes,
+        launches_ahead: a.launches_ahead,
+        features: features(input),
         notes,
         decisions: a.decisions.clone(),
         timeline: a

@@ -18,6 +18,7 @@ use tandem_manifest::source::{SourceFile, from_text, read_inputs};
 use tandem_manifest::yaml::LineIndex;
 use tandem_manifest::{Severity, validate};
 use tandem_model::catalog::{CapacityType, Catalog};
+use tandem_nodescaler::headroom::Headroom;
 use tandem_nodescaler::snapshot::{self as snap, BudgetReason, ConsolidationPolicy};
 use tandem_sim::cloud::{CloudConfig, OfferingMatch, Range};
 use tandem_sim::input::{
@@ -25,6 +26,7 @@ use tandem_sim::input::{
     default_sample_every,
 };
 use tandem_sim::pattern::{Millis, Pattern};
+use tandem_sim::report::compare::Comparison;
 use tandem_sim::report::{html, table};
 use tandem_sim::scenario::{self, Provider, RangeSpec, Scenario, TriggerRef};
 use tandem_sim::{Report, Simulation};
@@ -54,6 +56,12 @@ pub struct Args {
     /// back), to see what KEDA + Karpenter would do.
     #[arg(long)]
     pub no_coordination: bool,
+    /// Run the scenario twice — under upstream semantics (KEDA polling, the HPA, Karpenter's
+    /// pending-pod reaction and consolidation) and with Tandem's cross-layer features
+    /// (coordination, predictive provisioning, push, headroom) — and report both side by side
+    /// with the differences in cost and pending time.
+    #[arg(long)]
+    pub compare: bool,
 }
 
 /// Why a scenario cannot be simulated: located lines, or an unreadable file.
@@ -88,6 +96,22 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut input = input;
     if args.no_coordination {
         input.coordination_ceiling_ms = None;
+    }
+    if args.compare {
+        let upstream = simulate_with_progress(input.upstream());
+        let tandem = simulate_with_progress(input);
+        let cmp = Comparison::new(upstream, tandem);
+        if args.json {
+            print!("{}", cmp.to_json());
+        } else {
+            print!("{}", cmp.table());
+        }
+        if let Some(out) = &args.out {
+            std::fs::write(out, cmp.html())
+                .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", out.display()))?;
+            eprintln!("wrote {}", out.display());
+        }
+        return Ok(ExitCode::SUCCESS);
     }
     let report = simulate_with_progress(input);
     if args.json {
@@ -358,6 +382,23 @@ fn build(
         input
             .pool_disruption
             .insert(np.pool.name.clone(), pool_disruption(np, &pool_input));
+        let over = sc.overrides.nodepools.get(&np.pool.name);
+        let headroom = match over.and_then(|o| o.headroom.as_deref()) {
+            None => np.headroom.clone(),
+            Some("") => None,
+            Some(v) => match Headroom::parse(v, None, None) {
+                Ok(h) => Some(h),
+                Err(e) => {
+                    errors.push(
+                        sf.error(&format!("overrides.nodepools.{}.headroom", np.pool.name), e),
+                    );
+                    None
+                }
+            },
+        };
+        if let Some(h) = headroom {
+            input.headroom.push((input.pools.len(), h));
+        }
         input.pools.push(pool_input);
         if !np.coordinated {
             input.uncoordinated_pools.insert(np.pool.name.clone());
@@ -717,6 +758,78 @@ mod tests {
             );
         }
         assert_ne!(a, run_json("seed-002-sqs-burst.yaml", Some(12)));
+    }
+
+    /// `--compare`'s two runs of one scenario file, with coordination as given.
+    fn compare(file: &str, seed: u64, coordination: bool) -> Comparison {
+        let mut input = load(&examples().join(file), Some(seed)).unwrap();
+        if !coordination {
+            input.coordination_ceiling_ms = None;
+        }
+        let upstream = Simulation::new(input.upstream()).run();
+        Comparison::new(upstream, Simulation::new(input).run())
+    }
+
+    #[test]
+    fn predictive_provisioning_and_push_cut_seed_002_pending_p95_at_no_extra_cost() {
+        for seed in [2, 3] {
+            let c = compare("seed-002-sqs-burst.yaml", seed, false);
+            assert_eq!(c.upstream.features, Vec::<String>::new());
+            assert_eq!(c.tandem.features, ["predictive", "push"]);
+            assert_eq!(c.upstream.launches_ahead, 0);
+            assert!(c.tandem.launches_ahead > 0);
+            let p95 = c.difference.pending_p95_percent.unwrap();
+            let cost = c.difference.cost_percent.unwrap();
+            assert!(p95 <= -20.0, "seed {seed}: p95 {p95} %\n{}", c.table());
+            assert!(cost <= 2.0, "seed {seed}: cost {cost} %\n{}", c.table());
+            assert!(c.tandem.launches <= c.upstream.launches, "{}", c.table());
+        }
+    }
+
+    #[test]
+    fn headroom_with_prediction_cuts_seed_002_pending_p95_by_a_third() {
+        let c = compare("seed-002-sqs-burst-warm.yaml", 2, false);
+        assert_eq!(c.tandem.features, ["predictive", "push", "headroom"]);
+        let p95 = c.difference.pending_p95_percent.unwrap();
+        let cost = c.difference.cost_percent.unwrap();
+        assert!(p95 <= -30.0, "p95 {p95} %\n{}", c.table());
+        assert!(cost <= 15.0, "cost {cost} %\n{}", c.table());
+        // The HTML page holds both runs and the comparison table.
+        let page = c.html();
+        assert_eq!(
+            page.matches("<svg").count(),
+            2 * html::render(&c.tandem).matches("<svg").count()
+        );
+        assert!(page.contains("Upstream semantics vs Tandem"));
+        let json: serde_json::Value = serde_json::from_str(&c.to_json()).unwrap();
+        for key in ["upstream", "tandem", "difference"] {
+            assert!(json.get(key).is_some(), "missing {key}");
+        }
+        assert!(json["difference"]["pendingP95Percent"].as_f64().is_some());
+    }
+
+    #[test]
+    fn a_bad_headroom_override_is_refused_with_its_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = std::fs::read_to_string(examples().join("seed-002-sqs-burst-warm.yaml"))
+            .unwrap()
+            .replace(
+                "../seeds",
+                &examples().join("../seeds").display().to_string(),
+            )
+            .replace("pods=10,cpu=256m", "pods=ten,cpu=256m");
+        let path = dir.path().join("bad.yaml");
+        std::fs::write(&path, text).unwrap();
+        let Err(LoadError::Invalid(lines)) = load(&path, None) else {
+            panic!("a bad headroom must be refused");
+        };
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains("overrides.nodepools.node-spot.headroom")
+                    && l.contains("pods=\"ten\" is not a whole number")),
+            "{lines:?}"
+        );
     }
 
     #[test]
