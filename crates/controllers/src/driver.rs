@@ -25,6 +25,7 @@ use crate::batcher::{BatchOptions, Batcher};
 use crate::events::{Recorder, Regarding};
 use crate::lifecycle::{self, Effect, Facts, Input, NodeFacts, TERMINATION_FINALIZER};
 use crate::provisioner::nodeclaim_for;
+use tandem_nodescaler::provisioning::anticipation::{PREFIX as ANTICIPATED, is_anticipated};
 
 /// Knobs of the controllers; defaults are upstream's.
 #[derive(Debug, Clone, Default)]
@@ -156,6 +157,8 @@ async fn provision_loop(ctx: Arc<Ctx>, mut rx: watch::Receiver<Arc<ClusterState>
     let mut awaiting: BTreeSet<String> = BTreeSet::new();
     let mut awaiting_since = Instant::now();
     let mut last_status: BTreeMap<String, serde_json::Value> = BTreeMap::new();
+    let mut anticipated: Vec<(String, u32)> = Vec::new();
+    let mut anticipated_at = Instant::now();
     let mut tick = tokio::time::interval(Duration::from_millis(50));
     loop {
         tokio::select! {
@@ -173,11 +176,26 @@ async fn provision_loop(ctx: Arc<Ctx>, mut rx: watch::Receiver<Arc<ClusterState>
             continue;
         }
         let pending = st.snapshot.pods.iter().map(|p| p.uid.as_str());
-        if !batcher.observe(pending, Instant::now()) {
+        let batch_closed = batcher.observe(pending, Instant::now());
+        // Anticipated pods (forecasts, headroom) skip the batch window: planning them early is
+        // their point. Planned again when they change, and every retry period while they stay
+        // (headroom taken by real pods is replenished).
+        let wanted: Vec<(String, u32)> = st
+            .snapshot
+            .anticipated
+            .iter()
+            .map(|a| (a.source.clone(), a.count))
+            .collect();
+        let ahead = !wanted.is_empty()
+            && (wanted != anticipated || anticipated_at.elapsed() >= ctx.options.batch.retry);
+        if !batch_closed && !ahead {
             continue;
         }
+        anticipated = wanted;
+        anticipated_at = Instant::now();
         let started = Instant::now();
-        let plan = tandem_nodescaler::plan(&st.snapshot, &ctx.options.plan);
+        let plan =
+            tandem_nodescaler::provisioning::plan_anticipating(&st.snapshot, &ctx.options.plan);
         ctx.options
             .metrics
             .scheduling_duration
@@ -202,8 +220,14 @@ async fn execute_plan(ctx: &Ctx, st: &ClusterState, plan: &Plan) -> BTreeSet<Str
         match claims.create(&PostParams::default(), &claim).await {
             Ok(c) => {
                 let name = c.metadata.name.clone().unwrap_or_default();
-                tracing::info!(nodeclaim = %name, nodepool = %launch.nodepool, pods = launch.pods.len(), "created nodeclaim");
-                for pod in &launch.pods {
+                let ahead = launch.pods.iter().filter(|p| is_anticipated(p)).count();
+                tracing::info!(nodeclaim = %name, nodepool = %launch.nodepool, pods = launch.pods.len() - ahead, anticipated = ahead, "created nodeclaim");
+                let reason = match launch.pods.iter().find(|p| is_anticipated(p)) {
+                    _ if ahead < launch.pods.len() => "provisioning",
+                    Some(p) if p.name.starts_with(&format!("{ANTICIPATED}headroom/")) => "headroom",
+                    _ => "predictive",
+                };
+                for pod in launch.pods.iter().filter(|p| !is_anticipated(p)) {
                     ctx.recorder
                         .publish(
                             &pod_ref(pod),
@@ -217,7 +241,7 @@ async fn execute_plan(ctx: &Ctx, st: &ClusterState, plan: &Plan) -> BTreeSet<Str
                     .metrics
                     .created
                     .get_or_create(&crate::metrics::Created {
-                        reason: "provisioning".into(),
+                        reason: reason.into(),
                         nodepool: launch.nodepool.clone(),
                         min_values_relaxed: "false".into(),
                     })

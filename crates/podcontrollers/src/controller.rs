@@ -67,6 +67,9 @@ pub struct Options {
     /// KEDA's operator metrics (register them with
     /// [`PodLayerMetrics::register`](crate::metrics::PodLayerMetrics::register) to export).
     pub metrics: crate::metrics::PodLayerMetrics,
+    /// Where forecasts go for predictive provisioning (the node layer's state subscribes);
+    /// `None` publishes none (the layers run apart, or the feature is off).
+    pub predictions: Option<tandem_state::predictions::Predictions>,
 }
 
 impl Default for Options {
@@ -76,6 +79,7 @@ impl Default for Options {
             values: MetricValues::new(),
             push: true,
             metrics: crate::metrics::PodLayerMetrics::default(),
+            predictions: None,
         }
     }
 }

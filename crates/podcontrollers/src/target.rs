@@ -147,6 +147,34 @@ pub async fn write(
         })
 }
 
+/// One pod as the target's template makes it (labels, spec, namespace), in the node layer's
+/// terms: what predictive provisioning plans room for before the ReplicaSet creates it.
+/// `None` when the target has no pod template (a custom resource with only `/scale`).
+///
+/// # Errors
+/// [`Error::Kube`] when the target cannot be read.
+pub async fn pod_template(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    t: &TargetType,
+) -> Result<Option<tandem_nodescaler::snapshot::PendingPod>, Error> {
+    let obj = api(client, namespace, t)
+        .get(name)
+        .await
+        .map_err(|e| Error::kube(format!("read {} {namespace}/{name}", t.resource.kind), e))?;
+    let Some(template) = obj.data.pointer("/spec/template") else {
+        return Ok(None);
+    };
+    let Ok(mut pod) = serde_json::from_value::<k8s_openapi::api::core::v1::Pod>(template.clone())
+    else {
+        return Ok(None);
+    };
+    pod.metadata.namespace = Some(namespace.to_owned());
+    pod.metadata.name = Some(name.to_owned());
+    Ok(tandem_state::convert::pending_pod(&pod, 0))
+}
+
 /// The literal env of each container of the target's pod template, in order (for
 /// TriggerAuthentication `env` and `<name>FromEnv`). `valueFrom` entries are not resolved.
 ///

@@ -150,7 +150,15 @@ struct Worker {
     ready: Option<bool>,
     /// The readings of the last poll that measured (stand-ins while paused).
     last_observations: Vec<TriggerObservation>,
+    /// The target's pod as its template makes it, and when it was read (predictions).
+    template: Option<(
+        tokio::time::Instant,
+        tandem_nodescaler::snapshot::PendingPod,
+    )>,
 }
+
+/// How long a target's pod template is reused for predictions before it is read again.
+const TEMPLATE_REFRESH: Duration = Duration::from_secs(60);
 
 impl Worker {
     /// One poll. `None` when the worker should stop (the object was finalized).
@@ -360,6 +368,19 @@ impl Worker {
             TimeMs(now.as_millisecond()),
         );
         self.state = next;
+        if ctx.options.predictions.is_some() {
+            self.predict(
+                ctx,
+                so,
+                target_name,
+                &target_type,
+                &converted.config,
+                &decision,
+                replicas.status,
+                polling,
+            )
+            .await;
+        }
 
         // Serve values.
         for t in decision.triggers.iter().chain(decision.composite.iter()) {
@@ -602,6 +623,72 @@ impl Worker {
         }
     }
 
+    /// Publishes where the target is heading (predictive provisioning), or clears it.
+    #[allow(clippy::too_many_arguments)]
+    async fn predict(
+        &mut self,
+        ctx: &Ctx,
+        so: &ScaledObject,
+        target_name: &str,
+        target_type: &TargetType,
+        config: &tandem_podscaler::decision::ScaledObjectConfig,
+        decision: &Decision,
+        pods: u32,
+        polling: Duration,
+    ) {
+        let Some(predictions) = &ctx.options.predictions else {
+            return;
+        };
+        let (ns, name) = key_of(so);
+        let key = format!("{ns}/{name}");
+        let off = so
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(tandem_podscaler::forecast::ANNOTATION))
+            .is_some_and(|v| v == "false");
+        let heading = if off {
+            None
+        } else {
+            tandem_podscaler::forecast::heading_to(config, decision, pods)
+        };
+        let Some(heading_to) = heading else {
+            predictions.set(&key, None);
+            return;
+        };
+        let fresh = self
+            .template
+            .as_ref()
+            .is_some_and(|(at, _)| at.elapsed() < TEMPLATE_REFRESH);
+        if !fresh {
+            match target::pod_template(&ctx.client, &ns, target_name, target_type).await {
+                Ok(Some(t)) => self.template = Some((tokio::time::Instant::now(), t)),
+                Ok(None) => self.template = None,
+                Err(e) => tracing::debug!(error = %e.chain(), "no pod template to predict with"),
+            }
+        }
+        let Some((_, template)) = &self.template else {
+            predictions.set(&key, None);
+            return;
+        };
+        let now = k8s_openapi::jiff::Timestamp::now().as_millisecond();
+        // Valid for two polls and an HPA sync: a live pod layer renews it well before.
+        let ttl = i64::try_from(polling.as_millis()).unwrap_or(i64::MAX / 4) * 2 + 30_000;
+        predictions.set(
+            &key,
+            Some(tandem_state::predictions::Prediction {
+                target: (
+                    ns,
+                    target_type.resource.kind.clone(),
+                    target_name.to_owned(),
+                ),
+                template: template.clone(),
+                heading_to,
+                until_ms: now + ttl,
+            }),
+        );
+    }
+
     async fn close_scalers(&mut self) {
         self.wakes = None;
         for s in self.scalers.drain(..).flatten() {
@@ -760,6 +847,9 @@ impl Worker {
     async fn finalize(&mut self, ctx: &Ctx, so: &ScaledObject) -> bool {
         let (ns, name) = key_of(so);
         self.close_scalers().await;
+        if let Some(p) = &ctx.options.predictions {
+            p.set(&format!("{ns}/{name}"), None);
+        }
         ctx.options.values.remove_object(&ns, &name);
         ctx.options.metrics.forget(&ns, &name);
         let finalizers = so.metadata.finalizers.clone().unwrap_or_default();

@@ -299,6 +299,10 @@ pub struct Ec2ClassRecord {
     pub zones: Vec<String>,
 }
 
+/// How long disruption keeps room for anticipated pods after the snapshot that wanted it;
+/// every snapshot renews it while they are still wanted.
+const ANTICIPATION_HOLD_MS: i64 = 60_000;
+
 /// The index; owned by one task (the writer).
 pub struct Index {
     node_class_catalog: Arc<Catalog>,
@@ -327,6 +331,10 @@ pub struct Index {
     now_ms: i64,
     /// Per node, when a pod was last bound to it or left it, as observed by this index.
     pod_events: BTreeMap<String, i64>,
+    /// The pod layer's forecasts (predictive provisioning), as last received.
+    predictions: Arc<crate::predictions::PredictionMap>,
+    /// Where forecasts come from; taken by the writer task when it starts.
+    predictions_rx: Option<tokio::sync::watch::Receiver<Arc<crate::predictions::PredictionMap>>>,
 }
 
 impl std::fmt::Debug for Index {
@@ -362,7 +370,62 @@ impl Index {
             workloads: crate::workloads::Workloads::default(),
             now_ms: 0,
             pod_events: BTreeMap::new(),
+            predictions: Arc::default(),
+            predictions_rx: None,
         }
+    }
+
+    /// Folds the pod layer's forecasts into every snapshot (predictive provisioning).
+    pub fn with_predictions(mut self, predictions: &crate::predictions::Predictions) -> Self {
+        self.predictions_rx = Some(predictions.subscribe());
+        self
+    }
+
+    /// The forecasts' receiver, for the writer task (once).
+    pub fn take_predictions(
+        &mut self,
+    ) -> Option<tokio::sync::watch::Receiver<Arc<crate::predictions::PredictionMap>>> {
+        self.predictions_rx.take()
+    }
+
+    /// Replaces the forecasts.
+    pub fn set_predictions(&mut self, map: Arc<crate::predictions::PredictionMap>) {
+        self.predictions = map;
+    }
+
+    /// The pods still to come (forecasts minus the pods that exist, unexpired) and each
+    /// NodePool's headroom at the writer's clock.
+    fn anticipated(&self) -> Vec<tandem_nodescaler::provisioning::anticipation::Anticipated> {
+        use tandem_nodescaler::provisioning::anticipation::{Anticipated, AnticipationKind};
+        let mut out = Vec::new();
+        for (so, p) in self.predictions.iter() {
+            if p.until_ms <= self.now_ms {
+                continue;
+            }
+            let have = self.workloads.pod_count(&p.target);
+            if p.heading_to > have {
+                out.push(Anticipated {
+                    source: so.clone(),
+                    kind: AnticipationKind::Predicted,
+                    pod: p.template.clone(),
+                    count: p.heading_to - have,
+                });
+            }
+        }
+        for (name, np) in &self.nodepools.objects {
+            if np.metadata.deletion_timestamp.is_some() {
+                continue;
+            }
+            // A bad annotation is reported when the NodePool is applied.
+            if let Ok(Some(h)) =
+                tandem_manifest::convert::nodepool::headroom(np.metadata.annotations.as_ref())
+            {
+                let mut pool = convert::nodepool(np);
+                pool.name.clone_from(name);
+                out.extend(h.anticipated(&pool, self.now_ms));
+            }
+        }
+        out
     }
 
     /// Sets the time the next events are observed at (ms since the epoch); the writer calls it
@@ -520,6 +583,17 @@ impl Index {
 
     /// Applies a NodePool watch event.
     pub fn nodepool_event(&mut self, ev: Event<NodePool>) {
+        if let Event::Apply(np) | Event::InitApply(np) = &ev
+            && let Err(e) =
+                tandem_manifest::convert::nodepool::headroom(np.metadata.annotations.as_ref())
+        {
+            tracing::warn!(
+                nodepool = np.metadata.name.as_deref().unwrap_or_default(),
+                field = %e.field,
+                "ignoring the NodePool's headroom: {}",
+                e.message
+            );
+        }
         self.nodepools
             .event(ev, |n| name_key(&n.metadata), Arc::new);
     }
@@ -972,6 +1046,18 @@ impl Index {
         snapshot.daemonsets = self.daemonsets.objects.values().cloned().collect();
         let targets: Vec<_> = self.scaled_objects.objects.values().cloned().collect();
         snapshot.comebacks = self.workloads.comebacks(&targets, self.now_ms);
+        snapshot.anticipated = self.anticipated();
+        // Room launched ahead is kept by disruption like room for comebacks, while wanted.
+        for a in &snapshot.anticipated {
+            snapshot
+                .comebacks
+                .push(tandem_nodescaler::snapshot::Comeback {
+                    workload: a.source.clone(),
+                    pod: a.pod.clone(),
+                    count: a.count,
+                    until_ms: self.now_ms + ANTICIPATION_HOLD_MS,
+                });
+        }
         snapshot.uncoordinated_pools = self
             .nodepools
             .objects

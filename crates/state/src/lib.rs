@@ -30,6 +30,7 @@
 
 pub mod convert;
 pub mod index;
+pub mod predictions;
 pub mod watch;
 pub mod workloads;
 

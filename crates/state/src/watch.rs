@@ -53,10 +53,12 @@ enum Change {
     StorageClass(Event<StorageClass>),
     Pdb(Event<PodDisruptionBudget>),
     ScaledObject(Box<Event<tandem_api::keda::ScaledObject>>),
+    Predictions(Arc<crate::predictions::PredictionMap>),
 }
 
 fn apply(index: &mut Index, change: Change) {
     match change {
+        Change::Predictions(map) => index.set_predictions(map),
         Change::Pod(ev) => index.pod_event(ev),
         Change::Node(ev) => index.node_event(ev),
         Change::NodePool(ev) => index.nodepool_event(ev),
@@ -163,6 +165,16 @@ pub fn spawn_with(
             .map(|r| r.map(|ev| Change::ScaledObject(Box::new(ev))))
             .boxed(),
     ];
+    let mut streams = streams;
+    if let Some(rx) = index.take_predictions() {
+        // The pod layer's forecasts, in the same batches as the watches (no API server).
+        let forecasts = stream::unfold(rx, |mut rx| async move {
+            rx.changed().await.ok()?;
+            let map = rx.borrow_and_update().clone();
+            Some((Ok(Change::Predictions(map)), rx))
+        });
+        streams.push(forecasts.boxed());
+    }
     let mut all = stream::select_all(streams).ready_chunks(4096);
     tokio::spawn(async move {
         let mut last_publish: Option<Instant> = None;

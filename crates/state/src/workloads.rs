@@ -139,6 +139,13 @@ impl Workloads {
         }
     }
 
+    /// Live pods of a workload.
+    pub fn pod_count(&self, key: &WorkloadKey) -> u32 {
+        self.pods
+            .get(key)
+            .map_or(0, |s| u32::try_from(s.len()).unwrap_or(u32::MAX))
+    }
+
     /// The comebacks of every scaled target at `now_ms`.
     pub fn comebacks(&self, targets: &[ScaledTarget], now_ms: i64) -> Vec<Comeback> {
         let mut out = Vec::new();

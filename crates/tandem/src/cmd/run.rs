@@ -71,6 +71,12 @@ pub struct Args {
     #[arg(long)]
     disable_pod_layer: bool,
 
+    /// Turn predictive provisioning off: the node layer then waits for pending pods, as
+    /// Karpenter does, instead of planning capacity for the pods the pod layer is about to
+    /// create. Per ScaledObject: annotation `tandem.dev/predictive-provisioning: "false"`.
+    #[arg(long)]
+    no_predictive_provisioning: bool,
+
     /// Port of the `external.metrics.k8s.io` API server the HPA reads (HTTPS).
     #[arg(long, env = "METRICS_SERVER_PORT", default_value_t = 6443)]
     metrics_server_port: u16,
@@ -375,6 +381,10 @@ async fn serve(args: Args) -> anyhow::Result<ExitCode> {
     }
     eprintln!("tandem: leading; starting the node layer and the pod layer");
 
+    // Forecasts from the pod layer to the node layer, when both run here.
+    let predictions =
+        (!args.no_predictive_provisioning && !args.disable_node_layer && !args.disable_pod_layer)
+            .then(tandem_state::predictions::Predictions::new);
     let node_layer = if args.disable_node_layer {
         None
     } else {
@@ -400,6 +410,7 @@ async fn serve(args: Args) -> anyhow::Result<ExitCode> {
             Provider::Kwok => NodeLayer::start(
                 client.clone(),
                 args.catalog,
+                predictions.as_ref(),
                 options,
                 KwokOptions {
                     launch_delay: args.kwok_launch_delay,
@@ -407,7 +418,9 @@ async fn serve(args: Args) -> anyhow::Result<ExitCode> {
                     ready_delay: args.kwok_ready_delay,
                 },
             )?,
-            Provider::Aws => NodeLayer::start_aws(client.clone(), &args, options).await?,
+            Provider::Aws => {
+                NodeLayer::start_aws(client.clone(), &args, predictions.as_ref(), options).await?
+            }
         })
     };
 
@@ -431,6 +444,7 @@ async fn serve(args: Args) -> anyhow::Result<ExitCode> {
                 client.clone(),
                 args.cluster_object_namespace.clone(),
                 pod_metrics.clone(),
+                predictions.clone(),
                 tls.map(|t| {
                     (
                         SocketAddr::new(args.bind_address, args.metrics_server_port),
@@ -484,6 +498,7 @@ impl NodeLayer {
     pub(crate) fn start(
         client: kube::Client,
         catalog: CatalogChoice,
+        predictions: Option<&tandem_state::predictions::Predictions>,
         options: Options,
         kwok: KwokOptions,
     ) -> anyhow::Result<NodeLayer> {
@@ -502,7 +517,11 @@ impl NodeLayer {
             kwok,
         ));
         let kubelet = tokio::spawn(Kubelet::new(client.clone()).run());
-        let controllers = Controllers::spawn(client, cloud, catalog, options);
+        let mut index = tandem_state::Index::new(catalog);
+        if let Some(p) = predictions {
+            index = index.with_predictions(p);
+        }
+        let controllers = Controllers::spawn_with(client, cloud, index, options);
         Ok(NodeLayer {
             controllers,
             tasks: vec![kubelet],
@@ -514,6 +533,7 @@ impl NodeLayer {
     async fn start_aws(
         client: kube::Client,
         args: &Args,
+        predictions: Option<&tandem_state::predictions::Predictions>,
         options: Options,
     ) -> anyhow::Result<NodeLayer> {
         let cluster_name = args
@@ -583,8 +603,11 @@ impl NodeLayer {
             })
         };
         let zones = cloud.clone();
-        let index = tandem_state::Index::new(catalog)
+        let mut index = tandem_state::Index::new(catalog)
             .with_zone_catalog(Arc::new(move |z: &[String]| zones.catalog_for_zones(z)));
+        if let Some(p) = predictions {
+            index = index.with_predictions(p);
+        }
         let controllers = Controllers::spawn_with(client, cloud, index, options);
         Ok(NodeLayer {
             controllers,
@@ -619,6 +642,7 @@ impl PodLayerRunning {
         client: kube::Client,
         cluster_object_namespace: String,
         metrics: tandem_podcontrollers::metrics::PodLayerMetrics,
+        predictions: Option<tandem_state::predictions::Predictions>,
         server: Option<(SocketAddr, tandem_podcontrollers::TlsConfig)>,
     ) -> anyhow::Result<PodLayerRunning> {
         let values = tandem_podcontrollers::MetricValues::new();
@@ -628,6 +652,7 @@ impl PodLayerRunning {
                 cluster_object_namespace,
                 values: values.clone(),
                 metrics,
+                predictions,
                 ..tandem_podcontrollers::Options::default()
             },
         )

@@ -148,12 +148,15 @@ async fn up(args: Args, state_dir: &Path) -> anyhow::Result<ExitCode> {
         nodes.push(node);
     }
 
+    // `tandem up` runs both layers in one process: predictive provisioning is on.
+    let predictions = tandem_state::predictions::Predictions::new();
     let node_layer = if args.no_controllers {
         None
     } else {
         Some(super::run::NodeLayer::start(
             client.clone(),
             args.catalog,
+            Some(&predictions),
             tandem_controllers::Options::default(),
             tandem_cloud::kwok::KwokOptions::default(),
         )?)
@@ -173,6 +176,7 @@ async fn up(args: Args, state_dir: &Path) -> anyhow::Result<ExitCode> {
             client.clone(),
             "keda".into(),
             tandem_podcontrollers::metrics::PodLayerMetrics::default(),
+            Some(predictions.clone()),
             Some((
                 "127.0.0.1:0".parse().context("address")?,
                 tandem_podcontrollers::TlsConfig {
