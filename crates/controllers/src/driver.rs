@@ -196,6 +196,22 @@ async fn provision_loop(ctx: Arc<Ctx>, mut rx: watch::Receiver<Arc<ClusterState>
         let started = Instant::now();
         let plan =
             tandem_nodescaler::provisioning::plan_anticipating(&st.snapshot, &ctx.options.plan);
+        // What a launch was decided on, for `RUST_LOG=tandem_controllers=debug`.
+        if !plan.launches.is_empty() && tracing::enabled!(tracing::Level::DEBUG) {
+            let snap = &st.snapshot;
+            for n in &snap.nodes {
+                tracing::debug!(node = %n.name, state = ?n.state, cpu = n.allocatable.cpu.0, pods = n.pods.len(), taints = ?n.taints.iter().map(|t| t.key.as_str()).collect::<Vec<_>>(), "plan input: node");
+            }
+            for c in &snap.in_flight {
+                tracing::debug!(claim = %c.name, cpu = c.allocatable.cpu.0, pods = c.pods.len(), "plan input: in-flight claim");
+            }
+            for p in &snap.pods {
+                tracing::debug!(pod = %p.name, "plan input: pending pod");
+            }
+            for a in &snap.anticipated {
+                tracing::debug!(source = %a.source, count = a.count, "plan input: anticipated");
+            }
+        }
         ctx.options
             .metrics
             .scheduling_duration
@@ -406,14 +422,28 @@ fn node_facts(n: &Node, claim: &NodeClaim) -> NodeFacts {
             .and_then(|s| s.conditions.as_ref())
             .and_then(|c| c.iter().find(|c| c.type_ == "Ready"))
             .is_some_and(|c| c.status == "True"),
-        startup_taints: claim.spec.startup_taints.iter().any(|st| {
-            taints
-                .iter()
-                .any(|t| t.key == st.key && format!("{:?}", st.effect) == t.effect)
-        }),
+        // Upstream counts the known ephemeral taints with the startup taints: a Ready node
+        // whose `not-ready` taint the node lifecycle controller has not removed yet is not
+        // initialized, so the planner keeps ignoring that taint instead of launching again.
+        startup_taints: taints
+            .iter()
+            .any(|t| EPHEMERAL_TAINTS.contains(&t.key.as_str()))
+            || claim.spec.startup_taints.iter().any(|st| {
+                taints
+                    .iter()
+                    .any(|t| t.key == st.key && format!("{:?}", st.effect) == t.effect)
+            }),
         deleting: n.metadata.deletion_timestamp.is_some(),
     }
 }
+
+/// Taints the node lifecycle (and Karpenter) put on every new node and take off by
+/// themselves (upstream `scheduling.KnownEphemeralTaints`).
+const EPHEMERAL_TAINTS: [&str; 3] = [
+    "node.kubernetes.io/not-ready",
+    "node.kubernetes.io/unreachable",
+    "karpenter.sh/unregistered",
+];
 
 /// Per claim: `None` while effects run, `Some((resourceVersion, when))` once they finished.
 type Busy = Arc<Mutex<BTreeMap<String, Option<(String, Instant)>>>>;

@@ -39,6 +39,11 @@ pub struct Harness {
 /// Control plane, the product's metrics server registered as
 /// `v1beta1.external.metrics.k8s.io`, and the pod layer.
 pub async fn start() -> Harness {
+    start_with(None).await
+}
+
+/// Like [`start`], the pod layer publishing its forecasts to `predictions`.
+pub async fn start_with(predictions: Option<tandem_state::predictions::Predictions>) -> Harness {
     let cp = ControlPlane::shared()
         .await
         .unwrap_or_else(|e| panic!("control plane: {e}"));
@@ -65,6 +70,7 @@ pub async fn start() -> Harness {
         client.clone(),
         Options {
             values,
+            predictions,
             ..Options::default()
         },
     )
