@@ -216,11 +216,10 @@ pub(crate) async fn disruption_loop(ctx: Arc<Ctx>, mut rx: watch::Receiver<Arc<C
         // A pass runs up to max_simulations scheduling simulations: keep it off the runtime's
         // worker threads.
         let decision = {
-            let (st, o) = (st.clone(), opts.decide.clone());
-            match tokio::task::spawn_blocking(move || {
-                disruption::decide(&st.snapshot, now_ms(), &o)
-            })
-            .await
+            let snapshot = ctx.nominations.apply(&st, std::time::Instant::now());
+            let o = opts.decide.clone();
+            match tokio::task::spawn_blocking(move || disruption::decide(&snapshot, now_ms(), &o))
+                .await
             {
                 Ok(d) => d,
                 Err(e) => {
@@ -315,9 +314,10 @@ async fn execute(
         let delay = u64::try_from(command.revalidate_after_ms).unwrap_or(0);
         tokio::time::sleep(Duration::from_millis(delay)).await;
         let fresh = rx.borrow().clone();
+        let snapshot = ctx.nominations.apply(&fresh, std::time::Instant::now());
         let (cmd, o) = (command.clone(), opts.decide.clone());
         let verdict = tokio::task::spawn_blocking(move || {
-            disruption::validate(&cmd, &fresh.snapshot, now_ms(), &o)
+            disruption::validate(&cmd, &snapshot, now_ms(), &o)
         })
         .await;
         match verdict {

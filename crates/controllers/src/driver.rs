@@ -50,6 +50,8 @@ pub(crate) struct Ctx {
     pub(crate) cloud: Arc<dyn CloudProvider>,
     pub(crate) recorder: Recorder,
     pub(crate) options: Options,
+    /// The provisioner's recent nominations, which disruption must respect.
+    pub(crate) nominations: crate::nominations::Nominations,
 }
 
 /// The running controllers; dropping it stops them.
@@ -90,6 +92,7 @@ impl Controllers {
             client,
             cloud,
             options,
+            nominations: crate::nominations::Nominations::default(),
         });
         let tasks = vec![
             tokio::spawn(provision_loop(ctx.clone(), state.clone())),
@@ -237,6 +240,9 @@ async fn execute_plan(ctx: &Ctx, st: &ClusterState, plan: &Plan) -> BTreeSet<Str
             Ok(c) => {
                 let name = c.metadata.name.clone().unwrap_or_default();
                 let ahead = launch.pods.iter().filter(|p| is_anticipated(p)).count();
+                for pod in launch.pods.iter().filter(|p| !is_anticipated(p)) {
+                    ctx.nominations.record(&pod.uid, &name, Instant::now());
+                }
                 tracing::info!(nodeclaim = %name, nodepool = %launch.nodepool, pods = launch.pods.len() - ahead, anticipated = ahead, "created nodeclaim");
                 let reason = match launch.pods.iter().find(|p| is_anticipated(p)) {
                     _ if ahead < launch.pods.len() => "provisioning",
@@ -270,6 +276,8 @@ async fn execute_plan(ctx: &Ctx, st: &ClusterState, plan: &Plan) -> BTreeSet<Str
         }
     }
     for nom in &plan.nominations {
+        ctx.nominations
+            .record(&nom.pod.uid, &nom.node, Instant::now());
         let target = if st.nodes.contains_key(&nom.node) {
             format!("node/{}", nom.node)
         } else {

@@ -56,6 +56,7 @@ pub mod gc;
 pub mod interruption;
 pub mod lifecycle;
 pub mod metrics;
+pub mod nominations;
 pub mod provisioner;
 pub mod termination;
 mod terminator;

@@ -357,6 +357,21 @@ impl BoundPod {
         self.disruption = disruption;
         self
     }
+
+    /// A pending pod as it weighs on the node it is nominated to: its requests, labels, host
+    /// ports and anti-affinity, marked nominated (disruption never calls such a node empty).
+    pub fn nominated(pod: &PendingPod) -> Self {
+        let mut b = BoundPod::new(
+            &pod.namespace,
+            &pod.name,
+            Arc::new(pod.labels.clone()),
+            pod.shape.effective_requests(),
+        );
+        b.host_ports = pod.shape.host_ports();
+        b.anti_affinity = pod.pod_anti_affinity.clone();
+        b.nominated = true;
+        b
+    }
 }
 
 /// Who owns a bound pod, as far as disruption cares.

@@ -215,7 +215,12 @@ async fn first_pod_running_with_and_without_predictive_provisioning() {
     let objects: Api<ScaledObject> = Api::namespaced(h.client.clone(), &ns);
     let deployments: Api<Deployment> = Api::namespaced(h.client.clone(), &ns);
     let (mut with, mut without) = (Vec::new(), Vec::new());
-    for run in 0..40 {
+    // 20 runs each way; `TANDEM_RUNS` overrides the total.
+    let runs: usize = std::env::var("TANDEM_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(40);
+    for run in 0..runs {
         let predictive = run % 2 == 0;
         let name = format!("w{run}");
         workload(&h.client, &ns, &name, &pool_name).await;
@@ -237,6 +242,7 @@ async fn first_pod_running_with_and_without_predictive_provisioning() {
         tokio::time::sleep(Duration::from_secs(3)).await;
         publish(&rmq, &name, 1).await;
         let t0 = Instant::now();
+        tracing::info!(run, predictive, "published");
         while running(&pods, &name).await == 0 {
             assert!(t0.elapsed() < TIMEOUT, "run {run}: no pod ran");
             tokio::time::sleep(Duration::from_millis(50)).await;

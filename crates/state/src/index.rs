@@ -1047,16 +1047,34 @@ impl Index {
         let targets: Vec<_> = self.scaled_objects.objects.values().cloned().collect();
         snapshot.comebacks = self.workloads.comebacks(&targets, self.now_ms);
         snapshot.anticipated = self.anticipated();
-        // Room launched ahead is kept by disruption like room for comebacks, while wanted.
+        // Room launched ahead is kept by disruption like room for comebacks, while wanted:
+        // headroom as planned, forecasts for every pod not yet bound — a pod created a moment
+        // ago is pending, and the node launched for it must not look empty meanwhile.
+        use tandem_nodescaler::provisioning::anticipation::AnticipationKind;
         for a in &snapshot.anticipated {
-            snapshot
-                .comebacks
-                .push(tandem_nodescaler::snapshot::Comeback {
-                    workload: a.source.clone(),
-                    pod: a.pod.clone(),
-                    count: a.count,
-                    until_ms: self.now_ms + ANTICIPATION_HOLD_MS,
-                });
+            if a.kind == AnticipationKind::Headroom {
+                snapshot
+                    .comebacks
+                    .push(tandem_nodescaler::snapshot::Comeback {
+                        workload: a.source.clone(),
+                        pod: a.pod.clone(),
+                        count: a.count,
+                        until_ms: self.now_ms + ANTICIPATION_HOLD_MS,
+                    });
+            }
+        }
+        for (so, p) in self.predictions.iter() {
+            let bound = self.workloads.bound_count(&p.target);
+            if p.until_ms > self.now_ms && p.heading_to > bound {
+                snapshot
+                    .comebacks
+                    .push(tandem_nodescaler::snapshot::Comeback {
+                        workload: so.clone(),
+                        pod: p.template.clone(),
+                        count: p.heading_to - bound,
+                        until_ms: self.now_ms + ANTICIPATION_HOLD_MS,
+                    });
+            }
         }
         snapshot.uncoordinated_pools = self
             .nodepools

@@ -68,6 +68,8 @@ pub struct ScaledTarget {
 #[derive(Debug, Default)]
 pub struct Workloads {
     pods: BTreeMap<WorkloadKey, BTreeSet<String>>,
+    /// The live pods already bound to a node (pending ones still need room somewhere).
+    bound: BTreeMap<WorkloadKey, BTreeSet<String>>,
     history: BTreeMap<WorkloadKey, Vec<ReplicaChange>>,
     templates: BTreeMap<WorkloadKey, PendingPod>,
 }
@@ -80,8 +82,13 @@ impl Workloads {
         };
         if !deleted && live(pod) {
             self.add(&key, pod_key, pod);
-        } else if let Some(set) = self.pods.get_mut(&key) {
-            set.remove(pod_key);
+        } else {
+            if let Some(set) = self.pods.get_mut(&key) {
+                set.remove(pod_key);
+            }
+            if let Some(set) = self.bound.get_mut(&key) {
+                set.remove(pod_key);
+            }
         }
         self.record(&key, now_ms);
     }
@@ -90,6 +97,7 @@ impl Workloads {
     pub fn reset<'a>(&mut self, pods: impl IntoIterator<Item = (&'a str, &'a Pod)>, now_ms: i64) {
         let before: Vec<WorkloadKey> = self.pods.keys().cloned().collect();
         self.pods.clear();
+        self.bound.clear();
         for (k, p) in pods {
             if let Some(key) = key_of(p)
                 && live(p)
@@ -113,6 +121,16 @@ impl Workloads {
             .entry(key.clone())
             .or_default()
             .insert(pod_key.to_owned());
+        let bound = pod
+            .spec
+            .as_ref()
+            .is_some_and(|s| s.node_name.as_ref().is_some_and(|n| !n.is_empty()));
+        let set = self.bound.entry(key.clone()).or_default();
+        if bound {
+            set.insert(pod_key.to_owned());
+        } else {
+            set.remove(pod_key);
+        }
         if !self.templates.contains_key(key)
             && let Some(t) = convert::pending_pod(pod, 0)
         {
@@ -142,6 +160,13 @@ impl Workloads {
     /// Live pods of a workload.
     pub fn pod_count(&self, key: &WorkloadKey) -> u32 {
         self.pods
+            .get(key)
+            .map_or(0, |s| u32::try_from(s.len()).unwrap_or(u32::MAX))
+    }
+
+    /// Live pods of a workload that are bound to a node.
+    pub fn bound_count(&self, key: &WorkloadKey) -> u32 {
+        self.bound
             .get(key)
             .map_or(0, |s| u32::try_from(s.len()).unwrap_or(u32::MAX))
     }

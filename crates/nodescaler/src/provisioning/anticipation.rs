@@ -19,12 +19,9 @@
 //! instead of launching again. Stand-ins are never nominated anywhere: only their launches
 //! come out of the plan.
 
-use std::sync::Arc;
-
 use tandem_model::resources::Resources;
 
 use super::{Launch, Options, Plan, plan};
-use crate::selector::Labels;
 use crate::snapshot::{BoundPod, InFlightClaim, PendingPod, PodRef, Snapshot};
 
 /// Name prefix of every stand-in pod; [`is_anticipated`] tells them from real pods.
@@ -108,7 +105,7 @@ fn after(snapshot: &Snapshot, first: &Plan) -> Snapshot {
         let Some(pod) = pending(&nom.pod) else {
             continue;
         };
-        let bound = bound_form(pod);
+        let bound = BoundPod::nominated(pod);
         if let Some(n) = next.nodes.iter_mut().find(|n| n.name == nom.node) {
             n.pods.push(bound);
         } else if let Some(c) = next.in_flight.iter_mut().find(|c| c.name == nom.node) {
@@ -120,7 +117,7 @@ fn after(snapshot: &Snapshot, first: &Plan) -> Snapshot {
             .pods
             .iter()
             .filter_map(pending)
-            .map(bound_form)
+            .map(BoundPod::nominated)
             .collect();
         if let Some(claim) = in_flight(snapshot, launch, i, pods) {
             next.in_flight.push(claim);
@@ -165,19 +162,6 @@ fn in_flight(
         capacity,
         pods,
     })
-}
-
-fn bound_form(pod: &PendingPod) -> BoundPod {
-    let mut b = BoundPod::new(
-        &pod.namespace,
-        &pod.name,
-        Arc::new(Labels::clone(&pod.labels)),
-        pod.shape.effective_requests(),
-    );
-    b.host_ports = pod.shape.host_ports();
-    b.anti_affinity = pod.pod_anti_affinity.clone();
-    b.nominated = true;
-    b
 }
 
 #[cfg(test)]
