@@ -1,6 +1,6 @@
 //! Kafka (KRaft, one node) with a SASL/PLAIN listener: a consumer group's lag on a topic
 //! with 3 partitions, activation, the one-consumer-per-partition cap, offsetResetPolicy for
-//! a group without committed offsets, SASL credentials, and a broker that is down.
+//! a group without committed offsets, SASL credentials, TLS, and a broker that is down.
 
 use super::*;
 use rdkafka::ClientConfig;
@@ -9,6 +9,7 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use tandem_testkit::Pki;
 use tandem_testkit::services::{Kafka, KafkaUser};
 
 const USER: &str = "tandem";
@@ -88,11 +89,19 @@ async fn measured(p: TriggerParams) -> (f64, bool) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafka_lag_activation_cap_offset_reset_sasl_and_down() {
     let start = std::time::Instant::now();
+    let pki_dir = tempfile::tempdir().expect("temp dir");
+    let pki = Pki::generate(pki_dir.path(), "10.96.0.1").expect("pki");
+    let serving = pki
+        .issue_serving(&["127.0.0.1", "localhost"])
+        .expect("serving certificate");
     let mut server = started(
-        Kafka::start(Some(KafkaUser {
-            name: USER.into(),
-            password: PASSWORD.into(),
-        }))
+        Kafka::start(
+            Some(KafkaUser {
+                name: USER.into(),
+                password: PASSWORD.into(),
+            }),
+            Some(&serving),
+        )
         .await,
     );
     let b = server.bootstrap();
@@ -239,6 +248,34 @@ async fn kafka_lag_activation_cap_offset_reset_sasl_and_down() {
         .expect_err("wrong password");
     assert_clean(&e, "Unauthorized", "kafka trigger 0", &[wrong, PASSWORD]);
     eprintln!("  SASL checks: {:.2?}", t.elapsed());
+
+    // TLS: the CA from the TriggerAuthentication verifies the broker; without it the system
+    // roots do not, and the error says why; unsafeSsl skips the check.
+    let ssl = server.ssl_bootstrap().expect("ssl listener");
+    let with_tls = |auth: &[(&str, &str)], extra: &[(&str, &str)]| {
+        let mut md = vec![
+            ("bootstrapServers", ssl.as_str()),
+            ("consumerGroup", g),
+            ("topic", "events"),
+        ];
+        md.extend_from_slice(extra);
+        params("kafka", &md, auth)
+    };
+    let t = std::time::Instant::now();
+    assert_eq!(
+        measured(with_tls(&[("tls", "enable"), ("ca", pki.ca_pem())], &[])).await,
+        (8.0, true)
+    );
+    let e = measure(&*build(with_tls(&[("tls", "enable")], &[])).await)
+        .await
+        .expect_err("unknown CA");
+    assert_clean(&e, "SourceUnreachable", "kafka trigger 0", &[]);
+    assert!(e.to_string().contains("certificate verify failed"), "{e}");
+    assert_eq!(
+        measured(with_tls(&[("tls", "enable")], &[("unsafeSsl", "true")])).await,
+        (8.0, true)
+    );
+    eprintln!("  TLS checks: {:.2?}", t.elapsed());
 
     // The broker goes down: a clear, retryable error from the scaler that was working.
     let s = build(kafka(&b, g, &[])).await;

@@ -3,12 +3,14 @@
 //! (Apache's download mirrors are not reachable from CI; Maven Central is).
 //!
 //! Listeners, all on 127.0.0.1 with free ports: `PLAINTEXT` for clients, `CONTROLLER` for the
-//! quorum and, when a user is asked for, `SASL_PLAINTEXT` with the PLAIN mechanism and that one
-//! user, so the scaler's SASL settings can be checked against a broker that enforces them.
+//! quorum, when a user is asked for `SASL_PLAINTEXT` with the PLAIN mechanism and that one
+//! user, and when a certificate is given `SSL` serving it (inline PEM), so the scaler's SASL
+//! and TLS settings can be checked against a broker that enforces them.
 //! Internal topics have replication factor 1 and the group coordinator starts rebalances at
 //! once, so a fresh broker serves consumer groups without the default 3 s wait.
 
 use super::{Instance, Result, ServiceError, find_binary, free_port, listening, run, setup};
+use crate::pki::CertPair;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -35,6 +37,7 @@ pub struct Kafka {
     instance: Instance,
     port: u16,
     sasl_port: Option<u16>,
+    ssl_port: Option<u16>,
 }
 
 /// Where the broker's jars are: [`LIBS_ENV`], else `$TANDEM_CACHE/kafka/<version>/libs`.
@@ -52,8 +55,9 @@ pub fn libs_dir() -> PathBuf {
 impl Kafka {
     /// Formats a fresh log dir and starts the broker; waits (bounded, 60 s; ≈ 3 s here) until
     /// its log says the server started and the client port accepts connections. With `user`,
-    /// a SASL_PLAINTEXT listener accepting only that user is opened too.
-    pub async fn start(user: Option<KafkaUser>) -> Result<Self> {
+    /// a SASL_PLAINTEXT listener accepting only that user is opened too; with `tls`, an SSL
+    /// listener serving that certificate (its key unencrypted PKCS#8, as `Pki` issues).
+    pub async fn start(user: Option<KafkaUser>, tls: Option<&CertPair>) -> Result<Self> {
         let java = find_binary(SERVER, "java")?;
         let libs = libs_dir();
         if !libs
@@ -81,13 +85,17 @@ impl Kafka {
         ];
         let mut advertised = vec![format!("PLAINTEXT://127.0.0.1:{port}")];
         let mut protocols = "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT".to_owned();
-        let mut sasl = String::new();
+        let ssl_port = match tls {
+            Some(_) => Some(free_port(SERVER)?),
+            None => None,
+        };
+        let mut security = String::new();
         if let (Some(u), Some(p)) = (&user, sasl_port) {
             listeners.push(format!("SASL_PLAINTEXT://127.0.0.1:{p}"));
             advertised.push(format!("SASL_PLAINTEXT://127.0.0.1:{p}"));
             protocols.push_str(",SASL_PLAINTEXT:SASL_PLAINTEXT");
             let quote = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
-            sasl = format!(
+            security = format!(
                 "sasl.enabled.mechanisms=PLAIN\n\
                  listener.name.sasl_plaintext.plain.sasl.jaas.config=\
                  org.apache.kafka.common.security.plain.PlainLoginModule required \
@@ -95,6 +103,20 @@ impl Kafka {
                 u.name,
                 quote(&u.password)
             );
+        }
+        if let (Some(pair), Some(p)) = (tls, ssl_port) {
+            listeners.push(format!("SSL://127.0.0.1:{p}"));
+            advertised.push(format!("SSL://127.0.0.1:{p}"));
+            protocols.push_str(",SSL:SSL");
+            // Java properties turn the `\n` escapes back into the PEM's newlines.
+            let inline = |pem: &str| pem.trim_end().replace('\n', "\\n");
+            security.push_str(&format!(
+                "listener.name.ssl.ssl.keystore.type=PEM\n\
+                 listener.name.ssl.ssl.keystore.certificate.chain={}\n\
+                 listener.name.ssl.ssl.keystore.key={}\n",
+                inline(&pair.cert_pem),
+                inline(&pair.key_pem)
+            ));
         }
         let config = format!(
             "process.roles=broker,controller\n\
@@ -105,7 +127,7 @@ impl Kafka {
              listeners={}\n\
              advertised.listeners={}\n\
              listener.security.protocol.map={protocols}\n\
-             {sasl}\
+             {security}\
              log.dirs={}\n\
              num.partitions=1\n\
              offsets.topic.replication.factor=1\n\
@@ -163,6 +185,7 @@ impl Kafka {
             instance,
             port,
             sasl_port,
+            ssl_port,
         })
     }
 
@@ -174,6 +197,11 @@ impl Kafka {
     /// `127.0.0.1:<port>` of the SASL_PLAINTEXT listener, if started with a user.
     pub fn sasl_bootstrap(&self) -> Option<String> {
         self.sasl_port.map(|p| format!("127.0.0.1:{p}"))
+    }
+
+    /// `127.0.0.1:<port>` of the SSL listener, if started with a certificate.
+    pub fn ssl_bootstrap(&self) -> Option<String> {
+        self.ssl_port.map(|p| format!("127.0.0.1:{p}"))
     }
 
     /// Stops the broker now (to test a source that is down).
