@@ -674,7 +674,25 @@ impl Scaler for KafkaScaler {
     }
 
     async fn close(&self) {
-        self.client.lock().await.take();
+        release(self.client.lock().await.take());
+    }
+}
+
+impl Drop for KafkaScaler {
+    fn drop(&mut self) {
+        release(self.client.get_mut().take());
+    }
+}
+
+/// Destroys a client off the async threads: librdkafka's destroy joins its threads and
+/// closes the broker connections, which blocks.
+fn release(client: Option<Arc<Client>>) {
+    let Some(client) = client else { return };
+    match tokio::runtime::Handle::try_current() {
+        Ok(rt) => {
+            rt.spawn_blocking(move || drop(client));
+        }
+        Err(_) => drop(client),
     }
 }
 
