@@ -28,8 +28,14 @@ fi
 # The HTML-report test skips without a browser; in this script a missing browser is an error.
 export TANDEM_REQUIRE_CHROMIUM=1
 
+echo "== build dependencies (librdkafka-dev: the Kafka scaler links it)"
+bash "$root/hack/build-deps.sh"
+
 echo "== data servers for the scaler tests (Prometheus, RabbitMQ, Redis, PostgreSQL, moto)"
 bash "$root/hack/services.sh"
+
+echo "== Kafka broker jars from Maven Central (cached under \$TANDEM_CACHE/kafka)"
+bash "$root/hack/kafka/fetch.sh"
 
 echo "== control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl)"
 "$root/hack/controlplane/build.sh"

@@ -2,7 +2,7 @@
 //! and push wake-ups for sources that can notify.
 //!
 //! This crate owns the I/O of the pod layer's inputs: it talks to Prometheus, SQS, RabbitMQ,
-//! Redis, PostgreSQL, HTTP endpoints and external gRPC scalers. It must never decide replica
+//! Redis, PostgreSQL, Kafka, HTTP endpoints and external gRPC scalers. It must never decide replica
 //! counts (that is `tandem-podscaler`, pure) and never print a secret: values from
 //! authentication live in [`Secret`], and foreign error texts are scrubbed before they are
 //! kept.
@@ -21,7 +21,7 @@
 //! and `status.health` agree with upstream.
 //!
 //! Not implemented yet, each refused with an error naming the parameter rather than ignored:
-//! kafka, redis cluster/sentinel, `amqps`, TLS to external scalers, PostgreSQL `sslmode`
+//! Kafka `oauthbearer`/`gssapi` SASL, redis cluster/sentinel, `amqps`, TLS to external scalers, PostgreSQL `sslmode`
 //! require/verify-*, Amazon Managed Prometheus (SigV4), metrics-api `xml` and endpoint
 //! aggregation, OAuth auth modes, and the Vault / cloud secret-manager / filePath /
 //! bound-token authentication sources.
@@ -32,6 +32,7 @@ pub mod cron;
 mod error;
 pub mod external;
 pub mod http;
+pub mod kafka;
 pub mod metrics_api;
 pub mod params;
 pub mod postgresql;
@@ -206,6 +207,7 @@ pub async fn build(params: TriggerParams) -> Result<Box<dyn Scaler>, ScalerError
         "redis" => Box::new(redis::RedisListScaler::new(&params)?),
         "redis-streams" => Box::new(redis::RedisStreamScaler::new(&params)?),
         "postgresql" => Box::new(postgresql::PostgresScaler::new(&params)?),
+        "kafka" => Box::new(kafka::KafkaScaler::new(&params)?),
         "cron" => Box::new(cron::CronScaler::new(&params)?),
         "cpu" | "memory" => Box::new(resource::ResourceScaler::new(&params)?),
         "metrics-api" => Box::new(metrics_api::MetricsApiScaler::new(&params)?),

@@ -98,3 +98,41 @@ fn a_headroom_annotation_is_read_and_a_bad_one_refused() {
         "{bad_duration:?}"
     );
 }
+
+#[test]
+fn kafka_triggers_refuse_what_the_scaler_refuses() {
+    let so = |extra: &str| {
+        format!(
+            "apiVersion: keda.sh/v1alpha1\nkind: ScaledObject\nmetadata:\n  name: k\n  namespace: a\nspec:\n  scaleTargetRef:\n    name: web\n  triggers:\n  - type: kafka\n    metadata:\n      bootstrapServers: kafka:9092\n      consumerGroup: g\n      topic: t\n{extra}"
+        )
+    };
+    // Only errors: the missing Deployment is a warning.
+    let errors = |text: String| {
+        findings(&text)
+            .into_iter()
+            .filter(|f| !f.contains(": warning: "))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(errors(so("")), Vec::<String>::new());
+    let f = errors(so(
+        "      sasl: gssapi\n      allowIdleConsumers: \"true\"\n      limitToPartitionsWithLag: \"true\"\n      excludePersistentLag: \"yes\"\n",
+    ));
+    assert_eq!(f.len(), 3, "{f:#?}");
+    assert!(
+        f.iter()
+            .any(|m| m.contains("spec.triggers[0].metadata.sasl")
+                && m.contains("gssapi is not supported by Tandem yet")),
+        "{f:#?}"
+    );
+    assert!(
+        f.iter().any(|m| m.contains("limitToPartitionsWithLag")
+            && m.contains("cannot be combined with allowIdleConsumers")),
+        "{f:#?}"
+    );
+    assert!(
+        f.iter()
+            .any(|m| m.contains("excludePersistentLag")
+                && m.contains("must be \"true\" or \"false\"")),
+        "{f:#?}"
+    );
+}

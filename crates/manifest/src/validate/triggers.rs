@@ -233,7 +233,16 @@ fn check(ctx: &mut Ctx<'_>, t: &Value, path: &str, owner: Owner) {
                     ctx.error(&m.at("activationLagThreshold"), "must be 0 or more");
                 }
             m.one_of(ctx, "offsetResetPolicy", &["latest", "earliest"]);
+            m.boolean(ctx, &["allowIdleConsumers", "excludePersistentLag", "scaleToZeroOnInvalidOffset", "limitToPartitionsWithLag", "unsafeSsl"]);
+            let on = |k: &str| m.text(k).is_some_and(|v| v.eq_ignore_ascii_case("true"));
+            if on("allowIdleConsumers") && on("limitToPartitionsWithLag") {
+                ctx.error(&m.at("limitToPartitionsWithLag"), "cannot be combined with allowIdleConsumers: true (one lifts the cap the other narrows)");
+            }
             m.one_of(ctx, "sasl", &["none", "plaintext", "scram_sha256", "scram_sha512", "oauthbearer", "gssapi"]);
+            // The scaler refuses these (crates/scalers/src/kafka.rs); say so before it runs.
+            if let Some(s @ ("oauthbearer" | "gssapi")) = m.text("sasl") {
+                ctx.error(&m.at("sasl"), format!("{s} is not supported by Tandem yet; use none, plaintext, scram_sha256 or scram_sha512"));
+            }
             m.one_of(ctx, "tls", &["enable", "disable"]);
         }
         "cron" => {

@@ -4,6 +4,7 @@
 //! down. A missing server binary fails the test with "install … with hack/services.sh".
 
 mod external;
+mod kafka;
 mod metrics_api;
 mod postgresql;
 mod prometheus;

@@ -1,6 +1,6 @@
 //! Data servers for integration tests, one file per server: Prometheus, RabbitMQ (with the
-//! management plugin), Redis, PostgreSQL, moto (SQS), plus a tiny HTTP fixture that plays an
-//! exporter or a metrics API.
+//! management plugin), Redis, PostgreSQL, Kafka (KRaft, from Maven Central's jars), moto
+//! (SQS), plus a tiny HTTP fixture that plays an exporter or a metrics API.
 //!
 //! Every server:
 //! - listens on 127.0.0.1 only, on free ports picked at start, with its state in a fresh
@@ -16,6 +16,7 @@
 //! Recipes follow `shared/reference/services.md` (verified on this machine kind).
 
 mod http_fixture;
+mod kafka;
 mod moto;
 mod postgres;
 mod prometheus;
@@ -23,6 +24,9 @@ mod rabbitmq;
 mod redis;
 
 pub use http_fixture::HttpFixture;
+pub use kafka::{
+    KAFKA_VERSION, Kafka, KafkaUser, LIBS_ENV as KAFKA_LIBS_ENV, libs_dir as kafka_libs_dir,
+};
 pub use moto::{EKS_AL2023_AMD64_AMI, EKS_AL2023_ARM64_AMI, EksAccount, Moto};
 pub use postgres::Postgres;
 pub use prometheus::Prometheus;
