@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Node, Pod};
-use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use serde_json::json;
 use tandem_api::karpenter::{NodeClaim, NodePool};
@@ -20,13 +20,6 @@ use tandem_model::catalog::Catalog;
 use tandem_testkit::{ControlPlane, wait_for};
 
 const TIMEOUT: Duration = Duration::from_secs(120);
-
-async fn claims(api: &Api<NodeClaim>, pool: &str) -> usize {
-    api.list_metadata(&ListParams::default().labels(&format!("karpenter.sh/nodepool={pool}")))
-        .await
-        .map(|l| l.items.len())
-        .unwrap_or(usize::MAX)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn headroom_keeps_warm_nodes_that_pods_use_at_once_and_is_replenished() {
@@ -86,7 +79,7 @@ async fn headroom_keeps_warm_nodes_that_pods_use_at_once_and_is_replenished() {
         "the warm nodes stay"
     );
     assert_eq!(
-        claims(&nodeclaims, &pool).await,
+        common::pool_claims(&nodeclaims, &pool).await,
         2,
         "and nothing more is launched"
     );

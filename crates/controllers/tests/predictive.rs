@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{ListParams, PostParams};
+use kube::api::PostParams;
 use kube::{Api, Client};
 use serde_json::json;
 use tandem_api::karpenter::NodeClaim;
@@ -27,13 +27,6 @@ use tandem_state::predictions::{Prediction, Predictions};
 use tandem_testkit::{ControlPlane, wait_for};
 
 const TIMEOUT: Duration = Duration::from_secs(120);
-
-async fn claims(api: &Api<NodeClaim>, pool: &str) -> usize {
-    api.list_metadata(&ListParams::default().labels(&format!("karpenter.sh/nodepool={pool}")))
-        .await
-        .map(|l| l.items.len())
-        .unwrap_or(usize::MAX)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forecast_launches_capacity_before_the_pods_exist_and_they_take_it() {
@@ -91,7 +84,7 @@ async fn a_forecast_launches_capacity_before_the_pods_exist_and_they_take_it() {
     );
     let nodeclaims: Api<NodeClaim> = Api::all(client.clone());
     wait_for("4 claims for the forecast", TIMEOUT, || async {
-        (claims(&nodeclaims, &pool).await == 4).then_some(())
+        (common::pool_claims(&nodeclaims, &pool).await == 4).then_some(())
     })
     .await
     .expect("the forecast launches capacity");
@@ -110,12 +103,16 @@ async fn a_forecast_launches_capacity_before_the_pods_exist_and_they_take_it() {
     .await
     .expect("pods run");
     tokio::time::sleep(Duration::from_secs(12)).await;
-    assert_eq!(claims(&nodeclaims, &pool).await, 4, "no double launch");
+    assert_eq!(
+        common::pool_claims(&nodeclaims, &pool).await,
+        4,
+        "no double launch"
+    );
 
     // The forecast ends with the pods there: still nothing new.
     predictions.set(&format!("{ns}/burst"), None);
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(claims(&nodeclaims, &pool).await, 4);
+    assert_eq!(common::pool_claims(&nodeclaims, &pool).await, 4);
     drop(controllers);
     kubelet.abort();
 }

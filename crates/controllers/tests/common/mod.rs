@@ -153,6 +153,14 @@ pub async fn pool_nodes(
         .unwrap_or_default()
 }
 
+/// How many NodeClaims NodePool `pool` has (`usize::MAX` when the list fails: callers poll).
+pub async fn pool_claims(api: &Api<tandem_api::karpenter::NodeClaim>, pool: &str) -> usize {
+    api.list_metadata(&ListParams::default().labels(&format!("karpenter.sh/nodepool={pool}")))
+        .await
+        .map(|l| l.items.len())
+        .unwrap_or(usize::MAX)
+}
+
 /// The sum of the values of every sample in Prometheus `text` whose line starts with `prefix`
 /// (a metric name and the start of its labels).
 pub fn metric_sum(text: &str, prefix: &str) -> u64 {

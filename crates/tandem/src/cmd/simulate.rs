@@ -982,6 +982,32 @@ mod tests {
     /// The seed-002 report in a real headless browser: the page loads with no console message,
     /// the DOM has every chart as SVG with drawn series and decision markers, and a screenshot
     /// is kept as an artifact (`<target>/debug/artifacts/simulate/report.png`).
+    /// Takes a 1400 px wide screenshot of `url` into `shot` (kept as an artifact).
+    fn screenshot(browser: &Path, profile: &Path, url: &str, shot: &Path, height: u32) {
+        let _ = std::fs::remove_file(shot);
+        let out = headless(
+            browser,
+            profile,
+            &[
+                format!("--screenshot={}", shot.display()),
+                format!("--window-size=1400,{height}"),
+                url.to_owned(),
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let size = std::fs::metadata(shot).map(|m| m.len()).unwrap_or(0);
+        assert!(
+            size > 20_000,
+            "screenshot {} is {size} bytes",
+            shot.display()
+        );
+        eprintln!("screenshot: {}", shot.display());
+    }
+
     #[test]
     fn html_report_renders_its_charts_in_headless_chromium() {
         let input = load(&examples().join("seed-002-sqs-burst.yaml"), None).unwrap();
@@ -1030,28 +1056,42 @@ mod tests {
         assert!(text.matches("class=\"series\"").count() >= 6);
         assert!(text.contains("class=\"layer\""), "stacked node layers");
         assert!(text.contains("class=\"markers\""), "decision markers");
-        let shot = dir.join("report.png");
-        let _ = std::fs::remove_file(&shot);
-        let out = headless(
+        screenshot(
             &browser,
             profile.path(),
-            &[
-                format!("--screenshot={}", shot.display()),
-                "--window-size=1400,2000".to_owned(),
-                url,
-            ],
+            &url,
+            &dir.join("report.png"),
+            2000,
+        );
+
+        // The --compare page: both runs' charts and the comparison table, no console error.
+        let input = load(&examples().join("seed-002-sqs-burst.yaml"), None).unwrap();
+        let upstream = Simulation::new(input.upstream()).run();
+        let cmp = Comparison::new(upstream, report);
+        let page = dir.join("compare.html");
+        std::fs::write(&page, cmp.html()).unwrap();
+        let url = format!("file://{}", page.display());
+        let dom = headless(
+            &browser,
+            profile.path(),
+            &["--dump-dom".to_owned(), url.clone()],
         );
         assert!(
-            out.status.success(),
+            dom.status.success(),
             "{}",
-            String::from_utf8_lossy(&out.stderr)
+            String::from_utf8_lossy(&dom.stderr)
         );
-        let size = std::fs::metadata(&shot).map(|m| m.len()).unwrap_or(0);
-        assert!(
-            size > 20_000,
-            "screenshot {} is {size} bytes",
-            shot.display()
+        let stderr = String::from_utf8_lossy(&dom.stderr);
+        assert!(!stderr.contains(":CONSOLE("), "console output: {stderr}");
+        let text = String::from_utf8_lossy(&dom.stdout);
+        assert_eq!(text.matches("<svg").count(), 12, "six charts per run");
+        assert!(text.contains("Upstream semantics vs Tandem"));
+        screenshot(
+            &browser,
+            profile.path(),
+            &url,
+            &dir.join("compare.png"),
+            3000,
         );
-        eprintln!("screenshot: {}", shot.display());
     }
 }
