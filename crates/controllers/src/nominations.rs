@@ -42,9 +42,18 @@ impl Nominations {
                 .collect(),
             Err(_) => Vec::new(),
         };
-        let mut extra: Vec<(String, BoundPod)> = Vec::new();
+        if live.is_empty() {
+            return Arc::clone(&st.snapshot);
+        }
+        let pending: BTreeMap<&str, &tandem_nodescaler::snapshot::PendingPod> = st
+            .snapshot
+            .pods
+            .iter()
+            .map(|p| (p.uid.as_str(), p))
+            .collect();
+        let mut extra: BTreeMap<String, Vec<BoundPod>> = BTreeMap::new();
         for (uid, target) in live {
-            let Some(pod) = st.snapshot.pods.iter().find(|p| p.uid == uid) else {
+            let Some(pod) = pending.get(uid.as_str()) else {
                 continue;
             };
             let node = if st.nodes.contains_key(&target) {
@@ -59,15 +68,18 @@ impl Nominations {
                     None => continue,
                 }
             };
-            extra.push((node, BoundPod::nominated(pod)));
+            extra
+                .entry(node)
+                .or_default()
+                .push(BoundPod::nominated(pod));
         }
         if extra.is_empty() {
             return Arc::clone(&st.snapshot);
         }
         let mut snap = Snapshot::clone(&st.snapshot);
-        for (node, pod) in extra {
-            if let Some(n) = snap.nodes.iter_mut().find(|n| n.name == node) {
-                n.pods.push(pod);
+        for n in &mut snap.nodes {
+            if let Some(pods) = extra.remove(&n.name) {
+                n.pods.extend(pods);
             }
         }
         Arc::new(snap)

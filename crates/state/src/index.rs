@@ -393,9 +393,12 @@ impl Index {
         self.predictions = map;
     }
 
-    /// The pods still to come (forecasts minus the pods that exist, unexpired) and each
-    /// NodePool's headroom at the writer's clock.
-    fn anticipated(&self) -> Vec<tandem_nodescaler::provisioning::anticipation::Anticipated> {
+    /// The pods still to come (forecasts minus the pods that exist, unexpired) and the headroom
+    /// of each NodePool in `pools` (the snapshot's, already converted) at the writer's clock.
+    fn anticipated(
+        &self,
+        pools: &[tandem_nodescaler::snapshot::NodePool],
+    ) -> Vec<tandem_nodescaler::provisioning::anticipation::Anticipated> {
         use tandem_nodescaler::provisioning::anticipation::{Anticipated, AnticipationKind};
         let mut out = Vec::new();
         for (so, p) in self.predictions.iter() {
@@ -412,17 +415,15 @@ impl Index {
                 });
             }
         }
-        for (name, np) in &self.nodepools.objects {
-            if np.metadata.deletion_timestamp.is_some() {
+        for pool in pools {
+            let Some(np) = self.nodepools.objects.get(&pool.name) else {
                 continue;
-            }
+            };
             // A bad annotation is reported when the NodePool is applied.
             if let Ok(Some(h)) =
                 tandem_manifest::convert::nodepool::headroom(np.metadata.annotations.as_ref())
             {
-                let mut pool = convert::nodepool(np);
-                pool.name.clone_from(name);
-                out.extend(h.anticipated(&pool, self.now_ms));
+                out.extend(h.anticipated(pool, self.now_ms));
             }
         }
         out
@@ -1046,7 +1047,7 @@ impl Index {
         snapshot.daemonsets = self.daemonsets.objects.values().cloned().collect();
         let targets: Vec<_> = self.scaled_objects.objects.values().cloned().collect();
         snapshot.comebacks = self.workloads.comebacks(&targets, self.now_ms);
-        snapshot.anticipated = self.anticipated();
+        snapshot.anticipated = self.anticipated(&snapshot.nodepools);
         // Room launched ahead is kept by disruption like room for comebacks, while wanted:
         // headroom as planned, forecasts for every pod not yet bound — a pod created a moment
         // ago is pending, and the node launched for it must not look empty meanwhile.
