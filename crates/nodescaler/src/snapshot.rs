@@ -440,6 +440,49 @@ pub struct ExistingNode {
     pub state: NodeState,
     /// What disruption needs to know about it (NodeClaim age, hash, annotations).
     pub disruption: NodeDisruption,
+    /// Its labels as requirements, computed once and shared by the clones of the node: a
+    /// disruption pass builds a scheduler per candidate it simulates, each over every node.
+    pub label_requirements: LabelRequirements,
+}
+
+/// A node's labels as [`Requirements`], cached with the labels they were computed from.
+///
+/// Shared by every clone of the node (a disruption pass clones the snapshot for each
+/// simulation). `labels` stays a public field, so a hit is checked against the labels it was
+/// made from: a node whose labels were changed after the first use is converted afresh.
+/// Never part of a node's identity: two nodes compare equal whatever their caches hold.
+#[derive(Clone, Default)]
+pub struct LabelRequirements(Arc<std::sync::OnceLock<(Labels, Arc<Requirements>)>>);
+
+impl LabelRequirements {
+    /// The requirements of `labels`: from the cache when it was made from the same labels.
+    pub fn of(&self, labels: &Labels) -> Arc<Requirements> {
+        let convert = || {
+            Arc::new(Requirements::from_labels(
+                labels.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            ))
+        };
+        let (from, reqs) = self.0.get_or_init(|| (labels.clone(), convert()));
+        if from == labels {
+            Arc::clone(reqs)
+        } else {
+            convert()
+        }
+    }
+}
+
+impl PartialEq for LabelRequirements {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for LabelRequirements {}
+
+impl std::fmt::Debug for LabelRequirements {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LabelRequirements")
+    }
 }
 
 /// The disruption facts of a node and its NodeClaim.
@@ -476,7 +519,13 @@ impl ExistingNode {
             pods: Vec::new(),
             state: NodeState::Ready,
             disruption: NodeDisruption::default(),
+            label_requirements: LabelRequirements::default(),
         }
+    }
+
+    /// The node's labels as requirements (`In [value]` per label), cached across clones.
+    pub fn requirements(&self) -> Arc<Requirements> {
+        self.label_requirements.of(&self.labels)
     }
 
     /// Sets what disruption knows about the node.
@@ -708,7 +757,7 @@ impl DaemonSet {
 }
 
 /// Everything a provisioning decision reads.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Snapshot {
     /// Pods to place.
     pub pods: Vec<PendingPod>,

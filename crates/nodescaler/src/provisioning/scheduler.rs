@@ -7,6 +7,7 @@
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
 
 use tandem_model::labels;
 use tandem_model::labels::LabelSet;
@@ -137,7 +138,9 @@ struct Target {
     masks: Masks,
     /// Key slots the target's pods constrain (generic keys are only checked for these).
     care: u8,
-    reqs: Requirements,
+    /// Shared with the node it stands for (see `ExistingNode::requirements`); replaced, never
+    /// mutated, when a pod narrows a claim.
+    reqs: Arc<Requirements>,
     /// True once a pod with node requirements joined the claim.
     reqs_extra: bool,
     taints: Vec<Taint>,
@@ -395,9 +398,7 @@ impl<'a> Scheduler<'a> {
                 pool: pool.unwrap_or(usize::MAX),
                 masks: self.keys.masks_of_labels(&node.labels),
                 care: 0,
-                reqs: Requirements::from_labels(
-                    node.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-                ),
+                reqs: node.requirements(),
                 reqs_extra: false,
                 taints,
                 used,
@@ -433,7 +434,7 @@ impl<'a> Scheduler<'a> {
                 pool: pool.unwrap_or(usize::MAX),
                 masks: self.keys.masks_of(&reqs),
                 care: 0,
-                reqs,
+                reqs: Arc::new(reqs),
                 reqs_extra: false,
                 taints: pool
                     .map(|p| self.pools[p].taints.to_vec())
@@ -1588,7 +1589,7 @@ impl<'a> Scheduler<'a> {
             target.care |= fit.care;
             add(&mut target.used, &st.req);
             if !sig.reqs.is_empty() {
-                target.reqs = target.reqs.intersect(&sig.reqs);
+                target.reqs = Arc::new(target.reqs.intersect(&sig.reqs));
                 target.reqs_extra = true;
             }
             target.ports.extend(st.ports.iter().cloned());
@@ -1654,7 +1655,7 @@ impl<'a> Scheduler<'a> {
             pool: pool_idx,
             masks: fit.masks,
             care: fit.care,
-            reqs: pool.reqs.intersect(&sig.reqs),
+            reqs: Arc::new(pool.reqs.intersect(&sig.reqs)),
             reqs_extra: !sig.reqs.is_empty(),
             taints: Vec::new(),
             used,
@@ -1770,7 +1771,7 @@ impl<'a> Scheduler<'a> {
             })
             .collect();
         opts.sort();
-        let mut reqs = target.reqs.clone();
+        let mut reqs = Requirements::clone(&target.reqs);
         if pool.has_min_values {
             let its: Vec<&Requirements> = opts
                 .iter()
