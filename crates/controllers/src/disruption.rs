@@ -203,6 +203,9 @@ pub(crate) async fn disruption_loop(ctx: Arc<Ctx>, mut rx: watch::Receiver<Arc<C
     }
     let mut tick = tokio::time::interval(opts.poll_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Handed from pass to pass: an unchanged cluster is not consolidated again (upstream's
+    // consolidated state; see `disruption::settled`).
+    let mut settled = disruption::Settled::default();
     loop {
         tick.tick().await;
         if rx.has_changed().is_err() {
@@ -218,8 +221,11 @@ pub(crate) async fn disruption_loop(ctx: Arc<Ctx>, mut rx: watch::Receiver<Arc<C
         let decision = {
             let snapshot = ctx.nominations.apply(&st, std::time::Instant::now());
             let o = opts.decide.clone();
-            match tokio::task::spawn_blocking(move || disruption::decide(&snapshot, now_ms(), &o))
-                .await
+            let last = settled.clone();
+            match tokio::task::spawn_blocking(move || {
+                disruption::decide_settled(&snapshot, now_ms(), &o, &last)
+            })
+            .await
             {
                 Ok(d) => d,
                 Err(e) => {
@@ -228,6 +234,7 @@ pub(crate) async fn disruption_loop(ctx: Arc<Ctx>, mut rx: watch::Receiver<Arc<C
                 }
             }
         };
+        settled = decision.settled.clone();
         publish_diagnostics(&ctx, &st, &decision.diagnostics).await;
         // Reasons whose methods did not run this pass (an earlier one decided) drop out
         // rather than keep a stale count.

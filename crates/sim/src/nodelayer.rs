@@ -62,9 +62,15 @@ impl Batcher {
     }
 }
 
-/// One disruption pass: exactly the function the controllers call.
-pub fn disrupt(snapshot: &Snapshot, now: i64, options: &disruption::Options) -> Decision {
-    disruption::decide(snapshot, now, options)
+/// One disruption pass: exactly the function the controllers call, handed the previous
+/// pass's [`Decision::settled`] as they do (an unchanged cluster is not consolidated again).
+pub fn disrupt(
+    snapshot: &Snapshot,
+    now: i64,
+    options: &disruption::Options,
+    settled: &disruption::Settled,
+) -> Decision {
+    disruption::decide_settled(snapshot, now, options, settled)
 }
 
 /// Re-checks a command after its validation delay, as the executor does.
@@ -113,16 +119,26 @@ mod tests {
         }
         let opts = disruption::Options::default();
         // 10% of 11 nodes, rounded up: 2.
-        let cmd = disrupt(&s, 60_000, &opts).command.unwrap();
+        let cmd = disrupt(&s, 60_000, &opts, &Default::default())
+            .command
+            .unwrap();
         assert_eq!(cmd.candidates, vec!["n00", "n01"]);
-        assert!(disrupt(&s, 59_999, &opts).command.is_none());
+        assert!(
+            disrupt(&s, 59_999, &opts, &Default::default())
+                .command
+                .is_none()
+        );
         let all = PoolInput {
             budgets: vec![Budget::Percent(100)],
             ..pool
         };
         let s = s.pool_disruption("p", all.disruption());
         assert_eq!(
-            disrupt(&s, 60_000, &opts).command.unwrap().candidates.len(),
+            disrupt(&s, 60_000, &opts, &Default::default())
+                .command
+                .unwrap()
+                .candidates
+                .len(),
             11
         );
     }

@@ -80,6 +80,9 @@ enum Ev {
 struct Pod {
     workload: usize,
     name: String,
+    /// The pod as its template made it (name, uid, creation set): shared by every snapshot
+    /// that shows it, pending or bound.
+    spec: Arc<PendingPod>,
     created: i64,
     node: Option<u64>,
     nominated: Option<u64>,
@@ -102,6 +105,8 @@ struct Node {
     pool: usize,
     instance: Instance,
     labels: Labels,
+    /// Its labels as requirements, kept across snapshots (a node's labels never change here).
+    label_requirements: tandem_nodescaler::snapshot::LabelRequirements,
     taints: Vec<Taint>,
     allocatable: Resources,
     capacity: Resources,
@@ -156,6 +161,8 @@ pub struct Simulation {
     replacing: Vec<(Vec<u64>, Vec<u64>)>,
     /// A command waiting out its validation delay; the disruption loop waits with it.
     validating: Option<Disrupt>,
+    /// The last disruption pass's settled consolidation, handed to the next pass.
+    settled: tandem_nodescaler::disruption::Settled,
     /// Per ScaledObject: where its target is heading (predictive provisioning).
     heading: Vec<Option<u32>>,
     pub(crate) acct: Accounting,
@@ -209,6 +216,7 @@ impl Simulation {
             last_consolidation: BTreeMap::new(),
             replacing: Vec::new(),
             validating: None,
+            settled: Default::default(),
             heading: vec![None; input.scalers.len()],
             acct: Accounting::default(),
             done: false,
@@ -532,11 +540,16 @@ impl Simulation {
                 ws.serial += 1;
                 let name = format!("{}-{}", self.input.workloads[w].template.name, ws.serial);
                 ws.pods.insert(id);
+                let mut spec: PendingPod = self.input.workloads[w].template.clone();
+                spec.name.clone_from(&name);
+                spec.uid = id.to_string();
+                spec.creation = id;
                 self.pods.insert(
                     id,
                     Pod {
                         workload: w,
                         name,
+                        spec: Arc::new(spec),
                         created: self.now,
                         node: None,
                         nominated: None,
@@ -732,7 +745,7 @@ impl Simulation {
 
     // ---- node layer ----------------------------------------------------------------------
 
-    fn bound_pod(&self, id: u64, nominated: bool) -> Option<BoundPod> {
+    fn bound_pod(&self, id: u64, nominated: bool, with_spec: bool) -> Option<BoundPod> {
         let pod = self.pods.get(&id)?;
         let ws = &self.workloads[pod.workload];
         let t = &self.input.workloads[pod.workload].template;
@@ -745,45 +758,19 @@ impl Simulation {
         b.host_ports = ws.ports.clone();
         b.anti_affinity = t.pod_anti_affinity.clone();
         b.nominated = nominated;
+        if with_spec {
+            b.disruption = PodDisruption {
+                spec: Some(Arc::clone(&pod.spec)),
+                ..PodDisruption::default()
+            };
+        }
         Some(b)
     }
 
     /// The snapshot disruption reads: the provisioning one plus each pod's spec, each node's
     /// NodeClaim facts and each pool's disruption settings.
     fn disruption_snapshot(&mut self) -> Snapshot {
-        let mut snap = self.snapshot();
-        let by_name: BTreeMap<&str, &Node> =
-            self.nodes.values().map(|n| (n.name.as_str(), n)).collect();
-        let ids: BTreeMap<&str, u64> = self
-            .pods
-            .iter()
-            .map(|(id, p)| (p.name.as_str(), *id))
-            .collect();
-        for e in &mut snap.nodes {
-            if let Some(n) = by_name.get(e.name.as_str()) {
-                e.disruption = NodeDisruption {
-                    created_ms: Some(n.launched),
-                    last_pod_event_ms: n.last_pod_event,
-                    ..NodeDisruption::default()
-                };
-            }
-            for b in &mut e.pods {
-                let Some(id) = ids.get(b.name.as_str()) else {
-                    continue;
-                };
-                let Some(p) = self.pods.get(id) else {
-                    continue;
-                };
-                let mut spec: PendingPod = self.input.workloads[p.workload].template.clone();
-                spec.name = p.name.clone();
-                spec.uid = id.to_string();
-                spec.creation = *id;
-                b.disruption = PodDisruption {
-                    spec: Some(Arc::new(spec)),
-                    ..PodDisruption::default()
-                };
-            }
-        }
+        let mut snap = self.snapshot_for(true);
         snap.comebacks = self.comebacks();
         // Room launched ahead is held like room for comebacks until the pods use it.
         for a in std::mem::take(&mut snap.anticipated) {
@@ -832,37 +819,38 @@ impl Simulation {
     }
 
     fn snapshot(&mut self) -> Snapshot {
+        self.snapshot_for(false)
+    }
+
+    /// The provisioning snapshot; with `disruption`, also each bound pod's spec and each
+    /// node's NodeClaim facts.
+    fn snapshot_for(&mut self, disruption: bool) -> Snapshot {
         let mut snap = Snapshot::new();
-        for (id, p) in &self.pods {
+        for p in self.pods.values() {
             if p.node.is_some() || p.nominated.is_some_and(|n| self.nodes.contains_key(&n)) {
                 continue;
             }
-            let t = &self.input.workloads[p.workload].template;
-            let mut pod: PendingPod = t.clone();
-            pod.name = p.name.clone();
-            pod.uid = id.to_string();
-            pod.creation = *id;
-            snap.pods.push(pod);
+            snap.pods.push(PendingPod::clone(&p.spec));
         }
         let mut usage: Vec<(Resources, i64)> = vec![(Resources::new(), 0); self.input.pools.len()];
         for node in self.nodes.values() {
+            // Specs only for pods on nodes: disruption moves those, never an in-flight claim's.
+            let disruption = disruption && node.life != Life::Launching;
             let mut pods: Vec<BoundPod> = node
                 .pods
                 .iter()
-                .filter_map(|id| self.bound_pod(*id, false))
+                .filter_map(|id| self.bound_pod(*id, false, disruption))
                 .collect();
             pods.extend(
                 node.nominated
                     .iter()
-                    .filter_map(|id| self.bound_pod(*id, true)),
+                    .filter_map(|id| self.bound_pod(*id, true, disruption)),
             );
             match node.life {
                 Life::Launching => snap.in_flight.push(InFlightClaim {
                     name: node.name.clone(),
                     nodepool: self.input.pools[node.pool].pool.name.clone(),
-                    requirements: Requirements::from_labels(
-                        node.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-                    ),
+                    requirements: Requirements::clone(&node.label_requirements.of(&node.labels)),
                     allocatable: node.allocatable.clone(),
                     capacity: node.capacity.clone(),
                     pods,
@@ -873,6 +861,7 @@ impl Simulation {
                     u.1 += 1;
                     let mut e = ExistingNode::new(&node.name, node.allocatable.clone());
                     e.labels = node.labels.clone();
+                    e.label_requirements = node.label_requirements.clone();
                     e.taints = node.taints.clone();
                     e.pods = pods;
                     e.state = if node.life == Life::Ready {
@@ -880,6 +869,13 @@ impl Simulation {
                     } else {
                         NodeState::Deleting
                     };
+                    if disruption {
+                        e.disruption = NodeDisruption {
+                            created_ms: Some(node.launched),
+                            last_pod_event_ms: node.last_pod_event,
+                            ..NodeDisruption::default()
+                        };
+                    }
                     snap.nodes.push(e);
                 }
             }
@@ -1098,6 +1094,7 @@ impl Simulation {
                 taints,
                 instance: inst,
                 labels,
+                label_requirements: Default::default(),
                 allocatable,
                 capacity,
                 launched: self.now,
@@ -1163,7 +1160,9 @@ impl Simulation {
         }
         if self.validating.is_none() {
             let snap = self.disruption_snapshot();
-            let decision = nodelayer::disrupt(&snap, self.now, &self.input.disruption);
+            let decision =
+                nodelayer::disrupt(&snap, self.now, &self.input.disruption, &self.settled);
+            self.settled = decision.settled;
             match decision.command {
                 Some(cmd) if cmd.revalidate_after_ms > 0 => {
                     self.push(self.now + cmd.revalidate_after_ms, Ev::Validate);

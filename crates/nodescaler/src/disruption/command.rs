@@ -168,4 +168,7 @@ pub struct Decision {
     /// Candidates each reason's methods wanted this pass, before blocks and budgets
     /// (`karpenter_voluntary_disruption_eligible_nodes`); only reasons whose methods ran.
     pub eligible: std::collections::BTreeMap<Reason, usize>,
+    /// What to hand the next pass so it can skip consolidation on an unchanged cluster
+    /// (see [`super::settled`]).
+    pub settled: super::Settled,
 }

@@ -43,31 +43,60 @@ fn stand_ins(snapshot: &Snapshot, now_ms: i64) -> (Vec<PendingPod>, Vec<&Comebac
     (pods, active)
 }
 
-fn placed(plan: &provisioning::Plan) -> usize {
+/// An instant for a message, to the second. Absolute rather than "within N s": the message
+/// stays the same from pass to pass, so it is one Event (not one per pass) and a settled
+/// pass can replay it (see [`super::settled`]).
+fn instant(ms: i64) -> String {
+    jiff_croner::Timestamp::from_second(ms.div_euclid(1000))
+        .map_or_else(|_| format!("{ms} ms"), |t| t.to_string())
+}
+
+fn placed_count(plan: &provisioning::Plan) -> usize {
     plan.nominations
         .iter()
         .filter(|n| n.pod.name.starts_with(PREFIX))
         .count()
 }
 
-/// The nodes the comeback pods would land on today, each with the deferral message: the pass
-/// leaves them out of emptiness and consolidation, so other nodes (and other pools) are still
-/// considered. Pools that opted out hold nothing. One scheduling simulation when a comeback is
-/// active, none otherwise.
-pub fn held_nodes(
-    snapshot: &Snapshot,
+/// The active comeback pods placed on the cluster as it is: the one scheduling simulation a
+/// pass's holds and deferrals all start from.
+pub struct Placed<'a> {
+    active: Vec<&'a Comeback>,
+    /// The snapshot with the stand-in pods added, for the "after" simulations.
+    with: Snapshot,
+    plan: provisioning::Plan,
+}
+
+/// Places the comeback pods active at `now_ms`; `None` when there are none (then nothing is
+/// held or deferred, and no simulation runs).
+pub fn place<'a>(
+    snapshot: &'a Snapshot,
     now_ms: i64,
     provisioning: &provisioning::Options,
-) -> std::collections::BTreeMap<String, String> {
-    let mut held = std::collections::BTreeMap::new();
+) -> Option<Placed<'a>> {
     let (pods, active) = stand_ins(snapshot, now_ms);
     if pods.is_empty() {
-        return held;
+        return None;
     }
     let mut with = snapshot.clone();
     with.pods.extend(pods);
     let plan = plan(&with, provisioning);
-    for nom in plan
+    Some(Placed { active, with, plan })
+}
+
+/// The nodes the comeback pods would land on today, each with the deferral message: the pass
+/// leaves them out of emptiness and consolidation, so other nodes (and other pools) are still
+/// considered. Pools that opted out hold nothing.
+pub fn held_nodes(
+    snapshot: &Snapshot,
+    placed: Option<&Placed<'_>>,
+) -> std::collections::BTreeMap<String, String> {
+    let mut held = std::collections::BTreeMap::new();
+    let Some(placed) = placed else {
+        return held;
+    };
+    for nom in placed
+        .plan
         .nominations
         .iter()
         .filter(|n| n.pod.name.starts_with(PREFIX))
@@ -88,31 +117,36 @@ pub fn held_nodes(
             .strip_prefix(PREFIX)
             .and_then(|rest| rest.rsplit_once(':'))
             .map_or("", |(w, _)| w);
-        let until = active
+        let Some(until) = placed
+            .active
             .iter()
             .find(|c| c.workload == workload)
-            .map_or(now_ms, |c| c.until_ms);
+            .map(|c| c.until_ms)
+        else {
+            continue;
+        };
         held.entry(node.name.clone()).or_insert_with(|| {
             format!(
-                "kept for pods the pod layer may bring back ({workload}) within {} s",
-                (until - now_ms).max(0) / 1000
+                "kept for pods the pod layer may bring back ({workload}) until {}",
+                instant(until)
             )
         });
     }
     held
 }
 
-/// Why `command` must wait for the pod layer, or `None` when it may run. Pure; runs at most
-/// two scheduling simulations, and none when no comeback is active.
+/// Why `command` must wait for the pod layer, or `None` when it may run. Pure; runs one
+/// scheduling simulation beyond [`place`]'s, and none when no comeback is active.
 pub fn deferral(
     snapshot: &Snapshot,
+    placed: Option<&Placed<'_>>,
     command: &Disrupt,
-    now_ms: i64,
     provisioning: &provisioning::Options,
 ) -> Option<String> {
     if !matches!(command.reason, Reason::Empty | Reason::Underutilized) {
         return None;
     }
+    let placed = placed?;
     let remove: Vec<usize> = snapshot
         .nodes
         .iter()
@@ -128,30 +162,23 @@ pub fn deferral(
     if remove.is_empty() {
         return None;
     }
-    let (pods, active) = stand_ins(snapshot, now_ms);
-    if pods.is_empty() {
-        return None;
-    }
-    let mut before = snapshot.clone();
-    before.pods.extend(pods.iter().cloned());
-    let room_before = placed(&plan(&before, provisioning));
+    let room_before = placed_count(&placed.plan);
     if room_before == 0 {
         return None;
     }
-    let mut with = snapshot.clone();
-    with.pods.extend(pods);
-    let after = reschedule(&with, provisioning, &remove);
-    let room_after = placed(&after.plan);
+    // The stand-ins come after every real pod, so the nodes keep their indexes.
+    let after = reschedule(&placed.with, provisioning, &remove);
+    let room_after = placed_count(&after.plan);
     if room_after >= room_before {
         return None;
     }
-    let workloads: BTreeSet<&str> = active.iter().map(|c| c.workload.as_str()).collect();
-    let until = active.iter().map(|c| c.until_ms).max().unwrap_or(now_ms);
+    let workloads: BTreeSet<&str> = placed.active.iter().map(|c| c.workload.as_str()).collect();
+    let until = placed.active.iter().map(|c| c.until_ms).max().unwrap_or(0);
     Some(format!(
-        "the pod layer may bring back {} pods ({}) within {} s; {} of them would need a new node",
+        "the pod layer may bring back {} pods ({}) until {}; {} of them would need a new node",
         room_before,
         workloads.into_iter().collect::<Vec<_>>().join(", "),
-        (until - now_ms).max(0) / 1000,
+        instant(until),
         room_before - room_after
     ))
 }
@@ -163,6 +190,24 @@ mod tests {
     use crate::disruption::testing::{cluster, node, workload_pod};
     use crate::snapshot::requests;
     use tandem_model::catalog::UsdPerHour;
+
+    /// The pass's two steps in one, as the tests ask them.
+    fn deferral(
+        snap: &Snapshot,
+        cmd: &Disrupt,
+        now_ms: i64,
+        o: &provisioning::Options,
+    ) -> Option<String> {
+        super::deferral(snap, place(snap, now_ms, o).as_ref(), cmd, o)
+    }
+
+    fn held_nodes(
+        snap: &Snapshot,
+        now_ms: i64,
+        o: &provisioning::Options,
+    ) -> std::collections::BTreeMap<String, String> {
+        super::held_nodes(snap, place(snap, now_ms, o).as_ref())
+    }
 
     fn delete(nodes: &[&str], reason: Reason) -> Disrupt {
         Disrupt {
@@ -205,7 +250,7 @@ mod tests {
         )
         .expect("deferred");
         assert!(
-            why.contains("bring back 1 pods (shop/worker) within 59 s"),
+            why.contains("bring back 1 pods (shop/worker) until 1970-01-01T00:01:00Z"),
             "{why}"
         );
     }
@@ -217,7 +262,7 @@ mod tests {
         let held = held_nodes(&snap, 1_000, &provisioning::Options::default());
         assert_eq!(held.keys().collect::<Vec<_>>(), ["empty"]);
         assert!(
-            held["empty"].contains("may bring back (shop/worker) within 59 s"),
+            held["empty"].contains("may bring back (shop/worker) until 1970-01-01T00:01:00Z"),
             "{held:?}"
         );
         snap.uncoordinated_pools.insert("default".into());

@@ -28,6 +28,7 @@ pub mod emptiness;
 pub mod expiration;
 pub mod interruption;
 pub mod multi_node;
+pub mod settled;
 pub mod simulate;
 pub mod single_node;
 
@@ -37,6 +38,7 @@ pub(crate) mod testing;
 pub use budgets::Budgets;
 pub use candidates::Candidate;
 pub use command::{Decision, Diagnostic, Disrupt, MethodKind, Reason, Subject, TerminationMode};
+pub use settled::Settled;
 
 use crate::provisioning;
 use crate::snapshot::Snapshot;
@@ -185,16 +187,39 @@ pub fn methods() -> [&'static dyn Method; 5] {
     ]
 }
 
-/// Runs one disruption pass: see the [module documentation](self).
+/// Runs one disruption pass: see the [module documentation](self). Keeps no state: every
+/// pass simulates (see [`decide_settled`] for the loop a controller runs).
 pub fn decide(snapshot: &Snapshot, now_ms: i64, options: &Options) -> Decision {
+    decide_settled(snapshot, now_ms, options, &Settled::default())
+}
+
+/// Runs one disruption pass, skipping the consolidation methods when `settled` (the previous
+/// pass's [`Decision::settled`]) shows they found nothing on the same cluster: see
+/// [`settled`]. Expiration and drift always run.
+pub fn decide_settled(
+    snapshot: &Snapshot,
+    now_ms: i64,
+    options: &Options,
+    settled: &Settled,
+) -> Decision {
     let all = candidates::candidates(snapshot);
+    let clock = settled::ClockFacts::at(snapshot, &all, now_ms);
+    let reused = settled.holds(snapshot, &clock, now_ms);
     let mut pass = Pass::default();
-    // Nodes the pod layer's comebacks would land on stay out of emptiness and consolidation
-    // (not out of expiration and drift, which are about the node, not its load).
-    let held = coordination::held_nodes(snapshot, now_ms, &options.provisioning);
+    // Consolidation's own diagnostics, kept apart so a settled pass can replay them.
+    let mut consolidation: Vec<Diagnostic> = Vec::new();
+    let placed = if reused.is_some() {
+        None
+    } else {
+        coordination::place(snapshot, now_ms, &options.provisioning)
+    };
+    let held = coordination::held_nodes(snapshot, placed.as_ref());
     for (node, why) in &held {
         if all.iter().any(|c| c.name() == node) {
-            pass.blocked(node, why.clone());
+            consolidation.push(Diagnostic::Blocked {
+                subject: Subject::Node(node.clone()),
+                message: why.clone(),
+            });
         }
     }
     let unheld: Vec<Candidate<'_>> = all
@@ -216,11 +241,13 @@ pub fn decide(snapshot: &Snapshot, now_ms: i64, options: &Options) -> Decision {
     };
     let mut command = None;
     let mut eligible = std::collections::BTreeMap::new();
+    let mut consolidating_methods_ran = 0;
     for method in methods() {
-        let ctx = match method.kind() {
-            MethodKind::Expiration | MethodKind::Drift => &ctx,
-            MethodKind::Emptiness | MethodKind::MultiNode | MethodKind::SingleNode => &ctx_unheld,
-        };
+        let consolidating = matches!(
+            method.kind(),
+            MethodKind::Emptiness | MethodKind::MultiNode | MethodKind::SingleNode
+        );
+        let ctx = if consolidating { &ctx_unheld } else { &ctx };
         let wanted = ctx
             .candidates
             .iter()
@@ -228,28 +255,57 @@ pub fn decide(snapshot: &Snapshot, now_ms: i64, options: &Options) -> Decision {
             .count();
         let n = eligible.entry(method.reason()).or_insert(0);
         *n = (*n).max(wanted);
-        let mut budgets = Budgets::compute(snapshot, now_ms);
-        if let Some(cmd) = method.compute(ctx, &mut budgets, &mut pass) {
-            // A command that would still eat the held room (moving pods onto it) waits too;
-            // the next method may find one that does not.
-            if let Some(why) = coordination::deferral(snapshot, &cmd, now_ms, &options.provisioning)
-            {
-                for node in &cmd.candidates {
-                    pass.blocked(node, why.clone());
+        if consolidating && reused.is_some() {
+            continue;
+        }
+        consolidating_methods_ran += usize::from(consolidating);
+        let before = pass.diagnostics.len();
+        let mut budgets = clock.budgets().clone();
+        let decided = method
+            .compute(ctx, &mut budgets, &mut pass)
+            .and_then(|cmd| {
+                match coordination::deferral(snapshot, placed.as_ref(), &cmd, &options.provisioning)
+                {
+                    Some(why) => {
+                        for node in &cmd.candidates {
+                            pass.blocked(node, why.clone());
+                        }
+                        None
+                    }
+                    None => Some(cmd),
                 }
-                continue;
-            }
-            command = Some(cmd);
+            });
+        if consolidating {
+            consolidation.extend(pass.diagnostics.drain(before..));
+        }
+        if decided.is_some() {
+            command = decided;
             break;
         }
     }
-    pass.diagnostics.sort();
-    pass.diagnostics.dedup();
+    let next = match reused {
+        Some(replayed) => {
+            consolidation = replayed.to_vec();
+            settled.clone()
+        }
+        // Every consolidation method ran and none decided: the cluster is settled.
+        None if command.is_none() && consolidating_methods_ran == 3 => {
+            consolidation.sort();
+            consolidation.dedup();
+            Settled::record(snapshot, clock, now_ms, consolidation.clone())
+        }
+        None => Settled::default(),
+    };
+    let mut diagnostics = pass.diagnostics;
+    diagnostics.append(&mut consolidation);
+    diagnostics.sort();
+    diagnostics.dedup();
     Decision {
         command,
-        diagnostics: pass.diagnostics,
+        diagnostics,
         simulations: pass.simulations,
         eligible,
+        settled: next,
     }
 }
 
@@ -305,7 +361,10 @@ pub fn validate(
         }
         chosen.push(c);
     }
-    if let Some(why) = coordination::deferral(fresh, command, now_ms, &options.provisioning) {
+    let placed = coordination::place(fresh, now_ms, &options.provisioning);
+    if let Some(why) =
+        coordination::deferral(fresh, placed.as_ref(), command, &options.provisioning)
+    {
         return Err(Rejected::Scheduling(why));
     }
     if command.reason != Reason::Underutilized {
