@@ -19,6 +19,10 @@ use tandem_sim::Simulation;
 use tandem_sim::input::{PoolInput, ScalerInput, SimInput, SourceInput, SourceKind, WorkloadInput};
 use tandem_sim::pattern::{Millis, Pattern, Sine};
 
+/// The allocator `tandem simulate` runs with, so the figure is the binary's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn day() -> SimInput {
     let mut input = SimInput::new("bench: a day of churn", 1, 86_400_000);
     input
