@@ -212,3 +212,154 @@ fn unreadable_input_exits_2() {
     assert_eq!(code, 2);
     assert!(err.contains("cannot read"), "{err}");
 }
+
+/// Seed 002's SQS bursts as Prometheus remembers them: `keda_scaler_active` of its
+/// ScaledObject, active 4 min in every 12 for the last 6 hours (OpenMetrics for promtool).
+fn seed_002_burst_history(now_s: u64) -> String {
+    let start = now_s - 6 * 3600;
+    let mut text = String::from("# TYPE keda_scaler_active gauge\n");
+    for t in (start..now_s - 60).step_by(30) {
+        let active = u8::from((t - start) % 720 < 240);
+        text.push_str(&format!(
+            "keda_scaler_active{{namespace=\"processing\",scaledObject=\"sqs-consumer-scaler\",scaler=\"aws-sqs-queue\",metric=\"s0-aws-sqs-queue\",triggerIndex=\"0\",type=\"scaledobject\"}} {active} {t}\n"
+        ));
+    }
+    text.push_str("# EOF\n");
+    text
+}
+
+fn findings_of(out: &str) -> Vec<serde_json::Value> {
+    serde_json::from_str::<serde_json::Value>(out)
+        .unwrap_or_else(|e| panic!("{e}: {out}"))
+        .as_array()
+        .cloned()
+        .unwrap()
+}
+
+fn rules(findings: &[serde_json::Value]) -> Vec<&str> {
+    findings
+        .iter()
+        .map(|f| f["rule"].as_str().unwrap())
+        .collect()
+}
+
+/// `tandem check --kubeconfig --prometheus`: seed 002's objects as the API server holds them,
+/// and six hours of its bursts in a real Prometheus (backfilled with promtool). The gaps
+/// (8.5 min) outlast the pod layer's 5 min window plus `consolidateAfter: 1m`, so every burst
+/// waited for new nodes: `consolidate-after-vs-event-period`. With `consolidateAfter: 10m`
+/// the finding goes; without `--prometheus` the file rules still run and a note says what is
+/// missing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_check_reads_the_cluster_and_its_metrics_history() {
+    use kube::api::{Api, DynamicObject, Patch, PatchParams};
+    use tandem_testkit::ControlPlane;
+    use tandem_testkit::services::Prometheus;
+
+    let cp = ControlPlane::shared().await.expect("control plane");
+    let client = cp.client().expect("client");
+    tandem_testkit::manifest::ensure_namespace(&client, "processing")
+        .await
+        .expect("namespace");
+    let seed = root().join("examples/seeds/002_85c0937ec41394ee");
+    for file in [
+        "01-nodepool-node-spot.yaml",
+        "03-scaledobject-sqs-consumer-scaler.yaml",
+        "04-deployment-sqs-consumer.yaml",
+    ] {
+        for doc in tandem_testkit::manifest::read_documents(&seed.join(file)).expect("seed") {
+            tandem_testkit::manifest::apply(&client, &doc, "default")
+                .await
+                .expect("apply");
+        }
+    }
+    let now_s = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let prometheus = Prometheus::start_with_history(&seed_002_burst_history(now_s))
+        .await
+        .expect("prometheus with history");
+    let kubeconfig = cp.kubeconfig_path().display().to_string();
+    let url = prometheus.url();
+    let live = |extra: &[&str]| {
+        let mut args = vec!["check", "--kubeconfig", &kubeconfig, "--format", "json"];
+        args.extend_from_slice(extra);
+        tandem(&args)
+    };
+
+    let (code, out, err) = live(&["--prometheus", &url, "--history", "6h"]);
+    assert_eq!(code, 0, "warnings only: {err}");
+    let findings = findings_of(&out);
+    let rs = rules(&findings);
+    assert!(rs.contains(&"cooldown-vs-consolidate-after"), "{rs:?}");
+    let period = findings
+        .iter()
+        .find(|f| f["rule"] == "consolidate-after-vs-event-period")
+        .unwrap_or_else(|| panic!("no event-period finding: {out}\n{err}"));
+    assert_eq!(period["severity"], "warning");
+    let objects: Vec<(&str, &str)> = period["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| (o["kind"].as_str().unwrap(), o["name"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        objects,
+        [
+            ("NodePool", "node-spot"),
+            ("ScaledObject", "sqs-consumer-scaler"),
+            ("Deployment", "sqs-consumer")
+        ]
+    );
+    let message = period["message"].as_str().unwrap();
+    assert!(
+        message.contains("8m 30s apart") && message.contains("in the last 6h"),
+        "{message}"
+    );
+    assert!(
+        period["fix"]
+            .as_str()
+            .unwrap()
+            .contains("consolidateAfter of NodePool node-spot to 4m"),
+        "{period}"
+    );
+    assert!(
+        period["objects"][0]["file"]
+            .as_str()
+            .unwrap()
+            .starts_with("cluster:NodePool/node-spot"),
+        "{period}"
+    );
+
+    // Without the history: the file rules, and a note naming what is missing.
+    let (code, out, err) = live(&[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!rules(&findings_of(&out)).contains(&"consolidate-after-vs-event-period"));
+    assert!(err.contains("add --prometheus URL"), "{err}");
+
+    // The fix applied in the cluster: both timer findings go.
+    let pools: Api<DynamicObject> = Api::all_with(
+        client.clone(),
+        &kube::core::ApiResource::from_gvk_with_plural(
+            &kube::core::GroupVersionKind::gvk("karpenter.sh", "v1", "NodePool"),
+            "nodepools",
+        ),
+    );
+    pools
+        .patch(
+            "node-spot",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"spec": {"disruption": {"consolidateAfter": "10m"}}})),
+        )
+        .await
+        .expect("patch");
+    let (code, out, err) = live(&["--prometheus", &url, "--history", "6h"]);
+    assert_eq!(code, 0, "{err}");
+    let findings = findings_of(&out);
+    let rs = rules(&findings);
+    assert!(
+        !rs.contains(&"consolidate-after-vs-event-period")
+            && !rs.contains(&"cooldown-vs-consolidate-after"),
+        "{rs:?}"
+    );
+}

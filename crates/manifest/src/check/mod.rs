@@ -12,12 +12,15 @@
 //!                                                               │               replicas-exceed-nodepool-limits
 //!                                                               ├─► timers      cooldown-vs-consolidate-after
 //!                                                               ├─► requests    missing-requests
-//!                                                               └─► zero        scale-to-zero-without-headroom
+//!                                                               ├─► zero        scale-to-zero-without-headroom
+//!                                                               └─► events      consolidate-after-vs-event-period
+//!                                                                               (live: + metrics history)
 //! ```
 //!
 //! The node-layer rules ask the provisioning core itself (`tandem_nodescaler::plan`) whether
 //! one pod of a workload fits a NodePool, so `check`, `plan` and the live controllers agree.
 
+pub mod events;
 pub mod fit;
 pub mod inputs;
 pub mod requests;
@@ -68,6 +71,9 @@ pub enum Rule {
     UnfittablePod,
     /// A served target scales to zero, and nothing keeps capacity warm for its first request.
     ScaleToZeroWithoutHeadroom,
+    /// A NodePool removes nodes before the next event typically comes (live mode: from the
+    /// metrics history).
+    ConsolidateAfterVsEventPeriod,
 }
 
 impl Rule {
@@ -80,6 +86,7 @@ impl Rule {
             Rule::MissingRequests => "missing-requests",
             Rule::UnfittablePod => "unfittable-pod",
             Rule::ScaleToZeroWithoutHeadroom => "scale-to-zero-without-headroom",
+            Rule::ConsolidateAfterVsEventPeriod => "consolidate-after-vs-event-period",
         }
     }
 }
@@ -163,6 +170,18 @@ pub fn check_inputs(inputs: &Inputs) -> Vec<CheckFinding> {
     out.extend(requests::missing_requests(inputs));
     out.extend(fit::unfittable_pod(inputs, &fits));
     out.extend(zero::scale_to_zero_without_headroom(inputs));
+    out
+}
+
+/// Every rule, plus the ones only a live cluster's history can feed
+/// (`consolidate-after-vs-event-period`).
+pub fn check_live(inputs: &Inputs, activity: &events::Activity) -> Vec<CheckFinding> {
+    let mut out = check_inputs(inputs);
+    out.extend(events::consolidate_after_vs_event_period(
+        inputs,
+        &fit::fits(inputs),
+        activity,
+    ));
     out
 }
 

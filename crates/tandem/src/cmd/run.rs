@@ -272,7 +272,9 @@ fn identity() -> String {
     format!("{host}_{:x}{nanos:08x}", std::process::id())
 }
 
-async fn client(kubeconfig: Option<&PathBuf>) -> anyhow::Result<kube::Client> {
+/// A client from `kubeconfig`, or the inferred configuration (`$KUBECONFIG`, `~/.kube/config`,
+/// in-cluster).
+pub(crate) async fn client(kubeconfig: Option<&PathBuf>) -> anyhow::Result<kube::Client> {
     let config = match kubeconfig {
         Some(path) => {
             let kc = kube::config::Kubeconfig::read_from(path)

@@ -1,6 +1,6 @@
 //! Prometheus 2.x (Debian `prometheus`) scraping given targets every second.
 
-use super::{Instance, Result, find_binary, free_port, http_get, setup};
+use super::{Instance, Result, find_binary, free_port, http_get, run, setup};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -18,8 +18,36 @@ impl Prometheus {
     /// (bounded, 30 s). The first scrape lands ~5 s after start: use
     /// [`Prometheus::wait_for_sample`] before querying.
     pub async fn start(targets: &[SocketAddr]) -> Result<Self> {
+        let instance = Instance::new(SERVER).await?;
+        Self::start_in(instance, targets).await
+    }
+
+    /// Starts Prometheus on a TSDB that already holds `history`: OpenMetrics text with
+    /// timestamps (seconds), ending in `# EOF`, turned into blocks by Debian's `promtool tsdb
+    /// create-blocks-from openmetrics` (the backfill users run). How a test gets hours of
+    /// metrics history in seconds, queried through the real server.
+    pub async fn start_with_history(history: &str) -> Result<Self> {
+        let promtool = find_binary(SERVER, "promtool")?;
+        let instance = Instance::new(SERVER).await?;
+        let input = instance.path().join("history.om");
+        std::fs::write(&input, history).map_err(|e| setup(SERVER, "write history.om", e))?;
+        run(
+            SERVER,
+            "promtool tsdb create-blocks-from openmetrics",
+            tokio::process::Command::new(promtool)
+                .arg("tsdb")
+                .arg("create-blocks-from")
+                .arg("openmetrics")
+                .arg(&input)
+                .arg(instance.path().join("data")),
+            Duration::from_secs(60),
+        )
+        .await?;
+        Self::start_in(instance, &[]).await
+    }
+
+    async fn start_in(mut instance: Instance, targets: &[SocketAddr]) -> Result<Self> {
         let binary = find_binary(SERVER, "prometheus")?;
-        let mut instance = Instance::new(SERVER).await?;
         let port = free_port(SERVER)?;
         let list = targets
             .iter()
