@@ -2,8 +2,9 @@
 //! and alerts written for KEDA keep working. Clone-cheap handles: unregistered (the default)
 //! they count into nothing visible.
 //!
-//! Label set L of the per-trigger metrics, as upstream: `namespace`, `metric`, `scaledObject`,
-//! `scaler` (the trigger's name, else its type), `triggerIndex`, `type` (`scaledobject`).
+//! Label set L of the per-trigger metrics, as upstream: `namespace`, `metric`, `scaledObject`
+//! (the ScaledObject's or the ScaledJob's name), `scaler` (the trigger's name, else its type),
+//! `triggerIndex`, `type` (`scaledobject` or `scaledjob`).
 
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -17,15 +18,35 @@ type FloatGauge = Gauge<f64, AtomicU64>;
 /// Labels as `(name, value)` pairs: KEDA's names are camelCase (`scaledObject`).
 pub type Labels = Vec<(String, String)>;
 
-/// Per-trigger label sets by (namespace, ScaledObject).
-type Seen = BTreeMap<(String, String), BTreeSet<Labels>>;
+/// Per-trigger label sets by (kind, namespace, name).
+type Seen = BTreeMap<(Resource, String, String), BTreeSet<Labels>>;
 
-/// One trigger of one ScaledObject, for the per-trigger metrics.
+/// Which kind of object a trigger belongs to: upstream's `type` label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Resource {
+    /// A ScaledObject (`type="scaledobject"`).
+    ScaledObject,
+    /// A ScaledJob (`type="scaledjob"`).
+    ScaledJob,
+}
+
+impl Resource {
+    fn type_label(self) -> &'static str {
+        match self {
+            Resource::ScaledObject => "scaledobject",
+            Resource::ScaledJob => "scaledjob",
+        }
+    }
+}
+
+/// One trigger of one ScaledObject or ScaledJob, for the per-trigger metrics.
 #[derive(Debug, Clone, Copy)]
 pub struct TriggerRef<'a> {
-    /// Namespace of the ScaledObject.
+    /// ScaledObject or ScaledJob.
+    pub kind: Resource,
+    /// Namespace of the object.
     pub namespace: &'a str,
-    /// ScaledObject name.
+    /// The object's name (upstream's `scaledObject` label holds a ScaledJob's name too).
     pub scaled_object: &'a str,
     /// The trigger's metric name (`s0-rabbitmq-orders`).
     pub metric: &'a str,
@@ -43,7 +64,7 @@ impl TriggerRef<'_> {
             ("scaledObject".into(), self.scaled_object.into()),
             ("scaler".into(), self.scaler.into()),
             ("triggerIndex".into(), self.index.to_string()),
-            ("type".into(), "scaledobject".into()),
+            ("type".into(), self.kind.type_label().into()),
         ]
     }
 }
@@ -55,6 +76,13 @@ fn object(namespace: &str, scaled_object: &str) -> Labels {
     ]
 }
 
+fn job(namespace: &str, scaled_job: &str) -> Labels {
+    vec![
+        ("namespace".into(), namespace.into()),
+        ("scaledJob".into(), scaled_job.into()),
+    ]
+}
+
 /// The metrics; see the module documentation for the labels.
 #[derive(Debug, Clone, Default)]
 pub struct PodLayerMetrics {
@@ -63,6 +91,7 @@ pub struct PodLayerMetrics {
     active: Family<Labels, Gauge>,
     errors: Family<Labels, Counter>,
     object_errors: Family<Labels, Counter>,
+    job_errors: Family<Labels, Counter>,
     paused: Family<Labels, Gauge>,
     loop_latency: Family<Labels, FloatGauge>,
     /// Per-trigger label sets created, by (namespace, ScaledObject), so a deleted object's
@@ -100,6 +129,11 @@ impl PodLayerMetrics {
             m.object_errors.clone(),
         );
         registry.register(
+            "keda_scaled_job_errors",
+            "Errors of a ScaledJob's measurements",
+            m.job_errors.clone(),
+        );
+        registry.register(
             "keda_scaled_object_paused",
             "1 when the ScaledObject is paused, else 0",
             m.paused.clone(),
@@ -124,9 +158,16 @@ impl PodLayerMetrics {
     pub fn failed(&self, t: TriggerRef<'_>) {
         let l = self.note(t);
         self.errors.get_or_create(&l).inc();
-        self.object_errors
-            .get_or_create(&object(t.namespace, t.scaled_object))
-            .inc();
+        match t.kind {
+            Resource::ScaledObject => self
+                .object_errors
+                .get_or_create(&object(t.namespace, t.scaled_object))
+                .inc(),
+            Resource::ScaledJob => self
+                .job_errors
+                .get_or_create(&job(t.namespace, t.scaled_object))
+                .inc(),
+        };
     }
 
     /// Whether the object is paused, each tick.
@@ -152,15 +193,14 @@ impl PodLayerMetrics {
         self.seen
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .entry((t.namespace.to_owned(), t.scaled_object.to_owned()))
+            .entry((t.kind, t.namespace.to_owned(), t.scaled_object.to_owned()))
             .or_default()
             .insert(l.clone());
         l
     }
 
-    /// Drops a deleted object's series.
-    pub fn forget(&self, namespace: &str, scaled_object: &str) {
-        let key = (namespace.to_owned(), scaled_object.to_owned());
+    fn forget_triggers(&self, kind: Resource, namespace: &str, name: &str) {
+        let key = (kind, namespace.to_owned(), name.to_owned());
         let triggers = self
             .seen
             .lock()
@@ -173,6 +213,17 @@ impl PodLayerMetrics {
             self.active.remove(l);
             self.errors.remove(l);
         }
+    }
+
+    /// Drops a deleted ScaledJob's series.
+    pub fn forget_job(&self, namespace: &str, scaled_job: &str) {
+        self.forget_triggers(Resource::ScaledJob, namespace, scaled_job);
+        self.job_errors.remove(&job(namespace, scaled_job));
+    }
+
+    /// Drops a deleted ScaledObject's series.
+    pub fn forget(&self, namespace: &str, scaled_object: &str) {
+        self.forget_triggers(Resource::ScaledObject, namespace, scaled_object);
         let o = object(namespace, scaled_object);
         self.object_errors.remove(&o);
         self.paused.remove(&o);
@@ -193,6 +244,7 @@ mod tests {
         let mut registry = Registry::default();
         let m = PodLayerMetrics::register(&mut registry);
         let t = TriggerRef {
+            kind: Resource::ScaledObject,
             namespace: "shop",
             scaled_object: "orders",
             metric: "s0-rabbitmq-orders",
@@ -219,7 +271,23 @@ mod tests {
             "{out}"
         );
         assert!(out.contains("keda_internal_scale_loop_latency_seconds{namespace=\"shop\",type=\"scaledobject\",resource=\"orders\"}"), "{out}");
+        // A ScaledJob of the same name is another series, with its own error counter.
+        let j = TriggerRef {
+            kind: Resource::ScaledJob,
+            ..t
+        };
+        m.measured(j, 7.0, true, 0.01);
+        m.failed(j);
         m.forget("shop", "orders");
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &registry).unwrap();
+        assert!(out.contains("keda_scaler_metrics_value{namespace=\"shop\",metric=\"s0-rabbitmq-orders\",scaledObject=\"orders\",scaler=\"rabbitmq\",triggerIndex=\"0\",type=\"scaledjob\"} 7.0"), "{out}");
+        assert!(
+            out.contains("keda_scaled_job_errors_total{namespace=\"shop\",scaledJob=\"orders\"} 1"),
+            "{out}"
+        );
+        assert!(!out.contains("type=\"scaledobject\""), "{out}");
+        m.forget_job("shop", "orders");
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &registry).unwrap();
         assert!(!out.contains("orders"), "{out}");

@@ -14,7 +14,9 @@
 //! The decision is `tandem_podscaler::scaled_job::plan`; the pure helpers around it
 //! (validation, Job building, counts, which Jobs to delete) are in [`crate::jobs`]. Jobs are
 //! owned by their ScaledJob (controller owner reference), so deleting the ScaledJob lets the
-//! garbage collector remove them: no finalizer is added.
+//! garbage collector remove them. The ScaledJob carries upstream's `finalizer.keda.sh`
+//! anyway: deletion waits until the worker has stopped its scalers and dropped the object's
+//! metrics, and says so (`ScaledJobDeleted`), as KEDA does.
 
 use std::collections::BTreeMap;
 use std::pin::pin;
@@ -36,7 +38,7 @@ use tandem_podscaler::scaled_job::{JobPlan, JobTrigger};
 use tandem_scalers::{MetricSpec, Scaler, Target};
 use tokio::sync::watch;
 
-use crate::controller::{Ctx, FIELD_MANAGER, Key, MEASURE_TIMEOUT, WAIT_FOR_CHANGE};
+use crate::controller::{Ctx, FIELD_MANAGER, FINALIZER, Key, MEASURE_TIMEOUT, WAIT_FOR_CHANGE};
 use crate::error::{Error, is_not_found};
 use crate::events::Severity;
 use crate::jobs;
@@ -182,9 +184,15 @@ impl Worker {
     /// One poll; returns how long to wait before the next.
     async fn tick(&mut self, ctx: &Ctx, sj: &ScaledJob) -> Duration {
         if sj.metadata.deletion_timestamp.is_some() {
-            // Its Jobs go with it (owner references); nothing to finalize.
-            self.close_scalers().await;
-            return WAIT_FOR_CHANGE;
+            // Its Jobs go with it (owner references).
+            return if self.finalize(ctx, sj).await {
+                WAIT_FOR_CHANGE
+            } else {
+                Duration::from_secs(1)
+            };
+        }
+        if let Err(e) = self.ensure_finalizer(ctx, sj).await {
+            tracing::warn!(error = %e.chain(), "finalizer not added");
         }
         let polling = Duration::from_secs(
             u64::try_from(sj.spec.polling_interval_or_default())
@@ -540,10 +548,53 @@ impl Worker {
             .await;
     }
 
+    /// Upstream's finalizer on the ScaledJob.
+    async fn ensure_finalizer(&self, ctx: &Ctx, sj: &ScaledJob) -> Result<(), Error> {
+        let finalizers = sj.metadata.finalizers.as_deref().unwrap_or_default();
+        if finalizers.iter().any(|f| f == FINALIZER) {
+            return Ok(());
+        }
+        let (ns, name) = key_of(sj);
+        let mut list = finalizers.to_vec();
+        list.push(FINALIZER.to_owned());
+        let api: Api<ScaledJob> = Api::namespaced(ctx.client.clone(), &ns);
+        api.patch(
+            &name,
+            &PatchParams::default(),
+            &Patch::Merge(crate::worker::finalizers_patch(&sj.metadata, &list)),
+        )
+        .await
+        .map(|_| ())
+        .map_err(|e| Error::kube(format!("add finalizer to ScaledJob {ns}/{name}"), e))
+    }
+
+    /// Deletion: stop the scalers, drop the metrics, say so, remove the finalizer. Returns
+    /// whether the finalizer is gone.
+    async fn finalize(&mut self, ctx: &Ctx, sj: &ScaledJob) -> bool {
+        let (ns, name) = key_of(sj);
+        self.close_scalers().await;
+        ctx.options.metrics.forget_job(&ns, &name);
+        let finalizers = sj.metadata.finalizers.clone().unwrap_or_default();
+        if !finalizers.iter().any(|f| f == FINALIZER) {
+            return true;
+        }
+        ctx.recorder
+            .publish(
+                sj,
+                Severity::Warning,
+                "ScaledJobDeleted",
+                "ScaledJob was deleted",
+            )
+            .await;
+        let api: Api<ScaledJob> = Api::namespaced(ctx.client.clone(), &ns);
+        crate::worker::remove_finalizer(&api, &sj.metadata).await
+    }
+
     /// Reads every trigger: `qᵢ` (sum of the first metric's values), `tᵢ` and activity. A
     /// failed fetch closes the scaler; it is rebuilt next poll (re-reading its auth).
     async fn measure(&mut self, ctx: &Ctx, sj: &ScaledJob) -> Readings {
         let now = jiff::Timestamp::now();
+        let (ns, name) = key_of(sj);
         let mut out = Readings {
             triggers: Vec::with_capacity(self.scalers.len()),
             errors: 0,
@@ -567,6 +618,19 @@ impl Worker {
                 out.triggers.push(failed);
                 continue;
             };
+            let spec_trigger = sj.spec.triggers.get(i);
+            let trigger_ref = crate::metrics::TriggerRef {
+                kind: crate::metrics::Resource::ScaledJob,
+                namespace: &ns,
+                scaled_object: &name,
+                metric: &metric,
+                scaler: spec_trigger
+                    .and_then(|s| s.name.as_deref())
+                    .or(spec_trigger.map(|s| s.type_.as_str()))
+                    .unwrap_or_default(),
+                index: i,
+            };
+            let started = std::time::Instant::now();
             let measured =
                 tokio::time::timeout(MEASURE_TIMEOUT, built.scaler.measure(&metric, now)).await;
             match measured {
@@ -582,6 +646,12 @@ impl Worker {
                     } else {
                         matching.iter().sum()
                     };
+                    ctx.options.metrics.measured(
+                        trigger_ref,
+                        q,
+                        m.active,
+                        started.elapsed().as_secs_f64(),
+                    );
                     out.triggers.push(JobTrigger {
                         queue_length: q,
                         target_average: target,
@@ -589,6 +659,7 @@ impl Worker {
                     });
                 }
                 other => {
+                    ctx.options.metrics.failed(trigger_ref);
                     let text = match other {
                         Ok(Err(e)) => e.to_string(),
                         _ => format!("trigger {i}: no answer within {MEASURE_TIMEOUT:?}"),

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams};
 use serde_json::json;
@@ -297,6 +297,7 @@ impl Worker {
             let (obj_ns, obj_name) = key_of(so);
             let spec_trigger = so.spec.triggers.get(i);
             let trigger_ref = crate::metrics::TriggerRef {
+                kind: crate::metrics::Resource::ScaledObject,
                 namespace: &obj_ns,
                 scaled_object: &obj_name,
                 metric: &t.metric_name,
@@ -546,7 +547,10 @@ impl Worker {
     ) {
         self.build_scalers(ctx, so, ns, target_name, target_type)
             .await;
-        if ctx.options.push && self.wakes.is_none() && self.scalers.iter().any(Option::is_some) {
+        if !ctx.options.push || switched_off(so, tandem_scalers::push::ANNOTATION) {
+            // Turned off on a running object: its subscriptions go with the annotation.
+            self.wakes = None;
+        } else if self.wakes.is_none() && self.scalers.iter().any(Option::is_some) {
             self.subscribe();
         }
     }
@@ -641,13 +645,7 @@ impl Worker {
         };
         let (ns, name) = key_of(so);
         let key = format!("{ns}/{name}");
-        let off = so
-            .metadata
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get(tandem_podscaler::forecast::ANNOTATION))
-            .is_some_and(|v| v == "false");
-        let heading = if off {
+        let heading = if switched_off(so, tandem_podscaler::forecast::ANNOTATION) {
             None
         } else {
             tandem_podscaler::forecast::heading_to(config, decision, pods)
@@ -833,7 +831,7 @@ impl Worker {
         if !list.iter().any(|f| f == FINALIZER) {
             list.push(FINALIZER.to_owned());
         }
-        let mut patch = finalizers_patch(so, &list);
+        let mut patch = finalizers_patch(&so.metadata, &list);
         patch["metadata"]["labels"] = json!({crate::metrics_server::SCALED_OBJECT_LABEL: name});
         let api: Api<ScaledObject> = Api::namespaced(ctx.client.clone(), &ns);
         api.patch(&name, &PatchParams::default(), &Patch::Merge(patch))
@@ -887,23 +885,8 @@ impl Worker {
                 "ScaledObject was deleted",
             )
             .await;
-        let rest: Vec<String> = finalizers.into_iter().filter(|f| f != FINALIZER).collect();
         let api: Api<ScaledObject> = Api::namespaced(ctx.client.clone(), &ns);
-        match api
-            .patch(
-                &name,
-                &PatchParams::default(),
-                &Patch::Merge(finalizers_patch(so, &rest)),
-            )
-            .await
-        {
-            Ok(_) => true,
-            Err(e) if is_not_found(&e) => true,
-            Err(e) => {
-                tracing::warn!(error = %e, %ns, %name, "finalizer not removed; retrying");
-                false
-            }
-        }
+        remove_finalizer(&api, &so.metadata).await
     }
 }
 
@@ -935,9 +918,51 @@ async fn delete_owned_hpa(ctx: &Ctx, so: &ScaledObject, name: &str) -> Result<()
 
 /// A merge patch setting the finalizer list, guarded by the resourceVersion it was read at
 /// (a conflict is retried on the next poll).
-fn finalizers_patch(so: &ScaledObject, finalizers: &[String]) -> serde_json::Value {
+/// A per-object feature switch: the annotation `key` set to `"false"`.
+fn switched_off(so: &ScaledObject, key: &str) -> bool {
+    so.metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(key))
+        .is_some_and(|v| v == "false")
+}
+
+/// Removes [`FINALIZER`] from the object `meta` describes; true when it is gone (or the
+/// object is), false to retry.
+pub(crate) async fn remove_finalizer<K>(api: &Api<K>, meta: &ObjectMeta) -> bool
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let rest: Vec<String> = meta
+        .finalizers
+        .iter()
+        .flatten()
+        .filter(|f| *f != FINALIZER)
+        .cloned()
+        .collect();
+    let name = meta.name.as_deref().unwrap_or_default();
+    match api
+        .patch(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(finalizers_patch(meta, &rest)),
+        )
+        .await
+    {
+        Ok(_) => true,
+        Err(e) if is_not_found(&e) => true,
+        Err(e) => {
+            tracing::warn!(error = %e, namespace = ?meta.namespace, %name, "finalizer not removed; retrying");
+            false
+        }
+    }
+}
+
+/// A merge patch setting `finalizers`, guarded by the object's resourceVersion (a list in a
+/// merge patch replaces the whole list: a concurrent change must not be overwritten).
+pub(crate) fn finalizers_patch(meta: &ObjectMeta, finalizers: &[String]) -> serde_json::Value {
     json!({"metadata": {
-        "resourceVersion": so.metadata.resource_version,
+        "resourceVersion": meta.resource_version,
         "finalizers": finalizers,
     }})
 }

@@ -11,8 +11,15 @@
 //!   switch `tandem.dev/predictive-provisioning: "false"` for the reactive runs. Run with
 //!   `cargo test -p tandem-podcontrollers --test predictive -- --ignored --nocapture`.
 //!
-//! The node layer acts on every NodePool of its control plane: this binary's two tests never
-//! run together (one is ignored).
+//! - `published_to_replicas_and_running_with_polling_and_with_push` (a measurement, ignored):
+//!   20 runs each way, alternating, at KEDA's default `pollingInterval: 30`, with the
+//!   per-object switch `tandem.dev/push: "false"` for the polling runs: one message →
+//!   `spec.replicas` 1 (the pod layer's activation) and → first pod Running (through the node
+//!   layer). Run with `cargo test -p tandem-podcontrollers --test predictive
+//!   published_to -- --ignored --nocapture`.
+//!
+//! The node layer acts on every NodePool of its control plane: this binary's tests never run
+//! together (the measurements are ignored; run one at a time).
 
 mod common;
 
@@ -137,6 +144,32 @@ async fn running(pods: &Api<Pod>, app: &str) -> usize {
 }
 
 /// The RabbitMQ credentials Secret and TriggerAuthentication every ScaledObject here uses.
+/// A measurement run's end: queue drained, ScaledObject and Deployment gone, and the pool's
+/// node consolidated, so the next run starts from an empty pool.
+async fn end_run(
+    client: &Client,
+    ns: &str,
+    rmq: &tandem_testkit::services::RabbitMq,
+    name: &str,
+    pool: &str,
+) {
+    drain(rmq, name).await;
+    let objects: Api<ScaledObject> = Api::namespaced(client.clone(), ns);
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
+    let _ = objects.delete(name, &DeleteParams::default()).await;
+    let _ = deployments.delete(name, &DeleteParams::default()).await;
+    let nodes: Api<Node> = Api::all(client.clone());
+    wait_for("the pool empty again", TIMEOUT, || async {
+        let list = nodes
+            .list_metadata(&ListParams::default().labels(&format!("karpenter.sh/nodepool={pool}")))
+            .await
+            .ok()?;
+        list.items.is_empty().then_some(())
+    })
+    .await
+    .expect("the run's node is consolidated");
+}
+
 async fn rabbit_auth(client: &Client, ns: &str, rmq: &tandem_testkit::services::RabbitMq) {
     secret(client, ns, "rabbit", &[("host", &http_host(rmq, PASSWORD))]).await;
     trigger_auth(client, ns, "rabbit-auth", "rabbit").await;
@@ -210,10 +243,7 @@ async fn first_pod_running_with_and_without_predictive_provisioning() {
     let pool_name = format!("{ns}-burst");
     pool(&h.client, &pool_name, "0s").await;
     let _nodes = node_layer(&h.client, &predictions);
-    let nodes: Api<Node> = Api::all(h.client.clone());
     let pods: Api<Pod> = Api::namespaced(h.client.clone(), &ns);
-    let objects: Api<ScaledObject> = Api::namespaced(h.client.clone(), &ns);
-    let deployments: Api<Deployment> = Api::namespaced(h.client.clone(), &ns);
     let (mut with, mut without) = (Vec::new(), Vec::new());
     // 20 runs each way; `TANDEM_RUNS` overrides the total.
     let runs: usize = std::env::var("TANDEM_RUNS")
@@ -258,20 +288,7 @@ async fn first_pod_running_with_and_without_predictive_provisioning() {
         } else {
             without.push(took);
         }
-        drain(&rmq, &name).await;
-        let _ = objects.delete(&name, &DeleteParams::default()).await;
-        let _ = deployments.delete(&name, &DeleteParams::default()).await;
-        wait_for("the pool empty again", TIMEOUT, || async {
-            let list = nodes
-                .list_metadata(
-                    &ListParams::default().labels(&format!("karpenter.sh/nodepool={pool_name}")),
-                )
-                .await
-                .ok()?;
-            list.items.is_empty().then_some(())
-        })
-        .await
-        .expect("the run's node is consolidated");
+        end_run(&h.client, &ns, &rmq, &name, &pool_name).await;
     }
     for (label, mut samples) in [("predictive", with), ("reactive", without)] {
         samples.sort();
@@ -284,5 +301,98 @@ async fn first_pod_running_with_and_without_predictive_provisioning() {
             at(0.95),
             at(1.0)
         );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement that takes minutes; run with --ignored --nocapture"]
+async fn published_to_replicas_and_running_with_polling_and_with_push() {
+    let predictions = Predictions::new();
+    let h = start_with(Some(predictions.clone())).await;
+    let ns = h.cp.namespace("push-latency").await.expect("namespace");
+    let rmq = rabbitmq().await;
+    rabbit_auth(&h.client, &ns, &rmq).await;
+    let pool_name = format!("{ns}-burst");
+    pool(&h.client, &pool_name, "0s").await;
+    let _nodes = node_layer(&h.client, &predictions);
+    let pods: Api<Pod> = Api::namespaced(h.client.clone(), &ns);
+    let deployments: Api<Deployment> = Api::namespaced(h.client.clone(), &ns);
+    // (replicas changed, first pod Running) per mode.
+    let mut samples: [(Vec<Duration>, Vec<Duration>); 2] = Default::default();
+    let runs: usize = std::env::var("TANDEM_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(40);
+    for run in 0..runs {
+        let push = run % 2 == 0;
+        let name = format!("p{run}");
+        workload(&h.client, &ns, &name, &pool_name).await;
+        let mut so = rabbit_so(
+            &name,
+            &name,
+            "rabbit-auth",
+            &name,
+            json!({"minReplicaCount": 0, "maxReplicaCount": 1, "pollingInterval": 30}),
+        );
+        if !push {
+            so["metadata"]["annotations"] = json!({"tandem.dev/push": "false"});
+        }
+        publish(&rmq, &name, 0).await;
+        scaled_object(&h.client, &ns, so).await;
+        wait_condition(&h.client, &ns, &name, "Ready", |c| c.is_true()).await;
+        // The push watcher takes its baseline a second after the scaler is built. The message
+        // then comes at a spread phase of the 30 s poll (the first poll runs at creation, so
+        // without it every polling run would wait ~27 s): 3 s + 0..29 s, the same for each
+        // pair of runs.
+        let phase = 3 + (run as u64 / 2 * 13) % 30;
+        tokio::time::sleep(Duration::from_secs(phase)).await;
+        publish(&rmq, &name, 1).await;
+        let t0 = Instant::now();
+        let mut replicas_at = None;
+        loop {
+            if replicas_at.is_none()
+                && deployments
+                    .get(&name)
+                    .await
+                    .ok()
+                    .and_then(|d| d.spec?.replicas)
+                    .is_some_and(|r| r >= 1)
+            {
+                replicas_at = Some(t0.elapsed());
+            }
+            if replicas_at.is_some() && running(&pods, &name).await > 0 {
+                break;
+            }
+            assert!(t0.elapsed() < TIMEOUT, "run {run}: no pod ran");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let running_at = t0.elapsed();
+        let replicas_at = replicas_at.unwrap_or(running_at);
+        let mode = if push { "push" } else { "polling" };
+        eprintln!(
+            "run {run} ({mode}): replicas changed {:.2}s, first pod Running {:.2}s after publish",
+            replicas_at.as_secs_f64(),
+            running_at.as_secs_f64()
+        );
+        let slot = &mut samples[usize::from(!push)];
+        slot.0.push(replicas_at);
+        slot.1.push(running_at);
+        end_run(&h.client, &ns, &rmq, &name, &pool_name).await;
+    }
+    for (mode, (replicas, running)) in ["push", "polling"].into_iter().zip(samples) {
+        for (what, mut s) in [
+            ("replicas changed", replicas),
+            ("first pod Running", running),
+        ] {
+            s.sort();
+            let at = |p: f64| s[((s.len() as f64 - 1.0) * p).round() as usize].as_secs_f64();
+            eprintln!(
+                "message published -> {what}, {mode}: n={} p50={:.2}s p95={:.2}s max={:.2}s",
+                s.len(),
+                at(0.5),
+                at(0.95),
+                at(1.0)
+            );
+        }
     }
 }

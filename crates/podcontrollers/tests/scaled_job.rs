@@ -254,6 +254,44 @@ async fn one_job_per_message_capped_at_max_and_a_broken_scaled_job_is_reported()
 
     // The broken one never created anything.
     assert!(jobs_of(&h.client, &ns, "broken").await.is_empty());
+
+    // KEDA's metrics, with type="scaledjob", and upstream's finalizer.
+    let scraped = h.scrape();
+    let series = format!(
+        "keda_scaler_metrics_value{{namespace=\"{ns}\",metric=\"s0-rabbitmq-work\",scaledObject=\"consume\",scaler=\"rabbitmq\",triggerIndex=\"0\",type=\"scaledjob\"}}"
+    );
+    assert!(scraped.contains(&series), "{series} missing:\n{scraped}");
+    assert!(
+        scraped.contains(&format!(
+            "keda_scaler_active{{namespace=\"{ns}\",metric=\"s0-rabbitmq-work\",scaledObject=\"consume\",scaler=\"rabbitmq\",triggerIndex=\"0\",type=\"scaledjob\"}} 1"
+        )),
+        "{scraped}"
+    );
+    let consume = api.get("consume").await.expect("ScaledJob");
+    assert!(
+        consume
+            .metadata
+            .finalizers
+            .as_deref()
+            .unwrap_or_default()
+            .iter()
+            .any(|f| f == "finalizer.keda.sh"),
+        "{:?}",
+        consume.metadata.finalizers
+    );
+
+    // Deleted: the finalizer goes after the worker stopped, with upstream's Event, and the
+    // object's series go with it.
+    api.delete("consume", &kube::api::DeleteParams::default())
+        .await
+        .expect("delete ScaledJob");
+    wait_event(&h.client, &ns, "consume", "ScaledJobDeleted").await;
+    wait_for_object(&api, "consume", TIMEOUT, |sj: Option<&ScaledJob>| {
+        sj.is_none()
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(!h.scrape().contains("scaledObject=\"consume\""));
     eprintln!(
         "scaled_job e2e took {:.1}s",
         started.elapsed().as_secs_f64()

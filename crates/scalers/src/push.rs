@@ -16,6 +16,10 @@ use std::pin::Pin;
 use std::time::Duration;
 use tokio::time::Instant;
 
+/// ScaledObject annotation that turns push off for the object when `"false"`: it then waits
+/// for its `pollingInterval`, as KEDA does.
+pub const ANNOTATION: &str = "tandem.dev/push";
+
 /// Default bound: at most one wake per second per trigger.
 pub const DEFAULT_MIN_WAKE_INTERVAL: Duration = Duration::from_secs(1);
 

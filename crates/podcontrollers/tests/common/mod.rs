@@ -34,6 +34,18 @@ pub struct Harness {
     pub client: Client,
     pub layer: PodLayer,
     pub server: MetricsServer,
+    /// The pod layer's KEDA metrics, registered here as `tandem run` registers them.
+    pub registry: std::sync::Arc<prometheus_client::registry::Registry>,
+}
+
+impl Harness {
+    /// The metrics as `/metrics` would print them.
+    pub fn scrape(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("encode metrics");
+        out
+    }
 }
 
 /// Control plane, the product's metrics server registered as
@@ -66,11 +78,14 @@ pub async fn start_with(predictions: Option<tandem_state::predictions::Predictio
     tandem_testkit::register_external_metrics(&client, pki, server.local_addr().port(), TIMEOUT)
         .await
         .unwrap_or_else(|e| panic!("register the product's metrics server: {e}"));
+    let mut registry = prometheus_client::registry::Registry::default();
+    let metrics = tandem_podcontrollers::metrics::PodLayerMetrics::register(&mut registry);
     let layer = PodLayer::spawn(
         client.clone(),
         Options {
             values,
             predictions,
+            metrics,
             ..Options::default()
         },
     )
@@ -81,6 +96,7 @@ pub async fn start_with(predictions: Option<tandem_state::predictions::Predictio
         client,
         layer,
         server,
+        registry: std::sync::Arc::new(registry),
     }
 }
 

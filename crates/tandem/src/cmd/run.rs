@@ -77,6 +77,12 @@ pub struct Args {
     #[arg(long)]
     no_predictive_provisioning: bool,
 
+    /// Turn push triggers off: every ScaledObject waits for its `pollingInterval`, as KEDA
+    /// does, instead of polling at once when a source reports growth. Per ScaledObject:
+    /// annotation `tandem.dev/push: "false"`.
+    #[arg(long)]
+    no_push: bool,
+
     /// Port of the `external.metrics.k8s.io` API server the HPA reads (HTTPS).
     #[arg(long, env = "METRICS_SERVER_PORT", default_value_t = 6443)]
     metrics_server_port: u16,
@@ -447,6 +453,7 @@ async fn serve(args: Args) -> anyhow::Result<ExitCode> {
                 args.cluster_object_namespace.clone(),
                 pod_metrics.clone(),
                 predictions.clone(),
+                !args.no_push,
                 tls.map(|t| {
                     (
                         SocketAddr::new(args.bind_address, args.metrics_server_port),
@@ -645,6 +652,7 @@ impl PodLayerRunning {
         cluster_object_namespace: String,
         metrics: tandem_podcontrollers::metrics::PodLayerMetrics,
         predictions: Option<tandem_state::predictions::Predictions>,
+        push: bool,
         server: Option<(SocketAddr, tandem_podcontrollers::TlsConfig)>,
     ) -> anyhow::Result<PodLayerRunning> {
         let values = tandem_podcontrollers::MetricValues::new();
@@ -655,6 +663,7 @@ impl PodLayerRunning {
                 values: values.clone(),
                 metrics,
                 predictions,
+                push,
                 ..tandem_podcontrollers::Options::default()
             },
         )

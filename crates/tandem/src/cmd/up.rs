@@ -177,6 +177,7 @@ async fn up(args: Args, state_dir: &Path) -> anyhow::Result<ExitCode> {
             "keda".into(),
             tandem_podcontrollers::metrics::PodLayerMetrics::default(),
             Some(predictions.clone()),
+            true,
             Some((
                 "127.0.0.1:0".parse().context("address")?,
                 tandem_podcontrollers::TlsConfig {
