@@ -301,7 +301,10 @@ async fn the_charts_rbac_grants_what_the_controller_uses_and_nothing_more() {
         std::fs::write(certs.join(key), pem).expect("write cert");
     }
     let metrics_port = common::free_port().to_string();
-    let controller = common::Replica::start(
+    // The pod the replica would run in (scheduling-gated: an API object only), named through
+    // the downward API as the chart's Deployment does.
+    let own_pod = common::gated_pod(&client, &ns, "tandem-0").await;
+    let controller = common::Replica::start_with_env(
         "chart",
         &sa_kubeconfig,
         &ns,
@@ -316,7 +319,12 @@ async fn the_charts_rbac_grants_what_the_controller_uses_and_nothing_more() {
             "--metrics-server-port",
             &metrics_port,
         ],
+        &[("POD_NAME", "tandem-0"), ("POD_NAMESPACE", &ns)],
     );
+    // Leading, it serves the external metrics API and labels its pod for the chart's Service.
+    common::wait_serving_label(&own_pod, "tandem-0", true)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", controller.log()));
 
     let seed =
         workspace_root().join("examples/seeds/000_1be3bceeb5274a7a/03-deployment-inflate.yaml");

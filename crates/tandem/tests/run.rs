@@ -205,3 +205,73 @@ async fn only_the_leader_acts_and_the_follower_takes_over() {
     .await
     .unwrap_or_else(|e| panic!("{e}\n{}", follower.log()));
 }
+
+/// The chart's external metrics Service selects the pod labelled
+/// `tandem.dev/external-metrics: "true"`: the leader labels its pod once its metrics server
+/// listens, a follower never does, the new leader labels its own after a `kill -9`, and the
+/// killed one's restarted process clears the label its pod kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_external_metrics_label_follows_the_leader() {
+    let cp = ControlPlane::shared().await.expect("control plane");
+    let client: Client = cp.client().expect("client");
+    let ns = cp.namespace("serving").await.expect("namespace");
+    let leases: Api<Lease> = Api::namespaced(client.clone(), &ns);
+    let pods = common::gated_pod(&client, &ns, "replica-a").await;
+    common::gated_pod(&client, &ns, "replica-b").await;
+    let names = tandem_testkit::external_metrics_serving_names();
+    let cert = cp
+        .pki()
+        .issue_serving(&names.iter().map(String::as_str).collect::<Vec<_>>())
+        .expect("serving cert");
+    let certs = cp.dir().join(format!("certs-{ns}"));
+    std::fs::create_dir_all(&certs).expect("cert dir");
+    std::fs::write(certs.join("tls.crt"), &cert.cert_pem).expect("cert");
+    std::fs::write(certs.join("tls.key"), &cert.key_pem).expect("key");
+    let certs = certs.to_str().expect("utf-8").to_owned();
+    let start = |id: &str| {
+        let port = common::free_port().to_string();
+        common::Replica::start_with_env(
+            id,
+            cp.kubeconfig_path(),
+            &ns,
+            cp.dir(),
+            &[
+                "--disable-node-layer",
+                "--cluster-object-namespace",
+                &ns,
+                "--metrics-server-cert-dir",
+                &certs,
+                "--metrics-server-port",
+                &port,
+            ],
+            &[("POD_NAME", id), ("POD_NAMESPACE", &ns)],
+        )
+    };
+    let a = start("replica-a");
+    let b = start("replica-b");
+    let first = wait_for("a leader", TIMEOUT, || async { holder(&leases).await })
+        .await
+        .expect("a leader");
+    let (leader, follower) = if first == a.id { (a, b) } else { (b, a) };
+    common::wait_serving_label(&pods, &leader.id, true)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\nleader:\n{}", leader.log()));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    common::wait_serving_label(&pods, &follower.id, false)
+        .await
+        .expect("the follower's pod stays unlabelled");
+
+    // kill -9: the label stays on the dead leader's pod, the new leader labels its own.
+    leader.signal("-KILL");
+    common::wait_serving_label(&pods, &follower.id, true)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\nnew leader:\n{}", follower.log()));
+    // The killed replica's container restarts in the same pod: it clears the stale label.
+    let leader_id = leader.id.clone();
+    drop(leader);
+    let restarted = start(&leader_id);
+    common::wait_serving_label(&pods, &leader_id, false)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\nrestarted:\n{}", restarted.log()));
+    assert!(!restarted.led(), "{}", restarted.log());
+}

@@ -5,6 +5,7 @@ pub mod crds;
 pub mod migrate;
 pub mod plan;
 pub mod run;
+pub mod serving;
 pub mod simulate;
 pub mod up;
 pub mod validate;

@@ -131,6 +131,16 @@ pub struct Args {
     #[arg(long, env = "SYSTEM_NAMESPACE", default_value = "kube-system")]
     leader_election_namespace: String,
 
+    /// This replica's pod (downward API), labelled `tandem.dev/external-metrics: "true"`
+    /// while it serves the external metrics API so that the APIService's Service reaches the
+    /// leader only. Outside a pod, leave unset.
+    #[arg(long, env = "POD_NAME", requires = "pod_namespace")]
+    pod_name: Option<String>,
+
+    /// Namespace of that pod.
+    #[arg(long, env = "POD_NAMESPACE", requires = "pod_name")]
+    pod_namespace: Option<String>,
+
     /// Lease duration; a follower takes over this long after the leader's last renewal.
     #[arg(long, default_value = "15s", value_parser = super::parse_duration)]
     lease_duration: Duration,
@@ -298,6 +308,15 @@ pub(crate) async fn client(kubeconfig: Option<&PathBuf>) -> anyhow::Result<kube:
 
 async fn serve(args: Args) -> anyhow::Result<ExitCode> {
     let client = client(args.kubeconfig.as_ref()).await?;
+    let own_pod = args
+        .pod_name
+        .clone()
+        .zip(args.pod_namespace.clone())
+        .map(|(name, namespace)| super::serving::OwnPod { namespace, name });
+    // A label left by this pod's previous process (it lost the lease and restarted).
+    if let Some(pod) = &own_pod {
+        super::serving::mark(&client, pod, false).await;
+    }
     let registry = Arc::new(Mutex::new(Registry::default()));
     // Every layer's metrics in one registry, registered once, before any leader acts.
     let (node_metrics, disruption_metrics, lifecycle_metrics, pod_metrics) = {
@@ -447,22 +466,25 @@ async fn serve(args: Args) -> anyhow::Result<ExitCode> {
                 None
             }
         };
-        Some(
-            PodLayerRunning::start(
-                client.clone(),
-                args.cluster_object_namespace.clone(),
-                pod_metrics.clone(),
-                predictions.clone(),
-                !args.no_push,
-                tls.map(|t| {
-                    (
-                        SocketAddr::new(args.bind_address, args.metrics_server_port),
-                        t,
-                    )
-                }),
-            )
-            .await?,
+        let serving = tls.is_some();
+        let running = PodLayerRunning::start(
+            client.clone(),
+            args.cluster_object_namespace.clone(),
+            pod_metrics.clone(),
+            predictions.clone(),
+            !args.no_push,
+            tls.map(|t| {
+                (
+                    SocketAddr::new(args.bind_address, args.metrics_server_port),
+                    t,
+                )
+            }),
         )
+        .await?;
+        if serving && let Some(pod) = &own_pod {
+            super::serving::mark(&client, pod, true).await;
+        }
+        Some(running)
     };
 
     let mut tick = tokio::time::interval(Duration::from_secs(2));
@@ -472,6 +494,9 @@ async fn serve(args: Args) -> anyhow::Result<ExitCode> {
             changed = role_rx.changed() => {
                 if changed.is_err() || *role_rx.borrow() == Role::Lost {
                     eprintln!("tandem: leadership lost; exiting so a new leader acts alone");
+                    if let Some(pod) = &own_pod {
+                        super::serving::mark(&client, pod, false).await;
+                    }
                     return Ok(ExitCode::from(1));
                 }
             }
@@ -483,6 +508,11 @@ async fn serve(args: Args) -> anyhow::Result<ExitCode> {
                 }
             }
         }
+    }
+    if pod_layer.is_some()
+        && let Some(pod) = &own_pod
+    {
+        super::serving::mark(&client, pod, false).await;
     }
     drop(pod_layer);
     drop(node_layer);
@@ -664,7 +694,6 @@ impl PodLayerRunning {
                 metrics,
                 predictions,
                 push,
-                ..tandem_podcontrollers::Options::default()
             },
         )
         .await

@@ -132,3 +132,50 @@ pub async fn kwok_class(client: &kube::Client, name: &str) {
         .await
         .expect("create class");
 }
+
+/// A Pod object that never runs (a scheduling gate holds it): the pod a `tandem run` replica
+/// would run in, for what it writes on its own pod.
+pub async fn gated_pod(
+    client: &kube::Client,
+    ns: &str,
+    name: &str,
+) -> kube::Api<k8s_openapi::api::core::v1::Pod> {
+    let api: kube::Api<k8s_openapi::api::core::v1::Pod> = kube::Api::namespaced(client.clone(), ns);
+    let pod: k8s_openapi::api::core::v1::Pod = serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "labels": {"app.kubernetes.io/name": "tandem"}},
+        "spec": {
+            "schedulingGates": [{"name": "tandem.dev/test-only"}],
+            "containers": [{"name": "controller", "image": "registry.invalid/tandem:test"}],
+        },
+    }))
+    .expect("pod");
+    api.create(&kube::api::PostParams::default(), &pod)
+        .await
+        .expect("create pod");
+    api
+}
+
+/// Waits until pod `name` carries `tandem.dev/external-metrics: "true"` (`serving`) or not.
+pub async fn wait_serving_label(
+    pods: &kube::Api<k8s_openapi::api::core::v1::Pod>,
+    name: &str,
+    serving: bool,
+) -> tandem_testkit::Result<()> {
+    tandem_testkit::wait_for(
+        "the external metrics label",
+        std::time::Duration::from_secs(60),
+        || async {
+            let pod = pods.get(name).await.ok()?;
+            let labelled = pod
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get("tandem.dev/external-metrics"))
+                .is_some_and(|v| v == "true");
+            (labelled == serving).then_some(())
+        },
+    )
+    .await
+    .map(|_| ())
+}
