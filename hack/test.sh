@@ -46,3 +46,6 @@ export TANDEM_HELM="$("$root/hack/helm/build.sh")"
 echo "== cargo test"
 cd "$root"
 cargo test --workspace --locked
+
+echo "== fuzz: every target for a bounded time (hack/fuzz.sh; --long for ten minutes each)"
+bash "$root/hack/fuzz.sh"
