@@ -209,15 +209,17 @@ async fn only_the_leader_acts_and_the_follower_takes_over() {
 /// The chart's external metrics Service selects the pod labelled
 /// `tandem.dev/external-metrics: "true"`: the leader labels its pod once its metrics server
 /// listens, a follower never does, the new leader labels its own after a `kill -9`, and the
-/// killed one's restarted process clears the label its pod kept.
+/// killed one's restarted process clears the label its pod kept. (Replica ids differ from the
+/// other test's: a replica's log file is named after its id in the shared control plane's
+/// directory.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_external_metrics_label_follows_the_leader() {
     let cp = ControlPlane::shared().await.expect("control plane");
     let client: Client = cp.client().expect("client");
     let ns = cp.namespace("serving").await.expect("namespace");
     let leases: Api<Lease> = Api::namespaced(client.clone(), &ns);
-    let pods = common::gated_pod(&client, &ns, "replica-a").await;
-    common::gated_pod(&client, &ns, "replica-b").await;
+    let pods = common::gated_pod(&client, &ns, "serving-a").await;
+    common::gated_pod(&client, &ns, "serving-b").await;
     let names = tandem_testkit::external_metrics_serving_names();
     let cert = cp
         .pki()
@@ -247,8 +249,8 @@ async fn the_external_metrics_label_follows_the_leader() {
             &[("POD_NAME", id), ("POD_NAMESPACE", &ns)],
         )
     };
-    let a = start("replica-a");
-    let b = start("replica-b");
+    let a = start("serving-a");
+    let b = start("serving-b");
     let first = wait_for("a leader", TIMEOUT, || async { holder(&leases).await })
         .await
         .expect("a leader");
