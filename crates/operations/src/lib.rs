@@ -15,6 +15,7 @@
 //! optimistic concurrency on `resourceVersion`, so two replicas racing for an expired lease
 //! cannot both win.
 
+pub mod api_client;
 pub mod endpoints;
 pub mod leader;
 

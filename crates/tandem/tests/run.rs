@@ -133,6 +133,16 @@ async fn only_the_leader_acts_and_the_follower_takes_over() {
         "{text}"
     );
     assert!(text.contains("karpenter_cluster_state_synced 1"), "{text}");
+    // Its own API requests, counted by the client (the NodeClaim it created among them).
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("rest_client_requests_total{method=\"POST\",code=\"201\"} ")),
+        "{text}"
+    );
+    assert!(
+        text.contains("rest_client_rate_limiter_duration_seconds_count "),
+        "{text}"
+    );
     assert!(
         text.contains(&format!(
             "karpenter_nodeclaims_created_total{{reason=\"provisioning\",nodepool=\"{ns}\",min_values_relaxed=\"false\"}} 1"

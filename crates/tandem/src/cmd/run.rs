@@ -19,6 +19,7 @@ use tandem_controllers::gc::GcOptions;
 use tandem_controllers::metrics::{DisruptionMetrics, LifecycleMetrics, NodeLayerMetrics};
 use tandem_controllers::{Controllers, Options};
 use tandem_model::catalog::Catalog;
+use tandem_operations::api_client::{ApiClientLayer, ApiClientMetrics, RateLimit};
 use tandem_operations::endpoints::{self, Routes};
 use tandem_operations::leader::{Elector, Role, Timings};
 use tandem_operations::prometheus_client::registry::Registry;
@@ -102,6 +103,15 @@ pub struct Args {
     /// Namespace whose Secrets ClusterTriggerAuthentications read (KEDA: its own namespace).
     #[arg(long, env = "KEDA_CLUSTER_OBJECT_NAMESPACE", default_value = "keda")]
     cluster_object_namespace: String,
+
+    /// Requests per second the Kubernetes client may send, sustained (both layers together;
+    /// 0 turns the limit off). Waits show in `rest_client_rate_limiter_duration_seconds`.
+    #[arg(long, env = "KUBE_CLIENT_QPS", default_value_t = tandem_operations::api_client::DEFAULT_QPS)]
+    kube_client_qps: f64,
+
+    /// Requests the Kubernetes client may send at once after a quiet period.
+    #[arg(long, env = "KUBE_CLIENT_BURST", default_value_t = tandem_operations::api_client::DEFAULT_BURST)]
+    kube_client_burst: u32,
 
     /// Address the metrics and probe listeners bind.
     #[arg(long, default_value = "0.0.0.0", value_name = "IP")]
@@ -291,7 +301,25 @@ fn identity() -> String {
 /// A client from `kubeconfig`, or the inferred configuration (`$KUBECONFIG`, `~/.kube/config`,
 /// in-cluster).
 pub(crate) async fn client(kubeconfig: Option<&PathBuf>) -> anyhow::Result<kube::Client> {
-    let config = match kubeconfig {
+    kube::Client::try_from(config(kubeconfig).await?).context("cannot build a Kubernetes client")
+}
+
+/// The client `tandem run` acts with: [`client`]'s configuration behind the client-side rate
+/// limit, counting every request into `rest_client_requests_total`.
+async fn limited_client(
+    kubeconfig: Option<&PathBuf>,
+    limit: RateLimit,
+    metrics: ApiClientMetrics,
+) -> anyhow::Result<kube::Client> {
+    let builder = kube::client::ClientBuilder::try_from(config(kubeconfig).await?)
+        .context("cannot build a Kubernetes client")?;
+    Ok(builder
+        .with_layer(&ApiClientLayer::new(limit, metrics))
+        .build())
+}
+
+async fn config(kubeconfig: Option<&PathBuf>) -> anyhow::Result<kube::Config> {
+    Ok(match kubeconfig {
         Some(path) => {
             let kc = kube::config::Kubeconfig::read_from(path)
                 .with_context(|| format!("cannot read kubeconfig {}", path.display()))?;
@@ -302,12 +330,29 @@ pub(crate) async fn client(kubeconfig: Option<&PathBuf>) -> anyhow::Result<kube:
         None => kube::Config::infer().await.context(
             "no kubeconfig given and none found ($KUBECONFIG, ~/.kube/config, in-cluster)",
         )?,
-    };
-    kube::Client::try_from(config).context("cannot build a Kubernetes client")
+    })
 }
 
 async fn serve(args: Args) -> anyhow::Result<ExitCode> {
-    let client = client(args.kubeconfig.as_ref()).await?;
+    let registry = Arc::new(Mutex::new(Registry::default()));
+    let limit = RateLimit {
+        qps: args.kube_client_qps,
+        burst: args.kube_client_burst,
+    };
+    let client_metrics = ApiClientMetrics::register(
+        &mut registry
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    );
+    let client = limited_client(args.kubeconfig.as_ref(), limit, client_metrics).await?;
+    if limit.qps > 0.0 {
+        eprintln!(
+            "tandem: Kubernetes client limited to {} requests/s, burst {}",
+            limit.qps, limit.burst
+        );
+    } else {
+        eprintln!("tandem: Kubernetes client not rate-limited (--kube-client-qps 0)");
+    }
     let own_pod = args
         .pod_name
         .clone()
@@ -317,7 +362,6 @@ async fn serve(args: Args) -> anyhow::Result<ExitCode> {
     if let Some(pod) = &own_pod {
         super::serving::mark(&client, pod, false).await;
     }
-    let registry = Arc::new(Mutex::new(Registry::default()));
     // Every layer's metrics in one registry, registered once, before any leader acts.
     let (node_metrics, disruption_metrics, lifecycle_metrics, pod_metrics) = {
         let mut r = registry
