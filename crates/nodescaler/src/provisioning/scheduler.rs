@@ -203,6 +203,9 @@ pub struct Scheduler<'a> {
 /// closest to holding it (largest CPU slack first).
 const GROWTH_CANDIDATES: usize = 16;
 
+/// The claims of this plan opened last, also priced for growth (see [`Scheduler::try_place`]).
+const NEWEST_CANDIDATES: usize = 4;
+
 /// Options of a claim priced when growing it: growth that needs a type dearer than the 128
 /// cheapest that still hold the claim is not worth pricing (a new claim is cheaper).
 const GROWTH_OPTIONS: usize = 128;
@@ -1051,7 +1054,23 @@ impl<'a> Scheduler<'a> {
                         .range(..(cpu, 0))
                         .rev()
                         .take(GROWTH_CANDIDATES);
-                    for &(_, t) in above.chain(below) {
+                    // The claims opened last too: pods come sorted, so the newest claim is
+                    // the one still filling, and at scale the slack window above fills with
+                    // claims that cannot grow (1,000 pods went one per node without this).
+                    let newest = (self.fixed..self.targets.len())
+                        .rev()
+                        .take(NEWEST_CANDIDATES)
+                        .map(|t| (0, t));
+                    let candidates: Vec<usize> = above
+                        .copied()
+                        .chain(below.copied())
+                        .chain(newest)
+                        .map(|(_, t)| t)
+                        .collect();
+                    for (i, &t) in candidates.iter().enumerate() {
+                        if candidates[..i].contains(&t) {
+                            continue;
+                        }
                         if let Some(fit) = self.evaluate_claim(p, t, false)
                             && best
                                 .as_ref()
