@@ -12,8 +12,16 @@ use std::process::ExitCode;
 /// mimalloc rather than glibc's malloc: the simulator and the controllers' scheduling
 /// simulations allocate many small, short-lived strings and maps (a simulated day ran about
 /// a third faster with it).
+#[cfg(not(feature = "dhat-heap"))]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// With `--features dhat-heap`, dhat's allocator records every allocation site, and the profile
+/// is written when `main` returns (SIGTERM to `tandem run` returns): the heap reports of the
+/// scale work read it with `hack/dhat-top.py`.
+#[cfg(feature = "dhat-heap")]
+#[global_allocator]
+static ALLOCATOR: dhat::Alloc = dhat::Alloc;
 
 /// Tandem: the pod layer (KEDA) and the node layer (Karpenter) of Kubernetes autoscaling, in one
 /// program that reads the same YAML.
@@ -25,6 +33,10 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
+    #[cfg(feature = "dhat-heap")]
+    let _profiler = dhat::Profiler::builder()
+        .file_name(std::env::var("TANDEM_DHAT_OUT").unwrap_or_else(|_| "dhat-heap.json".into()))
+        .build();
     let cli = Cli::parse();
     match cli.command.run() {
         Ok(code) => code,

@@ -480,6 +480,9 @@ async fn serve(args: Args) -> anyhow::Result<ExitCode> {
         Some(match args.provider {
             Provider::Kwok => NodeLayer::start(
                 client.clone(),
+                // The kubelets the provider plays stand in for the nodes' own: they neither
+                // wait for nor count against Tandem's client limit.
+                self::client(args.kubeconfig.as_ref()).await?,
                 args.catalog,
                 predictions.as_ref(),
                 options,
@@ -577,9 +580,11 @@ pub(crate) struct NodeLayer {
 }
 
 impl NodeLayer {
-    /// Starts the kwok provider's node layer on the current runtime.
+    /// Starts the kwok provider's node layer on the current runtime; `kubelet_client` is the
+    /// one the fake kubelets write with.
     pub(crate) fn start(
         client: kube::Client,
+        kubelet_client: kube::Client,
         catalog: CatalogChoice,
         predictions: Option<&tandem_state::predictions::Predictions>,
         options: Options,
@@ -599,7 +604,7 @@ impl NodeLayer {
             catalog.clone(),
             kwok,
         ));
-        let kubelet = tokio::spawn(Kubelet::new(client.clone()).run());
+        let kubelet = tokio::spawn(Kubelet::new(kubelet_client).run());
         let mut index = tandem_state::Index::new(catalog);
         if let Some(p) = predictions {
             index = index.with_predictions(p);

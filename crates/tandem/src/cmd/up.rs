@@ -155,6 +155,7 @@ async fn up(args: Args, state_dir: &Path) -> anyhow::Result<ExitCode> {
     } else {
         Some(super::run::NodeLayer::start(
             client.clone(),
+            client.clone(),
             args.catalog,
             Some(&predictions),
             tandem_controllers::Options::default(),

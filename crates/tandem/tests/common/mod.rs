@@ -179,3 +179,56 @@ pub async fn wait_serving_label(
     .await
     .map(|_| ())
 }
+
+/// Resident set (MiB) and CPU time used so far (user + system, seconds) of a process, from
+/// /proc: what the scale reports sample. Zeros once the process is gone.
+pub fn process_figures(pid: u32) -> (f64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let rss = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse::<f64>().ok())
+        .map_or(0.0, |kib| kib / 1024.0);
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command's closing parenthesis; utime and stime are the 14th and 15th.
+    let cpu = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| {
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            let ticks = |i: usize| {
+                fields
+                    .get(i)
+                    .and_then(|v| v.parse::<f64>().ok())
+                    .unwrap_or(0.0)
+            };
+            (ticks(11) + ticks(12)) / 100.0
+        })
+        .unwrap_or(0.0);
+    (rss, cpu)
+}
+
+/// The `p` quantile (0–1) of sorted values, nearest rank; 0 when empty.
+pub fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted
+        .get(((sorted.len() as f64 * p).ceil() as usize).saturating_sub(1))
+        .copied()
+        .unwrap_or(0.0)
+}
+
+/// Sum of the values of every series of `metric` (a name followed by `{` or a space) in
+/// `tandem run`'s `/metrics` on `port` whose line contains `with`.
+pub async fn metric_sum(port: u16, metric: &str, with: &str) -> f64 {
+    metric_values(port, metric, with).await.iter().sum()
+}
+
+/// The values of those series.
+pub async fn metric_values(port: u16, metric: &str, with: &str) -> Vec<f64> {
+    let Some((_, text)) = get(port, "/metrics").await else {
+        return Vec::new();
+    };
+    text.lines()
+        .filter(|l| l.starts_with(metric) && l.contains(with))
+        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .collect()
+}

@@ -1,0 +1,219 @@
+//! The pod layer at 10× KEDA's perf-test size on the real API server: figures printed, never
+//! asserted.
+//!
+//! ```text
+//! cargo bench -p tandem --bench pod_layer_at_size            # 10,000 ScaledObjects
+//! cargo bench -p tandem --bench pod_layer_at_size -- 2000    # another count
+//! ```
+//!
+//! A fresh control plane (HPA sync every 15 s as upstream; kube-controller-manager at 200 QPS)
+//! holds N Deployments at 0 replicas, each with a ScaledObject polled every 30 s, triggers
+//! mixed a third each: `cron` (in-process), `metrics-api` (a local HTTP server) and `redis`
+//! list length (a real Redis on 127.0.0.1), all idle. Then `tandem run --disable-node-layer`
+//! (release build, default client limit 200 QPS / burst 300) starts and the bench prints:
+//! the time until it has created all N HPAs; then over three polling intervals of steady
+//! state: the scale-loop lag (`keda_internal_scale_loop_latency_seconds` of every object,
+//! sampled every 5 s: p50/p95/p99/max), the status writes per second (PATCH requests from
+//! its own `rest_client_requests_total`; nothing changes, so it should be 0), all requests per
+//! second, whether the client limiter ever made a request wait, CPU in cores, RSS, and the
+//! HPA count.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::time::{Duration, Instant};
+
+use futures::StreamExt as _;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use kube::api::{ListParams, PostParams};
+use kube::{Api, Client};
+use serde_json::json;
+use tandem_testkit::services::{HttpFixture, Redis};
+use tandem_testkit::{ControlPlane, Options};
+
+fn trigger(i: usize, fixture: &HttpFixture, redis: &Redis) -> serde_json::Value {
+    match i % 3 {
+        0 => json!({"type": "cron", "metadata": {"timezone": "UTC",
+            "start": "0 3 * * *", "end": "5 3 * * *", "desiredReplicas": "1"}}),
+        1 => json!({"type": "metrics-api", "metadata": {"url": fixture.url("/value"),
+            "valueLocation": "value", "targetValue": "10", "activationTargetValue": "5"}}),
+        _ => json!({"type": "redis", "metadata": {"address": redis.address(),
+            "listName": format!("queue-{i}"), "listLength": "5"}}),
+    }
+}
+
+async fn create_all(client: &Client, ns: &str, n: usize, fixture: &HttpFixture, redis: &Redis) {
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
+    let objects: Api<tandem_api::keda::ScaledObject> = Api::namespaced(client.clone(), ns);
+    futures::stream::iter(0..n)
+        .map(|i| {
+            let (deployments, objects) = (deployments.clone(), objects.clone());
+            let trigger = trigger(i, fixture, redis);
+            async move {
+                let d: Deployment = serde_json::from_value(json!({
+                    "apiVersion": "apps/v1", "kind": "Deployment",
+                    "metadata": {"name": format!("w{i}")},
+                    "spec": {"replicas": 0, "selector": {"matchLabels": {"app": format!("w{i}")}},
+                        "template": {"metadata": {"labels": {"app": format!("w{i}")}}, "spec": {
+                            "containers": [{"name": "c", "image": "registry.k8s.io/pause:3.10"}]}}},
+                }))
+                .expect("deployment");
+                deployments
+                    .create(&PostParams::default(), &d)
+                    .await
+                    .expect("create deployment");
+                let so = serde_json::from_value(json!({
+                    "apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
+                    "metadata": {"name": format!("w{i}")},
+                    "spec": {"scaleTargetRef": {"name": format!("w{i}")}, "minReplicaCount": 0,
+                        "pollingInterval": 30, "triggers": [trigger]},
+                }))
+                .expect("scaledobject");
+                objects
+                    .create(&PostParams::default(), &so)
+                    .await
+                    .expect("create scaledobject");
+            }
+        })
+        .buffer_unordered(32)
+        .collect::<Vec<()>>()
+        .await;
+}
+
+async fn bench(n: usize) {
+    let cp = ControlPlane::start_with(Options {
+        hpa_sync_period: Duration::from_secs(15),
+        component_client_limit: Some((200, 400)),
+        ..Options::default()
+    })
+    .await
+    .expect("control plane");
+    let client = cp.client().expect("client");
+    let ns = cp.namespace("scaled-objects").await.expect("namespace");
+    let fixture = HttpFixture::start().await.expect("http fixture");
+    fixture.set("/value", "application/json", r#"{"value": 0}"#);
+    let redis = Redis::start(None).await.expect("redis");
+
+    let created = Instant::now();
+    create_all(&client, &ns, n, &fixture, &redis).await;
+    eprintln!(
+        "pod_layer_at_size: {n} Deployments and ScaledObjects created in {:.0} s",
+        created.elapsed().as_secs_f64()
+    );
+
+    let tandem = common::Replica::start(
+        "pod-layer-at-size",
+        cp.kubeconfig_path(),
+        &ns,
+        cp.dir(),
+        &["--disable-leader-election", "--disable-node-layer"],
+    );
+    let pid = tandem.child.id();
+    let started = Instant::now();
+    let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(client.clone(), &ns);
+    let count_hpas = || async {
+        hpas.list_metadata(&ListParams::default())
+            .await
+            .map(|l| l.items.len())
+            .unwrap_or(0)
+    };
+    let mut have = 0;
+    while started.elapsed() < Duration::from_secs(1_200) {
+        have = count_hpas().await;
+        if have >= n {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    let startup = started.elapsed();
+    eprintln!(
+        "pod_layer_at_size: {have} HPAs after {:.0} s; settling one polling interval",
+        startup.as_secs_f64()
+    );
+    tokio::time::sleep(Duration::from_secs(30)).await;
+
+    // Steady state: three polling intervals.
+    let window = Duration::from_secs(90);
+    let patches = |port| async move {
+        common::metric_values(port, "rest_client_requests_total{", "method=\"PATCH\"")
+            .await
+            .iter()
+            .sum::<f64>()
+    };
+    let all = |port| async move {
+        common::metric_values(port, "rest_client_requests_total{", "")
+            .await
+            .iter()
+            .sum::<f64>()
+    };
+    let (patch0, all0) = (patches(tandem.metrics).await, all(tandem.metrics).await);
+    let cpu0 = common::process_figures(pid).1;
+    let t0 = Instant::now();
+    let mut lags = Vec::new();
+    let mut rss = Vec::new();
+    while t0.elapsed() < window {
+        lags.extend(
+            common::metric_values(
+                tandem.metrics,
+                "keda_internal_scale_loop_latency_seconds{",
+                "type=\"scaledobject\"",
+            )
+            .await,
+        );
+        rss.push(common::process_figures(pid).0);
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+    let wall = t0.elapsed().as_secs_f64();
+    let cpu = (common::process_figures(pid).1 - cpu0) / wall;
+    let patch_rate = (patches(tandem.metrics).await - patch0) / wall;
+    let request_rate = (all(tandem.metrics).await - all0) / wall;
+    let waited = common::metric_values(
+        tandem.metrics,
+        "rest_client_rate_limiter_duration_seconds_bucket{",
+        "le=\"0.001\"",
+    )
+    .await;
+    let total_waits = common::metric_values(
+        tandem.metrics,
+        "rest_client_rate_limiter_duration_seconds_count",
+        "",
+    )
+    .await;
+    lags.sort_by(f64::total_cmp);
+    rss.sort_by(f64::total_cmp);
+    let hpa_count = count_hpas().await;
+    let ms = |v: f64| v * 1000.0;
+    println!(
+        "\npod layer at size: {n} ScaledObjects (cron / metrics-api / redis), pollingInterval 30 s, \
+         tandem run --disable-node-layer on the real API server\n\
+         start-up: {have} HPAs created in {:.1} s\n\
+         scale-loop lag over {} samples: p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms, max {:.1} ms\n\
+         status writes (PATCH): {patch_rate:.2}/s; all API requests: {request_rate:.2}/s; \
+         requests that waited for the client limiter (> 1 ms): {:.0} of {:.0} since start\n\
+         CPU {cpu:.3} cores; RSS p95 {:.1} MiB (max {:.1}); HPAs {hpa_count}",
+        startup.as_secs_f64(),
+        lags.len(),
+        ms(common::percentile(&lags, 0.50)),
+        ms(common::percentile(&lags, 0.95)),
+        ms(common::percentile(&lags, 0.99)),
+        ms(lags.last().copied().unwrap_or(0.0)),
+        total_waits.iter().sum::<f64>() - waited.iter().sum::<f64>(),
+        total_waits.iter().sum::<f64>(),
+        common::percentile(&rss, 0.95),
+        rss.last().copied().unwrap_or(0.0),
+    );
+}
+
+fn main() {
+    let n = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse::<usize>().ok())
+        .unwrap_or(10_000);
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(bench(n));
+}
