@@ -128,6 +128,25 @@ pub(crate) fn window_open(schedule: &str, duration_ms: i64, now_ms: i64) -> Resu
     let now = Timestamp::from_millisecond(now_ms)
         .map_err(|_| ())?
         .to_zoned(TimeZone::UTC);
+    if duration_ms <= 0 {
+        return Ok(false);
+    }
+    // Each minute of the window, newest first: bounded, where searching back for the last hit
+    // of a schedule that never fires took over 10 s (found by fuzzing).
+    const MINUTE: i64 = 60_000;
+    const SCANNED: i64 = 31 * 24 * 60 * MINUTE;
+    let mut t = now_ms.div_euclid(MINUTE) * MINUTE;
+    while t > now_ms - duration_ms.min(SCANNED) {
+        if let Ok(at) = Timestamp::from_millisecond(t)
+            && matches!(cron.is_time_matching(&at.to_zoned(TimeZone::UTC)), Ok(true))
+        {
+            return Ok(true);
+        }
+        t -= MINUTE;
+    }
+    if duration_ms <= SCANNED {
+        return Ok(false);
+    }
     let Ok(hit) = cron.find_previous_occurrence(&now, true) else {
         return Ok(false);
     };
@@ -176,6 +195,19 @@ mod tests {
         assert_eq!(allowed(&budgets, BudgetReason::Empty, 10, 0), 5);
         assert_eq!(allowed(&budgets, BudgetReason::Drifted, 10, 0), 1);
         assert_eq!(allowed(&[], BudgetReason::Drifted, 10, 0), usize::MAX);
+    }
+
+    #[test]
+    fn a_schedule_that_never_fires_is_closed_at_once() {
+        // February 31st: searching back for its last hit took seconds (fuzzing found a
+        // 10 s case); the window's own minutes are all that need checking.
+        assert_eq!(window_open("0 0 31 2 *", 8 * HOUR, MIDNIGHT), Ok(false));
+        assert_eq!(window_open(", * * * *", 0, 20_000), Ok(false));
+        assert_eq!(
+            window_open("0 0 * * *", HOUR, MIDNIGHT + 59 * 60_000),
+            Ok(true)
+        );
+        assert_eq!(window_open("0 0 * * *", HOUR, MIDNIGHT + HOUR), Ok(false));
     }
 
     #[test]
