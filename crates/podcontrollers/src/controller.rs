@@ -70,6 +70,12 @@ pub struct Options {
     /// Where forecasts go for predictive provisioning (the node layer's state subscribes);
     /// `None` publishes none (the layers run apart, or the feature is off).
     pub predictions: Option<tandem_state::predictions::Predictions>,
+    /// Measure and publish values only: no HPA, `/scale`, status, finalizer or Event writes,
+    /// and no ScaledJob controller. What a follower replica runs so that every replica can
+    /// answer the external metrics API from its own polls (the Service then spreads the API
+    /// server's requests over all of them, and a failover leaves no gap), while only the
+    /// leader acts. The price: each replica polls the sources.
+    pub observe_only: bool,
 }
 
 impl Default for Options {
@@ -80,6 +86,7 @@ impl Default for Options {
             push: true,
             metrics: crate::metrics::PodLayerMetrics::default(),
             predictions: None,
+            observe_only: false,
         }
     }
 }
@@ -108,19 +115,28 @@ impl PodLayer {
             .map_err(|e| Error::kube("list ScaledObjects", e))?;
         let values = options.values.clone();
         let ctx = Arc::new(Ctx {
-            recorder: Recorder::new(client.clone()),
+            recorder: if options.observe_only {
+                Recorder::silent(client.clone())
+            } else {
+                Recorder::new(client.clone())
+            },
             client,
             options,
         });
         let jobs_api: Api<ScaledJob> = Api::all(ctx.client.clone());
-        let jobs_supervisor = match jobs_api
-            .list_metadata(&ListParams::default().limit(1))
-            .await
-        {
-            Ok(_) => Some(tokio::spawn(crate::scaled_job::supervise(ctx.clone()))),
-            Err(e) => {
-                tracing::warn!(error = %e, "ScaledJobs cannot be listed; ScaledJob controller not started");
-                None
+        let jobs_supervisor = if ctx.options.observe_only {
+            // ScaledJobs serve no metrics: a follower has nothing to do for them.
+            None
+        } else {
+            match jobs_api
+                .list_metadata(&ListParams::default().limit(1))
+                .await
+            {
+                Ok(_) => Some(tokio::spawn(crate::scaled_job::supervise(ctx.clone()))),
+                Err(e) => {
+                    tracing::warn!(error = %e, "ScaledJobs cannot be listed; ScaledJob controller not started");
+                    None
+                }
             }
         };
         let supervisor = tokio::spawn(supervise(ctx));

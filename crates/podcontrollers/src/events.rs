@@ -28,6 +28,9 @@ pub enum Severity {
 /// Publishes Events about ScaledObjects.
 pub struct Recorder {
     client: Client,
+    /// `false` for an observe-only pod layer (a follower): it must not report what the
+    /// leader reports too.
+    enabled: bool,
     seen: Mutex<BTreeMap<String, Instant>>,
 }
 
@@ -43,7 +46,17 @@ impl Recorder {
     pub fn new(client: Client) -> Self {
         Recorder {
             client,
+            enabled: true,
             seen: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// A recorder that publishes nothing (an observe-only pod layer).
+    #[must_use]
+    pub fn silent(client: Client) -> Self {
+        Recorder {
+            enabled: false,
+            ..Recorder::new(client)
         }
     }
 
@@ -53,6 +66,9 @@ impl Recorder {
     where
         K: Resource<DynamicType = ()>,
     {
+        if !self.enabled {
+            return;
+        }
         let meta = object.meta();
         let namespace = meta.namespace.clone().unwrap_or_default();
         let name = meta.name.clone().unwrap_or_default();

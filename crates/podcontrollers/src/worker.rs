@@ -164,6 +164,11 @@ impl Worker {
     /// One poll. `None` when the worker should stop (the object was finalized).
     async fn tick(&mut self, ctx: &Ctx, input: &Input) -> Option<Duration> {
         let so = &*input.so;
+        if ctx.options.observe_only && so.metadata.deletion_timestamp.is_some() {
+            // The leader finalizes; an observer only stops serving the object.
+            self.forget(ctx, so).await;
+            return Some(WAIT_FOR_CHANGE);
+        }
         if so.metadata.deletion_timestamp.is_some() {
             // Retried until the finalizer is gone; the worker stops with the object.
             return if self.finalize(ctx, so).await {
@@ -172,7 +177,9 @@ impl Worker {
                 Some(Duration::from_secs(2))
             };
         }
-        if let Err(e) = self.ensure_finalizer(ctx, so).await {
+        if !ctx.options.observe_only
+            && let Err(e) = self.ensure_finalizer(ctx, so).await
+        {
             tracing::warn!(error = %e.chain(), "finalizer not added");
         }
         let polling = Duration::from_secs(
@@ -369,7 +376,7 @@ impl Worker {
             TimeMs(now.as_millisecond()),
         );
         self.state = next;
-        if ctx.options.predictions.is_some() {
+        if ctx.options.predictions.is_some() && !ctx.options.observe_only {
             self.predict(
                 ctx,
                 so,
@@ -395,6 +402,11 @@ impl Worker {
                 Some(v) => ctx.options.values.set(key, milli(v)),
                 None => ctx.options.values.remove(&key),
             }
+        }
+
+        if ctx.options.observe_only {
+            // Everything below writes: the leader's part.
+            return Some(polling);
         }
 
         // KEDA's effects.
@@ -730,6 +742,9 @@ impl Worker {
     }
 
     async fn write_status(&mut self, ctx: &Ctx, so: &ScaledObject, st: ScaledObjectStatus) {
+        if ctx.options.observe_only {
+            return;
+        }
         let (ns, name) = key_of(so);
         let Ok(mut body) = serde_json::to_value(&st) else {
             return;
@@ -840,16 +855,23 @@ impl Worker {
             .map_err(|e| Error::kube(format!("add finalizer to ScaledObject {ns}/{name}"), e))
     }
 
-    /// Deletion: stop, delete the HPA, restore the original replicas if asked, drop the
-    /// finalizer. Returns whether the finalizer is gone.
-    async fn finalize(&mut self, ctx: &Ctx, so: &ScaledObject) -> bool {
+    /// Stops polling the object and drops what it published: values, forecasts, series.
+    async fn forget(&mut self, ctx: &Ctx, so: &ScaledObject) {
         let (ns, name) = key_of(so);
         self.close_scalers().await;
+        self.scalers_generation = None;
         if let Some(p) = &ctx.options.predictions {
             p.set(&format!("{ns}/{name}"), None);
         }
         ctx.options.values.remove_object(&ns, &name);
         ctx.options.metrics.forget(&ns, &name);
+    }
+
+    /// Deletion: stop, delete the HPA, restore the original replicas if asked, drop the
+    /// finalizer. Returns whether the finalizer is gone.
+    async fn finalize(&mut self, ctx: &Ctx, so: &ScaledObject) -> bool {
+        self.forget(ctx, so).await;
+        let (ns, _) = key_of(so);
         let finalizers = so.metadata.finalizers.clone().unwrap_or_default();
         if !finalizers.iter().any(|f| f == FINALIZER) {
             return true;

@@ -2,15 +2,10 @@
 //! front-proxy CA is served, one from another CA or none at all is refused in the handshake.
 //! No cluster needed: the PKI is generated the way the control plane's is.
 
-use std::sync::Arc;
-
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use tandem_podcontrollers::{
     MetricKey, MetricValues, MetricsServer, TlsConfig, serve_external_metrics,
 };
-use tandem_testkit::{CertFiles, Pki};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tandem_testkit::Pki;
 
 async fn server(pki: &Pki, values: MetricValues) -> MetricsServer {
     let [svc, ip] = tandem_testkit::external_metrics_serving_names();
@@ -28,52 +23,6 @@ async fn server(pki: &Pki, values: MetricValues) -> MetricsServer {
     .unwrap_or_else(|e| panic!("serve: {e}"))
 }
 
-/// GET `path` over TLS as the holder of `client` (or anonymously); the raw response or the
-/// error text.
-async fn get(
-    pki: &Pki,
-    addr: std::net::SocketAddr,
-    client: Option<&CertFiles>,
-    path: &str,
-) -> Result<String, String> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut roots = rustls::RootCertStore::empty();
-    roots
-        .add(CertificateDer::from(pki.ca_der().to_vec()))
-        .expect("root");
-    let builder = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("versions")
-        .with_root_certificates(roots);
-    let config = match client {
-        Some(files) => builder
-            .with_client_auth_cert(
-                vec![CertificateDer::from_pem_file(&files.cert).expect("client cert")],
-                PrivateKeyDer::from_pem_file(&files.key).expect("client key"),
-            )
-            .expect("client auth"),
-        None => builder.with_no_client_auth(),
-    };
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-    let tcp = tokio::net::TcpStream::connect(addr)
-        .await
-        .map_err(|e| e.to_string())?;
-    let name = ServerName::try_from("external-metrics.tandem-testkit.svc").expect("name");
-    let mut tls = connector
-        .connect(name, tcp)
-        .await
-        .map_err(|e| e.to_string())?;
-    let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-    tls.write_all(request.as_bytes())
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut out = String::new();
-    tls.read_to_string(&mut out)
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok(out)
-}
-
 #[tokio::test]
 async fn only_the_front_proxy_client_is_served() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -88,19 +37,19 @@ async fn only_the_front_proxy_client_is_served() {
     let path = "/apis/external.metrics.k8s.io/v1beta1/namespaces/shop/s0-rabbitmq-orders\
                 ?labelSelector=scaledobject.keda.sh%2Fname%3Dorders";
 
-    let ok = get(&pki, addr, Some(&pki.front_proxy_client), path)
+    let ok = tandem_testkit::external_metrics_get(&pki, addr, Some(&pki.front_proxy_client), path)
         .await
         .expect("the aggregator is served");
     assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
     assert!(ok.contains(r#""value":"42""#), "{ok}");
 
     // A client certificate from the cluster CA is not the aggregator.
-    let wrong_ca = get(&pki, addr, Some(&pki.admin), path).await;
+    let wrong_ca = tandem_testkit::external_metrics_get(&pki, addr, Some(&pki.admin), path).await;
     assert!(
         wrong_ca.as_ref().is_err() || wrong_ca.as_ref().is_ok_and(|r| r.is_empty()),
         "{wrong_ca:?}"
     );
-    let anonymous = get(&pki, addr, None, path).await;
+    let anonymous = tandem_testkit::external_metrics_get(&pki, addr, None, path).await;
     assert!(
         anonymous.as_ref().is_err() || anonymous.as_ref().is_ok_and(|r| r.is_empty()),
         "{anonymous:?}"

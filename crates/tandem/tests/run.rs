@@ -1,9 +1,11 @@
 //! `tandem run` as users run it: two replicas of the binary against the real control plane.
 //! Only the leader acts (one NodeClaim for one pending pod, the follower never starts the node
 //! layer); probes and metrics answer on their ports; after `kill -9` of the leader the follower
-//! takes the Lease and acts; SIGTERM releases the Lease.
+//! takes the Lease and acts; SIGTERM releases the Lease. Every replica serves the external
+//! metrics API.
 //!
-//! One test per binary: the node layer acts on every NodePool of its control plane.
+//! Both layers act on every NodePool and ScaledObject of their control plane: a test that
+//! creates either has a control plane of its own.
 
 mod common;
 
@@ -222,14 +224,23 @@ async fn only_the_leader_acts_and_the_follower_takes_over() {
 /// killed one's restarted process clears the label its pod kept. (Replica ids differ from the
 /// other test's: a replica's log file is named after its id in the shared control plane's
 /// directory.)
+/// Every replica answers the external metrics API: the follower from its observe-only pod
+/// layer (same value as the leader, and no writes), the label on both pods; a replica run with
+/// `--leader-only-metrics-server` neither serves nor labels its pod while it follows. After
+/// `kill -9` of the leader the follower keeps serving and leads; the killed replica's container
+/// restarts in its pod, clears the stale label and serves again as a follower.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_external_metrics_label_follows_the_leader() {
-    let cp = ControlPlane::shared().await.expect("control plane");
+async fn every_replica_serves_the_external_metrics_api() {
+    // Its own control plane: the other test's replicas run the pod layer too, and would act on
+    // this ScaledObject (and plan nodes for its pods).
+    let cp = &ControlPlane::start().await.expect("control plane");
     let client: Client = cp.client().expect("client");
     let ns = cp.namespace("serving").await.expect("namespace");
     let leases: Api<Lease> = Api::namespaced(client.clone(), &ns);
     let pods = common::gated_pod(&client, &ns, "serving-a").await;
-    common::gated_pod(&client, &ns, "serving-b").await;
+    for name in ["serving-b", "serving-c"] {
+        common::gated_pod(&client, &ns, name).await;
+    }
     let names = tandem_testkit::external_metrics_serving_names();
     let cert = cp
         .pki()
@@ -240,49 +251,186 @@ async fn the_external_metrics_label_follows_the_leader() {
     std::fs::write(certs.join("tls.crt"), &cert.cert_pem).expect("cert");
     std::fs::write(certs.join("tls.key"), &cert.key_pem).expect("key");
     let certs = certs.to_str().expect("utf-8").to_owned();
-    let start = |id: &str| {
-        let port = common::free_port().to_string();
+
+    // A target and a ScaledObject whose cron window holds now: value 5 while active.
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+    let deployment: Deployment = serde_json::from_value(json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "consumer"},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "consumer"}},
+                 "template": {"metadata": {"labels": {"app": "consumer"}},
+                              "spec": {"containers": [{"name": "c", "image": "registry.invalid/c"}]}}},
+    }))
+    .expect("deployment");
+    deployments
+        .create(&PostParams::default(), &deployment)
+        .await
+        .expect("create deployment");
+    let hour = k8s_openapi::jiff::Timestamp::now()
+        .to_zoned(k8s_openapi::jiff::tz::TimeZone::UTC)
+        .hour();
+    let (start, end) = ((hour + 23) % 24, (hour + 2) % 24);
+    let scaled_objects: Api<tandem_api::keda::v1alpha1::ScaledObject> =
+        Api::namespaced(client.clone(), &ns);
+    let so = serde_json::from_value(json!({
+        "apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
+        "metadata": {"name": "consumer"},
+        "spec": {"scaleTargetRef": {"name": "consumer"}, "pollingInterval": 2,
+                 "minReplicaCount": 1, "maxReplicaCount": 10,
+                 "triggers": [{"type": "cron", "metadata": {"timezone": "UTC",
+                     "start": format!("0 {start} * * *"), "end": format!("0 {end} * * *"),
+                     "desiredReplicas": "5"}}]},
+    }))
+    .expect("scaled object");
+    scaled_objects
+        .create(&PostParams::default(), &so)
+        .await
+        .expect("create scaled object");
+
+    let ports = std::cell::RefCell::new(std::collections::BTreeMap::new());
+    let start = |id: &str, extra: &[&str]| {
+        let port = common::free_port();
+        ports.borrow_mut().insert(id.to_owned(), port);
+        let port = port.to_string();
+        let mut args = vec![
+            "--disable-node-layer",
+            "--cluster-object-namespace",
+            &ns,
+            "--metrics-server-cert-dir",
+            &certs,
+            "--metrics-server-port",
+            &port,
+        ];
+        args.extend_from_slice(extra);
         common::Replica::start_with_env(
             id,
             cp.kubeconfig_path(),
             &ns,
             cp.dir(),
-            &[
-                "--disable-node-layer",
-                "--cluster-object-namespace",
-                &ns,
-                "--metrics-server-cert-dir",
-                &certs,
-                "--metrics-server-port",
-                &port,
-            ],
+            &args,
             &[("POD_NAME", id), ("POD_NAMESPACE", &ns)],
         )
     };
-    let a = start("serving-a");
-    let b = start("serving-b");
+    let a = start("serving-a", &[]);
+    let b = start("serving-b", &[]);
     let first = wait_for("a leader", TIMEOUT, || async { holder(&leases).await })
         .await
         .expect("a leader");
     let (leader, follower) = if first == a.id { (a, b) } else { (b, a) };
-    common::wait_serving_label(&pods, &leader.id, true)
-        .await
-        .unwrap_or_else(|e| panic!("{e}\nleader:\n{}", leader.log()));
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    common::wait_serving_label(&pods, &follower.id, false)
-        .await
-        .expect("the follower's pod stays unlabelled");
+    for r in [&leader, &follower] {
+        common::wait_serving_label(&pods, &r.id, true)
+            .await
+            .unwrap_or_else(|e| panic!("{e}\n{}:\n{}", r.id, r.log()));
+    }
+    // The metric as the leader named it in the status.
+    let metric = wait_for("externalMetricNames", TIMEOUT, || async {
+        scaled_objects
+            .get("consumer")
+            .await
+            .ok()?
+            .status?
+            .external_metric_names
+            .first()
+            .cloned()
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\nleader:\n{}", leader.log()));
+    let path = format!(
+        "/apis/external.metrics.k8s.io/v1beta1/namespaces/{ns}/{metric}\
+         ?labelSelector=scaledobject.keda.sh%2Fname%3Dconsumer"
+    );
+    let served = |id: String| {
+        let port = ports.borrow()[&id];
+        let path = path.clone();
+        async move {
+            let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+            let r = tandem_testkit::external_metrics_get(
+                cp.pki(),
+                addr,
+                Some(&cp.pki().front_proxy_client),
+                &path,
+            )
+            .await
+            .ok()?;
+            (r.starts_with("HTTP/1.1 200") && r.contains(r#""value":"5""#)).then_some(())
+        }
+    };
+    for r in [&leader, &follower] {
+        wait_for("the served value", TIMEOUT, || served(r.id.clone()))
+            .await
+            .unwrap_or_else(|e| panic!("{e}\n{}:\n{}", r.id, r.log()));
+    }
+    // The follower measured (its own scaler series) and wrote nothing but its pod's label
+    // (cleared at start, set once serving).
+    assert!(
+        common::metric_sum(follower.metrics, "keda_scaler_metrics_value", "consumer").await >= 5.0,
+        "{}",
+        follower.log()
+    );
+    for method in ["POST", "PUT", "DELETE"] {
+        let writes = common::metric_sum(
+            follower.metrics,
+            "rest_client_requests_total",
+            // Successful ones: losing the race to create the Lease is a POST answered 409.
+            &format!("method=\"{method}\",code=\"2"),
+        )
+        .await;
+        assert!(
+            writes == 0.0,
+            "{method} × {writes} from the follower\n{}",
+            follower.log()
+        );
+    }
+    let patches = common::metric_sum(
+        follower.metrics,
+        "rest_client_requests_total",
+        "method=\"PATCH\"",
+    )
+    .await;
+    assert!(patches <= 2.0, "{patches} PATCHes from the follower");
 
-    // kill -9: the label stays on the dead leader's pod, the new leader labels its own.
-    leader.signal("-KILL");
-    common::wait_serving_label(&pods, &follower.id, true)
+    // Leader-only: a follower that neither serves nor labels its pod.
+    let quiet = start("serving-c", &["--leader-only-metrics-server"]);
+    wait_for("the quiet replica follows", TIMEOUT, || async {
+        quiet.log().contains("electing a leader").then_some(())
+    })
+    .await
+    .expect("started");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    common::wait_serving_label(&pods, &quiet.id, false)
         .await
-        .unwrap_or_else(|e| panic!("{e}\nnew leader:\n{}", follower.log()));
-    // The killed replica's container restarts in the same pod: it clears the stale label.
+        .expect("the leader-only follower's pod stays unlabelled");
+    assert!(served(quiet.id.clone()).await.is_none(), "{}", quiet.log());
+    drop(quiet);
+
+    // kill -9: the follower leads and never stops serving; the label stays on the dead pod.
+    leader.signal("-KILL");
+    wait_for("the follower leads", TIMEOUT, || async {
+        follower.led().then_some(())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", follower.log()));
+    served(follower.id.clone())
+        .await
+        .unwrap_or_else(|| panic!("the new leader does not serve\n{}", follower.log()));
+    // The killed replica's container restarts in the same pod: it clears the stale label,
+    // then labels it again once its own server runs.
     let leader_id = leader.id.clone();
     drop(leader);
-    let restarted = start(&leader_id);
-    common::wait_serving_label(&pods, &leader_id, false)
+    let restarted = start(&leader_id, &[]);
+    wait_for("the restarted replica serves", TIMEOUT, || {
+        served(leader_id.clone())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\nrestarted:\n{}", restarted.log()));
+    let log = restarted.log();
+    let cleared = log.find("does not serve the external metrics API");
+    let serving = log.rfind("serves the external metrics API");
+    assert!(
+        matches!((cleared, serving), (Some(c), Some(s)) if c < s),
+        "{log}"
+    );
+    common::wait_serving_label(&pods, &leader_id, true)
         .await
         .unwrap_or_else(|e| panic!("{e}\nrestarted:\n{}", restarted.log()));
     assert!(!restarted.led(), "{}", restarted.log());

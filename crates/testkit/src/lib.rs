@@ -109,7 +109,8 @@ pub use controlplane::{
 pub use error::{Error, Result};
 pub use metrics::{
     API_SERVICE, ExternalMetrics, NAMESPACE as METRICS_NAMESPACE, SERVICE as METRICS_SERVICE,
-    register as register_external_metrics, serving_names as external_metrics_serving_names,
+    get_as as external_metrics_get, register as register_external_metrics,
+    serving_names as external_metrics_serving_names,
 };
 pub use node::{FakeNode, FakeNodeBuilder, LEASE_NAMESPACE, NOT_READY_TAINT};
 pub use pki::{CertFiles, CertPair, FRONT_PROXY_CLIENT_CN, Pki};

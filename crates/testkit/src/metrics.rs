@@ -213,6 +213,61 @@ pub fn serving_names() -> [String; 2] {
     [format!("{SERVICE}.{NAMESPACE}.svc"), "127.0.0.1".to_owned()]
 }
 
+/// GETs `path` from an external metrics API server at `addr` over TLS, as the holder of
+/// `client` (the aggregator's `pki.front_proxy_client`, another certificate, or none), the way
+/// the aggregation layer reaches a backend: server name [`serving_names`], the cluster CA as
+/// the root. Returns the raw HTTP response, or the connection's error text (a refused client
+/// certificate fails in the handshake or reads as an empty response). For tests that call a
+/// backend directly instead of through the API server.
+pub async fn get_as(
+    pki: &Pki,
+    addr: std::net::SocketAddr,
+    client: Option<&crate::pki::CertFiles>,
+    path: &str,
+) -> std::result::Result<String, String> {
+    use rustls::pki_types::ServerName;
+    use rustls::pki_types::pem::PemObject as _;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from(pki.ca_der().to_vec()))
+        .map_err(|e| e.to_string())?;
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots);
+    let config = match client {
+        Some(files) => {
+            let cert = CertificateDer::from_pem_file(&files.cert).map_err(|e| e.to_string())?;
+            let key = PrivateKeyDer::from_pem_file(&files.key).map_err(|e| e.to_string())?;
+            builder
+                .with_client_auth_cert(vec![cert], key)
+                .map_err(|e| e.to_string())?
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| e.to_string())?;
+    let [name, _] = serving_names();
+    let name = ServerName::try_from(name).map_err(|e| e.to_string())?;
+    let mut tls = connector
+        .connect(name, tcp)
+        .await
+        .map_err(|e| e.to_string())?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    tls.write_all(request.as_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut out = String::new();
+    tls.read_to_string(&mut out)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(out)
+}
+
 fn tls_config(pki: &Pki) -> Result<Arc<rustls::ServerConfig>> {
     let what = "the external-metrics server";
     let tls_err = |e: rustls::Error| Error::Tls {

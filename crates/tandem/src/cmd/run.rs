@@ -88,6 +88,14 @@ pub struct Args {
     #[arg(long, env = "METRICS_SERVER_PORT", default_value_t = 6443)]
     metrics_server_port: u16,
 
+    /// Only the leader polls the sources and serves the external metrics API. By default
+    /// every replica serves it, followers from an observe-only pod layer that polls the
+    /// sources as the leader does (each replica's polls count against a source billed per
+    /// request); with this flag the Service reaches the leader alone and a failover leaves the
+    /// API unanswered until the new leader has polled.
+    #[arg(long, env = "LEADER_ONLY_METRICS_SERVER")]
+    leader_only_metrics_server: bool,
+
     /// Directory with `tls.crt` and `tls.key` (PEM) of the external metrics API server, valid
     /// for the APIService's Service name. Without it the server does not start and the HPA
     /// cannot read the pod layer's metrics (activation 0 ↔ 1 still works).
@@ -142,8 +150,8 @@ pub struct Args {
     leader_election_namespace: String,
 
     /// This replica's pod (downward API), labelled `tandem.dev/external-metrics: "true"`
-    /// while it serves the external metrics API so that the APIService's Service reaches the
-    /// leader only. Outside a pod, leave unset.
+    /// while it serves the external metrics API so that the APIService's Service reaches only
+    /// replicas that answer. Outside a pod, leave unset.
     #[arg(long, env = "POD_NAME", requires = "pod_namespace")]
     pod_name: Option<String>,
 
@@ -438,6 +446,45 @@ async fn serve(args: Args) -> anyhow::Result<ExitCode> {
         Some(elector)
     };
 
+    // The external metrics API. Every replica serves it: a follower from an observe-only pod
+    // layer (it polls the sources and publishes values; the leader alone writes), so the
+    // Service spreads the API server's requests over all replicas and a failover leaves no gap.
+    let pod_settings = PodLayerSettings {
+        cluster_object_namespace: args.cluster_object_namespace.clone(),
+        metrics: pod_metrics.clone(),
+        push: !args.no_push,
+    };
+    let mut tls = match (&args.metrics_server_cert_dir, args.disable_pod_layer) {
+        (Some(dir), false) => Some(
+            metrics_server_tls(&client, dir, args.requestheader_client_ca_file.as_deref()).await?,
+        ),
+        (None, false) => {
+            eprintln!(
+                "tandem: no --metrics-server-cert-dir: the external metrics API is not served"
+            );
+            None
+        }
+        (_, true) => None,
+    };
+    let metrics_server_addr = SocketAddr::new(args.bind_address, args.metrics_server_port);
+    let mut pod_layer = None;
+    if tls.is_some() && elector.is_some() && !args.leader_only_metrics_server {
+        pod_layer = Some(
+            PodLayerRunning::start(
+                client.clone(),
+                pod_settings.clone(),
+                true,
+                None,
+                tls.take().map(|t| (metrics_server_addr, t)),
+            )
+            .await?,
+        );
+        eprintln!("tandem: following; serving the external metrics API from observed values");
+        if let Some(pod) = &own_pod {
+            super::serving::mark(&client, pod, true).await;
+        }
+    }
+
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
     // Wait to lead (or for a signal).
@@ -498,40 +545,27 @@ async fn serve(args: Args) -> anyhow::Result<ExitCode> {
         })
     };
 
-    let pod_layer = if args.disable_pod_layer {
-        None
-    } else {
-        let tls = match &args.metrics_server_cert_dir {
-            Some(dir) => Some(
-                metrics_server_tls(&client, dir, args.requestheader_client_ca_file.as_deref())
-                    .await?,
-            ),
-            None => {
-                eprintln!(
-                    "tandem: no --metrics-server-cert-dir: the external metrics API is not served"
-                );
-                None
-            }
-        };
-        let serving = tls.is_some();
-        let running = PodLayerRunning::start(
-            client.clone(),
-            args.cluster_object_namespace.clone(),
-            pod_metrics.clone(),
-            predictions.clone(),
-            !args.no_push,
-            tls.map(|t| {
-                (
-                    SocketAddr::new(args.bind_address, args.metrics_server_port),
-                    t,
-                )
-            }),
-        )
-        .await?;
-        if serving && let Some(pod) = &own_pod {
-            super::serving::mark(&client, pod, true).await;
+    let pod_layer = match (pod_layer, args.disable_pod_layer) {
+        (Some(mut observing), _) => {
+            observing.lead(predictions.clone()).await?;
+            Some(observing)
         }
-        Some(running)
+        (None, false) => {
+            let serving = tls.is_some();
+            let running = PodLayerRunning::start(
+                client.clone(),
+                pod_settings,
+                false,
+                predictions.clone(),
+                tls.map(|t| (metrics_server_addr, t)),
+            )
+            .await?;
+            if serving && let Some(pod) = &own_pod {
+                super::serving::mark(&client, pod, true).await;
+            }
+            Some(running)
+        }
+        (None, true) => None,
     };
 
     let mut tick = tokio::time::interval(Duration::from_secs(2));
@@ -712,10 +746,23 @@ impl Drop for NodeLayer {
     }
 }
 
+/// What the pod layer is started with; kept to start it again when a follower comes to lead.
+#[derive(Clone)]
+pub(crate) struct PodLayerSettings {
+    /// Where ClusterTriggerAuthentication Secrets live.
+    pub(crate) cluster_object_namespace: String,
+    /// KEDA's operator metrics.
+    pub(crate) metrics: tandem_podcontrollers::metrics::PodLayerMetrics,
+    /// Poll at once when a source reports growth.
+    pub(crate) push: bool,
+}
+
 /// The pod layer and, when it has a certificate, the external metrics API server.
 pub(crate) struct PodLayerRunning {
-    _layer: tandem_podcontrollers::PodLayer,
+    layer: tandem_podcontrollers::PodLayer,
     server: Option<tandem_podcontrollers::MetricsServer>,
+    client: kube::Client,
+    settings: PodLayerSettings,
 }
 
 impl PodLayerRunning {
@@ -724,29 +771,25 @@ impl PodLayerRunning {
         self.server.as_ref().map(|s| s.local_addr().port())
     }
 
-    /// Starts the ScaledObject controller and, given an address and TLS, the metrics server
-    /// that serves the controller's values.
+    /// Starts the ScaledObject controller (observe-only on a follower: it measures and
+    /// serves, the leader writes) and, given an address and TLS, the metrics server that
+    /// serves the controller's values.
     pub(crate) async fn start(
         client: kube::Client,
-        cluster_object_namespace: String,
-        metrics: tandem_podcontrollers::metrics::PodLayerMetrics,
+        settings: PodLayerSettings,
+        observe_only: bool,
         predictions: Option<tandem_state::predictions::Predictions>,
-        push: bool,
         server: Option<(SocketAddr, tandem_podcontrollers::TlsConfig)>,
     ) -> anyhow::Result<PodLayerRunning> {
         let values = tandem_podcontrollers::MetricValues::new();
-        let layer = tandem_podcontrollers::PodLayer::spawn(
-            client,
-            tandem_podcontrollers::Options {
-                cluster_object_namespace,
-                values: values.clone(),
-                metrics,
-                predictions,
-                push,
-            },
+        let layer = Self::spawn(
+            &client,
+            &settings,
+            values.clone(),
+            observe_only,
+            predictions,
         )
-        .await
-        .context("the pod layer cannot start")?;
+        .await?;
         let server = match server {
             Some((addr, tls)) => {
                 let s = tandem_podcontrollers::serve_external_metrics(addr, tls, values)
@@ -758,9 +801,44 @@ impl PodLayerRunning {
             None => None,
         };
         Ok(PodLayerRunning {
-            _layer: layer,
+            layer,
             server,
+            client,
+            settings,
         })
+    }
+
+    /// A follower's observe-only layer gives way to one that acts. The metrics server and the
+    /// values it serves stay: the API server's requests are answered throughout the handover.
+    pub(crate) async fn lead(
+        &mut self,
+        predictions: Option<tandem_state::predictions::Predictions>,
+    ) -> anyhow::Result<()> {
+        let values = self.layer.values().clone();
+        self.layer = Self::spawn(&self.client, &self.settings, values, false, predictions).await?;
+        Ok(())
+    }
+
+    async fn spawn(
+        client: &kube::Client,
+        settings: &PodLayerSettings,
+        values: tandem_podcontrollers::MetricValues,
+        observe_only: bool,
+        predictions: Option<tandem_state::predictions::Predictions>,
+    ) -> anyhow::Result<tandem_podcontrollers::PodLayer> {
+        tandem_podcontrollers::PodLayer::spawn(
+            client.clone(),
+            tandem_podcontrollers::Options {
+                cluster_object_namespace: settings.cluster_object_namespace.clone(),
+                values,
+                metrics: settings.metrics.clone(),
+                predictions,
+                push: settings.push,
+                observe_only,
+            },
+        )
+        .await
+        .context("the pod layer cannot start")
     }
 }
 

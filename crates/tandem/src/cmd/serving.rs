@@ -1,10 +1,11 @@
-//! Which replica serves the external metrics API.
+//! Which replicas serve the external metrics API.
 //!
 //! Every replica is Ready (a follower must be, or rollouts and PodDisruptionBudgets stall), but
-//! only the leader runs the pod layer and the `external.metrics.k8s.io` server that answers
-//! from its values. A Service that selected every replica would send about half of the API
-//! server's metric requests to a follower that does not listen, and the HPA would fail to read
-//! its metrics that often. So the leader labels its own pod once its server is bound, and the
+//! only a replica whose `external.metrics.k8s.io` server is bound can answer: every replica
+//! once its server runs (followers from an observe-only pod layer), or the leader alone with
+//! `--leader-only-metrics-server`, or none without a certificate. A Service that selected every
+//! replica would send requests to one that does not listen, and the HPA would fail to read its
+//! metrics that often. So a replica labels its own pod once its server is bound, and the
 //! Service the APIService names selects that label; every process clears the label from its
 //! pod when it starts (a container restarted after losing the lease keeps its pod and labels)
 //! and when it stops.

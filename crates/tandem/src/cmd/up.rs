@@ -175,10 +175,13 @@ async fn up(args: Args, state_dir: &Path) -> anyhow::Result<ExitCode> {
             .context("cannot issue the external metrics API's certificate")?;
         let layer = super::run::PodLayerRunning::start(
             client.clone(),
-            "keda".into(),
-            tandem_podcontrollers::metrics::PodLayerMetrics::default(),
+            super::run::PodLayerSettings {
+                cluster_object_namespace: "keda".into(),
+                metrics: tandem_podcontrollers::metrics::PodLayerMetrics::default(),
+                push: true,
+            },
+            false,
             Some(predictions.clone()),
-            true,
             Some((
                 "127.0.0.1:0".parse().context("address")?,
                 tandem_podcontrollers::TlsConfig {
