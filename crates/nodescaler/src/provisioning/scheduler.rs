@@ -27,6 +27,8 @@ use super::{
 use crate::selector::Labels;
 use crate::snapshot::{NodeState, PendingPod, Snapshot, WhenUnsatisfiable};
 
+mod rebalance;
+
 /// Taints a registering node carries for a short while; they never block a simulation.
 const EPHEMERAL_TAINTS: [&str; 3] = [
     "node.kubernetes.io/not-ready",
@@ -222,6 +224,10 @@ const MOVE_TRIES: usize = 24;
 
 /// Rounds of the improvement pass ([`Scheduler::improve`]); each is one sweep over the claims.
 const IMPROVE_ROUNDS: usize = 3;
+
+/// Rounds of swaps between claims idling opposite resources ([`Scheduler::rebalance`]), each
+/// followed by one improvement round.
+const REBALANCE_ROUNDS: usize = 3;
 
 impl<'a> Scheduler<'a> {
     pub fn new(snapshot: &'a Snapshot, options: &'a Options) -> Self {
@@ -720,6 +726,12 @@ impl<'a> Scheduler<'a> {
                     break;
                 }
             }
+            for _ in 0..REBALANCE_ROUNDS {
+                if !self.rebalance() {
+                    break;
+                }
+                self.improve();
+            }
         }
         self.finish()
     }
@@ -743,8 +755,15 @@ impl<'a> Scheduler<'a> {
     /// `to` keeping every constraint it takes part in valid whatever order the pods are bound
     /// in: a zone-like domain stays the same (an undecided receiver is decided to the donor's
     /// domain, as a joining pod would decide it), and hostname spread counts stay within the
-    /// max skew. `None` when no such domains exist.
-    fn move_masks(&self, p: usize, from: usize, to: usize) -> Option<Masks> {
+    /// max skew. `None` when no such domains exist. `leaving` is a pod that leaves `to` in the
+    /// same step (a swap): its hostname counts are taken off the receiver's.
+    fn move_masks(
+        &self,
+        p: usize,
+        from: usize,
+        to: usize,
+        leaving: Option<usize>,
+    ) -> Option<Masks> {
         let (a, b) = (&self.targets[from], &self.targets[to]);
         let st = &self.pods[p];
         let mut m = b.masks;
@@ -763,7 +782,8 @@ impl<'a> Scheduler<'a> {
                 }
                 (Key::Host, Kind::Spread { max_skew, .. }) => {
                     let selected = st.matches.contains(g);
-                    if group.count(to) + i32::from(selected) > max_skew {
+                    let left = leaving.is_some_and(|q| self.pods[q].matches.contains(g));
+                    if group.count(to) + i32::from(selected) - i32::from(left) > max_skew {
                         return None;
                     }
                 }
@@ -849,7 +869,7 @@ impl<'a> Scheduler<'a> {
                     {
                         continue;
                     }
-                    let Some(masks) = self.move_masks(p, from, r) else {
+                    let Some(masks) = self.move_masks(p, from, r, None) else {
                         continue;
                     };
                     if masks != self.targets[r].masks {
@@ -879,20 +899,34 @@ impl<'a> Scheduler<'a> {
     }
 
     fn move_pod(&mut self, p: usize, from: usize, to: usize) {
+        self.detach(p, from);
+        self.attach(p, to);
+    }
+
+    /// Takes pod `p` off claim `from` (its options stay: [`Scheduler::reprice`] shrinks them).
+    fn detach(&mut self, p: usize, from: usize) {
         self.record_pod(p, from, -1);
-        let req = self.pods[p].req.clone();
+        let req = &self.pods[p].req;
         let pid = u32::try_from(p).unwrap_or(u32::MAX);
         let a = &mut self.targets[from];
-        for (u, r) in a.used.iter_mut().zip(&req) {
+        for (u, r) in a.used.iter_mut().zip(req) {
             *u -= r;
         }
         a.pods.retain(|q| *q != pid);
+    }
+
+    /// Puts pod `p` on claim `to`, keeping the options that still hold the claim and that the
+    /// pod may run on.
+    fn attach(&mut self, p: usize, to: usize) {
         let b = &mut self.targets[to];
-        add(&mut b.used, &req);
-        b.pods.push(pid);
+        add(&mut b.used, &self.pods[p].req);
+        b.pods.push(u32::try_from(p).unwrap_or(u32::MAX));
         let pool = &self.pools[b.pool];
-        let types = vec![true; pool.types.len()];
-        b.options = surviving_options(pool, &b.options, &types, &b.used, &b.masks, b.care);
+        let all = vec![true; pool.types.len()];
+        let types = self.sigs[self.pods[p].sig as usize].pools[b.pool]
+            .usable()
+            .unwrap_or(&all);
+        b.options = surviving_options(pool, &b.options, types, &b.used, &b.masks, b.care);
         self.record_pod(p, to, 1);
     }
 
