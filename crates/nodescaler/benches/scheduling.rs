@@ -188,7 +188,14 @@ fn main() {
             .iter()
             .find_map(|a| a.parse::<usize>().ok())
             .unwrap_or(5000);
-        analyze(count);
+        if args.iter().any(|a| a == "aws") {
+            match Catalog::aws_us_east_1() {
+                Ok(c) => launches(&Arc::new(c), count),
+                Err(e) => println!("aws catalog: {e}"),
+            }
+        } else {
+            analyze(count);
+        }
         return;
     }
     if args.iter().any(|a| a == "profile-aws") {
@@ -216,6 +223,37 @@ fn main() {
             Err(e) => println!("aws catalog: {e}"),
         }
     }
+}
+
+/// The launches of one plan (`-- analyze aws [pods]`): type, capacity type and zone, price,
+/// pods and what they request against the type's allocatable, beside the bound.
+fn launches(catalog: &Arc<Catalog>, count: usize) {
+    let mut rng = Rng(SEED);
+    let snap = snapshot(catalog, diverse_pods(count, &mut rng));
+    let p = plan(&snap, &Options::default());
+    for l in &p.launches {
+        let first = &l.instance_types[0];
+        let alloc = catalog.get(&first.name).map(|t| t.allocatable());
+        println!(
+            "{:>14} ${:.4}/h (first option ${:.4}/h) {} pods {:>3} cpu {:>6}m/{:>6}m mem {:>6}Mi/{:>6}Mi options {}",
+            first.name,
+            l.price.as_f64(),
+            first.price.as_f64(),
+            l.requirements,
+            l.pods.len(),
+            l.requests.cpu.0,
+            alloc.map_or(0, |a| a.cpu.0),
+            l.requests.memory.0 >> 20,
+            alloc.map_or(0, |a| a.memory.0 >> 20),
+            l.instance_types.len(),
+        );
+    }
+    let bound = tandem_nodescaler::lower_bound::lower_bound(&p, &snap, Cuts::ResourcesAndNodes);
+    println!(
+        "{} launches, ${:.4}/h; bound {bound:?}",
+        p.launches.len(),
+        p.cost().as_f64()
+    );
 }
 
 /// Where the cost above the bound goes (`-- analyze`): node sizes, room left unused in both
