@@ -26,7 +26,8 @@ use tandem_model::catalog::Catalog;
 use tandem_model::resources::Resources;
 use tandem_nodescaler::selector::LabelSelector;
 use tandem_nodescaler::snapshot::{
-    BoundPod, ExistingNode, InFlightClaim, NodeDisruption, PendingPod, PodDisruption, Snapshot,
+    BoundPod, ExistingNode, InFlightClaim, NodeDisruption, NodeState, PendingPod, PodDisruption,
+    Snapshot,
 };
 
 use crate::convert::{self, ClaimClass, ZoneSet};
@@ -283,6 +284,26 @@ impl ClusterState {
             .values()
             .find(|n| n.spec.as_ref().and_then(|s| s.provider_id.as_deref()) == Some(provider_id))
     }
+}
+
+/// Taints a node Tandem launched carries only while it comes up: the node lifecycle's
+/// `not-ready` / `unreachable`, Karpenter's `unregistered` (upstream `KnownEphemeralTaints`)
+/// and its claim's `startupTaints`. The scheduling simulation must not read them as the node's
+/// own, or every pending pod meant for a registering node looks unplaceable and gets a second
+/// claim (a 1,000-pod hostname-spread scale-out created 1,633 claims).
+const EPHEMERAL_TAINTS: [&str; 3] = [
+    "node.kubernetes.io/not-ready",
+    "node.kubernetes.io/unreachable",
+    "karpenter.sh/unregistered",
+];
+
+fn passing_taint(taint: &tandem_model::taints::Taint, claim: Option<&NodeClaim>) -> bool {
+    EPHEMERAL_TAINTS.contains(&taint.key.as_str())
+        || claim.is_some_and(|c| {
+            c.spec.startup_taints.iter().any(|s| {
+                s.key == taint.key && s.value.as_deref().unwrap_or_default() == taint.value
+            })
+        })
 }
 
 /// The instance types an EC2NodeClass whose subnets are in these zones can launch; the AWS
@@ -1011,6 +1032,11 @@ impl Index {
                 .as_ref()
                 .and_then(|s| s.provider_id.as_deref())
                 .and_then(|p| claims_by_provider_id.get(p).copied());
+            if existing.state == NodeState::Initializing
+                && existing.labels.contains_key(tandem_model::labels::NODEPOOL)
+            {
+                existing.taints.retain(|t| !passing_taint(t, claim));
+            }
             existing.disruption = self.node_disruption(name, node, claim);
             snapshot.nodes.push(existing);
         }

@@ -180,6 +180,42 @@ fn claims_without_a_node_are_in_flight_and_registered_ones_are_not() {
 }
 
 #[test]
+fn a_registering_node_is_planned_without_its_passing_taints() {
+    let taints = json!([
+        {"key": "node.kubernetes.io/not-ready", "effect": "NoSchedule"},
+        {"key": "karpenter.sh/unregistered", "effect": "NoExecute"},
+        {"key": "example.com/agent-not-ready", "value": "true", "effect": "NoSchedule"},
+        {"key": "dedicated", "value": "gpu", "effect": "NoSchedule"},
+    ]);
+    let with_taints = |name: &str, initialized: bool| {
+        let mut n = node(name, "default", initialized);
+        n.spec.as_mut().unwrap().taints = Some(serde_json::from_value(taints.clone()).unwrap());
+        n
+    };
+    let mut c = claim("coming", Some("kwok://coming"));
+    c.spec.startup_taints = vec![
+        serde_json::from_value(
+            json!({"key": "example.com/agent-not-ready", "value": "true", "effect": "NoSchedule"}),
+        )
+        .unwrap(),
+    ];
+    let mut ix = index();
+    ix.mark_synced();
+    ix.apply_nodeclaim(c);
+    ix.apply_node(with_taints("coming", false));
+    ix.apply_node(with_taints("settled", true));
+    let s = ix.state();
+    let keys = |name: &str| -> Vec<String> {
+        let n = s.snapshot.nodes.iter().find(|n| n.name == name).unwrap();
+        n.taints.iter().map(|t| t.key.clone()).collect()
+    };
+    // Coming up: the lifecycle's, Karpenter's and the claim's startup taints pass; its own stay.
+    assert_eq!(keys("coming"), ["dedicated"]);
+    // Initialized: every taint it still has is its own.
+    assert_eq!(keys("settled").len(), 4);
+}
+
+#[test]
 fn ec2_node_classes_get_the_catalog_of_their_subnet_zones_once_ready() {
     let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
     let record = seen.clone();

@@ -527,8 +527,8 @@ async fn serve(args: Args) -> anyhow::Result<ExitCode> {
         Some(match args.provider {
             Provider::Kwok => NodeLayer::start(
                 client.clone(),
-                // The kubelets the provider plays stand in for the nodes' own: they neither
-                // wait for nor count against Tandem's client limit.
+                // The cloud and kubelets the provider plays stand in for a cloud API and the
+                // nodes' own: they neither wait for nor count against Tandem's client limit.
                 self::client(args.kubeconfig.as_ref()).await?,
                 args.catalog,
                 predictions.as_ref(),
@@ -615,7 +615,7 @@ pub(crate) struct NodeLayer {
 
 impl NodeLayer {
     /// Starts the kwok provider's node layer on the current runtime; `kubelet_client` is the
-    /// one the fake kubelets write with.
+    /// one the fake cloud and kubelets write with.
     pub(crate) fn start(
         client: kube::Client,
         kubelet_client: kube::Client,
@@ -633,8 +633,11 @@ impl NodeLayer {
                 Catalog::azure_eastus().context("the bundled Azure catalog does not load")?
             }
         });
+        // The kwok "cloud" (its Node objects are its instances) and its kubelets stand in for
+        // a cloud API and machines: they write with their own client, outside Tandem's limit
+        // and its `rest_client_requests_total`, as EC2 calls would be.
         let cloud = Arc::new(KwokCloud::with_catalog(
-            client.clone(),
+            kubelet_client.clone(),
             catalog.clone(),
             kwok,
         ));
