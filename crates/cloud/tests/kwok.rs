@@ -1,5 +1,6 @@
 //! The kwok provider on the real control plane: a launch becomes a Node that turns Ready, pods
-//! bound to it run, deleted pods go away, a terminated instance is gone, and injected faults
+//! bound to it run (and are Ready again after the node lifecycle controller marked them
+//! NotReady), deleted pods go away, a terminated instance is gone, and injected faults
 //! surface as typed errors.
 
 use std::time::Duration;
@@ -124,6 +125,36 @@ async fn launched_node_turns_ready_runs_pods_and_is_gone_after_delete() {
     .expect("pod exists");
     let ip = running.status.and_then(|s| s.pod_ip).expect("pod ip");
     assert!(ip.starts_with("198.19."), "{ip}");
+    // What the node lifecycle controller does when a lease goes stale: Ready=False on the
+    // pod. With the node Ready, the kubelet asserts readiness again, as a kubelet's status
+    // manager would.
+    let ready = |p: Option<&Pod>| -> Option<String> {
+        p?.status
+            .as_ref()?
+            .conditions
+            .as_ref()?
+            .iter()
+            .find(|c| c.type_ == "Ready")
+            .map(|c| c.status.clone())
+    };
+    wait_for_object(&pods, "p", TIMEOUT, |p: Option<&Pod>| {
+        ready(p).as_deref() == Some("True")
+    })
+    .await
+    .expect("pod Ready");
+    pods.patch_status(
+        "p",
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Strategic(json!({"status": {"conditions": [
+            {"type": "Ready", "status": "False", "reason": "NodeNotReady"}]}})),
+    )
+    .await
+    .expect("mark NotReady");
+    wait_for_object(&pods, "p", TIMEOUT, |p: Option<&Pod>| {
+        ready(p).as_deref() == Some("True")
+    })
+    .await
+    .expect("the kubelet marks the pod Ready again");
     pods.delete("p", &DeleteParams::default())
         .await
         .expect("delete pod");

@@ -49,22 +49,9 @@ const TYPES: &[&str] = &[
 ];
 const ZONES: &[&str] = &["us-east-1a", "us-east-1b", "us-east-1c"];
 
-/// SplitMix64: small, seeded, identical on every machine.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn pick<T: Copy>(&mut self, xs: &[T]) -> T {
-        xs[(self.next() % xs.len() as u64) as usize]
-    }
-}
+#[path = "../tests/support/benchmark_mix.rs"]
+mod benchmark_mix;
+use benchmark_mix::Rng;
 
 fn bound(name: &str, cpu: i64, mem: i64) -> BoundPod {
     let mut req = requests(cpu, mem);

@@ -35,7 +35,10 @@ use super::{
 /// are looked at again.
 const RESYNC_TICKS: u32 = 25;
 
-/// Writes to the API server in flight at once.
+/// Writes to the API server in flight at once, for pods and, separately, for nodes (Ready and
+/// lease renewals): a burst of pod starts must not hold up the heartbeats, or on a saturated
+/// API server the leases of 1,000 nodes go stale, the node lifecycle controller marks the
+/// nodes' pods NotReady, and the scale-out looks slower than it is.
 pub const MAX_IN_FLIGHT: usize = 64;
 
 /// What a write is for: at most one in flight per key.
@@ -57,24 +60,41 @@ enum Done {
 struct Work {
     in_flight: FuturesUnordered<BoxFuture<'static, (Key, Done)>>,
     busy: BTreeSet<Key>,
+    /// Pod writes among `in_flight`.
+    pods: usize,
     renewed: BTreeMap<String, Instant>,
 }
 
 impl Work {
+    /// Room for a pod write.
     fn has_room(&self) -> bool {
-        self.in_flight.len() < MAX_IN_FLIGHT
+        self.pods < MAX_IN_FLIGHT
+    }
+
+    /// Room for a write of `key`'s kind.
+    fn has_room_for(&self, key: &Key) -> bool {
+        match key {
+            Key::Pod(_) => self.has_room(),
+            Key::Ready(_) | Key::Lease(_) => self.in_flight.len() - self.pods < MAX_IN_FLIGHT,
+        }
     }
 
     /// Starts `write` unless one for `key` is in flight or there is no room (a tick retries).
     fn start(&mut self, key: Key, write: impl std::future::Future<Output = Done> + Send + 'static) {
-        if !self.has_room() || !self.busy.insert(key.clone()) {
+        if !self.has_room_for(&key) || !self.busy.insert(key.clone()) {
             return;
+        }
+        if matches!(key, Key::Pod(_)) {
+            self.pods += 1;
         }
         self.in_flight
             .push(Box::pin(async move { (key, write.await) }));
     }
 
     fn finish(&mut self, (key, done): (Key, Done)) {
+        if matches!(key, Key::Pod(_)) {
+            self.pods -= 1;
+        }
         self.busy.remove(&key);
         if let Done::Renewed(node, at) = done {
             self.renewed.insert(node, at);
@@ -150,7 +170,7 @@ impl Kubelet {
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                ev = node_stream.next(), if work.has_room() => match ev {
+                ev = node_stream.next(), if work.has_room_for(&Key::Lease(String::new())) => match ev {
                     Some(Ok(Event::Apply(node) | Event::InitApply(node))) => {
                         self.node_tick(Arc::new(node), &mut work);
                     }
@@ -192,7 +212,7 @@ impl Kubelet {
                         let pending = matches!(
                             pod.status.as_ref().and_then(|s| s.phase.as_deref()),
                             None | Some("Pending")
-                        );
+                        ) || not_ready(&pod);
                         let uid = pod.metadata.uid.clone().unwrap_or_default();
                         let recent = tried.get(&uid).is_some_and(|at| at.elapsed() < period);
                         if pod.metadata.deletion_timestamp.is_some() {
@@ -214,12 +234,7 @@ impl Kubelet {
         if annotations.contains_key(TERMINATED_ANNOTATION) {
             return;
         }
-        let ready = node
-            .status
-            .as_ref()
-            .and_then(|s| s.conditions.as_ref())
-            .and_then(|c| c.iter().find(|c| c.type_ == "Ready"))
-            .is_some_and(|c| c.status == "True");
+        let ready = node_ready(&node);
         let due = annotations
             .get(READY_AFTER_ANNOTATION)
             .and_then(|t| t.parse::<Timestamp>().ok())
@@ -345,6 +360,12 @@ impl Kubelet {
             return;
         }
         let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+        if phase == Some("Running") && not_ready(pod) && node_ready(node) {
+            // The node lifecycle controller marked it NotReady while the node's lease was
+            // stale; a kubelet's status manager asserts readiness again once it is back.
+            self.ready_again(&api, pod).await;
+            return;
+        }
         if !matches!(phase, None | Some("Pending")) {
             return;
         }
@@ -395,4 +416,57 @@ impl Kubelet {
             tracing::debug!(error = %e, pod = %format!("{ns}/{name}"), "kwok: pod start failed");
         }
     }
+}
+
+impl Kubelet {
+    /// Sets a Running pod's `Ready` condition back to True (the whole list: a merge patch
+    /// replaces it).
+    async fn ready_again(&self, api: &Api<Pod>, pod: &Pod) {
+        let now = Time(Timestamp::now());
+        let conditions: Vec<serde_json::Value> = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .map(|cs| {
+                cs.iter()
+                    .map(|c| {
+                        if c.type_ == "Ready" {
+                            json!({"type": "Ready", "status": "True", "lastTransitionTime": now})
+                        } else {
+                            serde_json::to_value(c).unwrap_or_default()
+                        }
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let patch = json!({"status": {"conditions": conditions}});
+        if let Err(e) = api
+            .patch_status(
+                &pod.name_any(),
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
+            .await
+        {
+            tracing::debug!(error = %e, pod = %pod.name_any(), "kwok: pod readiness not restored");
+        }
+    }
+}
+
+/// A pod whose `Ready` condition is False (as the node lifecycle controller leaves it).
+fn not_ready(pod: &Pod) -> bool {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|cs| cs.iter().find(|c| c.type_ == "Ready"))
+        .is_some_and(|c| c.status == "False")
+}
+
+/// A node whose `Ready` condition is True.
+fn node_ready(node: &Node) -> bool {
+    node.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|cs| cs.iter().find(|c| c.type_ == "Ready"))
+        .is_some_and(|c| c.status == "True")
 }

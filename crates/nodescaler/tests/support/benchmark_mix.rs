@@ -3,7 +3,8 @@
 //! pods in five equal groups (plain, zonal topology spread, hostname topology spread, zonal pod
 //! self-affinity, hostname pod anti-affinity on `app: nginx`; the remainder plain), labels
 //! `my-label` / `my-affininity` from a…g, CPU from {100, 250, 500, 1000, 1500}m and memory from
-//! {100, 256, 512, 1024, 2048, 4096}Mi, drawn from a seeded generator.
+//! {100, 256, 512, 1024, 2048, 4096}Mi, drawn from a seeded generator (SplitMix64, which the
+//! consolidation bench draws from too).
 #![allow(dead_code)] // each user takes what it needs
 
 use std::sync::Arc;
@@ -29,7 +30,7 @@ impl Rng {
         z ^ (z >> 31)
     }
 
-    fn pick<T: Copy>(&mut self, xs: &[T]) -> T {
+    pub fn pick<T: Copy>(&mut self, xs: &[T]) -> T {
         xs[(self.next() % xs.len() as u64) as usize]
     }
 
