@@ -35,11 +35,15 @@ use super::{
 /// are looked at again.
 const RESYNC_TICKS: u32 = 25;
 
-/// Writes to the API server in flight at once, for pods and, separately, for nodes (Ready and
-/// lease renewals): a burst of pod starts must not hold up the heartbeats, or on a saturated
-/// API server the leases of 1,000 nodes go stale, the node lifecycle controller marks the
-/// nodes' pods NotReady, and the scale-out looks slower than it is.
+/// Writes to the API server in flight at once.
 pub const MAX_IN_FLIGHT: usize = 64;
+
+/// Pod writes among them: the rest is kept for node writes (Ready and lease renewals), since a
+/// burst of pod starts must not hold up the heartbeats, or on a saturated API server the
+/// leases of 1,000 nodes go stale, the node lifecycle controller marks the nodes' pods
+/// NotReady, and the scale-out looks slower than it is. (Node writes may use every slot:
+/// more writes in flight in all would only load the API server more.)
+pub const MAX_POD_WRITES: usize = 48;
 
 /// What a write is for: at most one in flight per key.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -68,14 +72,14 @@ struct Work {
 impl Work {
     /// Room for a pod write.
     fn has_room(&self) -> bool {
-        self.pods < MAX_IN_FLIGHT
+        self.pods < MAX_POD_WRITES && self.in_flight.len() < MAX_IN_FLIGHT
     }
 
     /// Room for a write of `key`'s kind.
     fn has_room_for(&self, key: &Key) -> bool {
         match key {
             Key::Pod(_) => self.has_room(),
-            Key::Ready(_) | Key::Lease(_) => self.in_flight.len() - self.pods < MAX_IN_FLIGHT,
+            Key::Ready(_) | Key::Lease(_) => self.in_flight.len() < MAX_IN_FLIGHT,
         }
     }
 
