@@ -228,7 +228,8 @@ async fn only_the_leader_acts_and_the_follower_takes_over() {
 /// layer (same value as the leader, and no writes), the label on both pods; a replica run with
 /// `--leader-only-metrics-server` neither serves nor labels its pod while it follows. After
 /// `kill -9` of the leader the follower keeps serving and leads; the killed replica's container
-/// restarts in its pod, clears the stale label and serves again as a follower.
+/// restarts in its pod, clears the stale label and serves again as a follower; stopped with
+/// SIGTERM, it clears the label.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_replica_serves_the_external_metrics_api() {
     // Its own control plane: the other test's replicas run the pod layer too, and would act on
@@ -434,4 +435,9 @@ async fn every_replica_serves_the_external_metrics_api() {
         .await
         .unwrap_or_else(|e| panic!("{e}\nrestarted:\n{}", restarted.log()));
     assert!(!restarted.led(), "{}", restarted.log());
+    // SIGTERM: a follower that served takes its pod out of the Service as it stops.
+    restarted.signal("-TERM");
+    common::wait_serving_label(&pods, &leader_id, false)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\nstopped follower:\n{}", restarted.log()));
 }

@@ -139,7 +139,7 @@ impl Kubelet {
 
     /// Runs until the task is dropped or aborted; watch errors are retried with backoff.
     ///
-    /// Writes go out concurrently, up to [`MAX_IN_FLIGHT`] at once, one at a time per Node or
+    /// Writes go out concurrently, up to `MAX_IN_FLIGHT` (64) at once, one at a time per Node or
     /// Pod: a real cluster has one kubelet per node working in parallel, and one at a time here
     /// made 1,000 fake nodes start ≈ 2 pods per second.
     pub async fn run(self) {

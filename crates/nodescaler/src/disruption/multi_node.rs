@@ -181,7 +181,7 @@ fn order_key(c: &Candidate<'_>, order: Order) -> f64 {
     }
 }
 
-/// Step 1: the greedy removal set, in the order it was built: one drain per [`Order`], the
+/// Step 1: the greedy removal set, in the order it was built: one drain per `Order`, the
 /// one that saves most (then removes most, then the first order) wins.
 pub fn pack<'c>(
     ctx: &Context<'_>,

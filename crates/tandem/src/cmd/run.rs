@@ -493,7 +493,15 @@ async fn serve(args: Args) -> anyhow::Result<ExitCode> {
             break;
         }
         tokio::select! {
-            _ = &mut shutdown => return Ok(ExitCode::SUCCESS),
+            _ = &mut shutdown => {
+                // A follower that served takes its pod out of the Service as it stops.
+                if pod_layer.is_some()
+                    && let Some(pod) = &own_pod
+                {
+                    super::serving::mark(&client, pod, false).await;
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
             changed = role_rx.changed() => { changed.context("leader election stopped")?; }
         }
     }
