@@ -72,23 +72,26 @@ struct Work {
 impl Work {
     /// Room for a pod write.
     fn has_room(&self) -> bool {
-        self.pods < MAX_POD_WRITES && self.in_flight.len() < MAX_IN_FLIGHT
+        self.pods < MAX_POD_WRITES && self.has_node_room()
     }
 
-    /// Room for a write of `key`'s kind.
-    fn has_room_for(&self, key: &Key) -> bool {
-        match key {
-            Key::Pod(_) => self.has_room(),
-            Key::Ready(_) | Key::Lease(_) => self.in_flight.len() < MAX_IN_FLIGHT,
-        }
+    /// Room for a node write (Ready or a lease renewal).
+    fn has_node_room(&self) -> bool {
+        self.in_flight.len() < MAX_IN_FLIGHT
     }
 
     /// Starts `write` unless one for `key` is in flight or there is no room (a tick retries).
     fn start(&mut self, key: Key, write: impl std::future::Future<Output = Done> + Send + 'static) {
-        if !self.has_room_for(&key) || !self.busy.insert(key.clone()) {
+        let pod = matches!(key, Key::Pod(_));
+        let room = if pod {
+            self.has_room()
+        } else {
+            self.has_node_room()
+        };
+        if !room || !self.busy.insert(key.clone()) {
             return;
         }
-        if matches!(key, Key::Pod(_)) {
+        if pod {
             self.pods += 1;
         }
         self.in_flight
@@ -174,7 +177,7 @@ impl Kubelet {
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                ev = node_stream.next(), if work.has_room_for(&Key::Lease(String::new())) => match ev {
+                ev = node_stream.next(), if work.has_node_room() => match ev {
                     Some(Ok(Event::Apply(node) | Event::InitApply(node))) => {
                         self.node_tick(Arc::new(node), &mut work);
                     }
@@ -213,7 +216,8 @@ impl Kubelet {
                         tried.retain(|_, at| at.elapsed() < period * 4);
                     }
                     for pod in pod_store.state() {
-                        let pending = matches!(
+                        // To start, or to make Ready again.
+                        let due = matches!(
                             pod.status.as_ref().and_then(|s| s.phase.as_deref()),
                             None | Some("Pending")
                         ) || not_ready(&pod);
@@ -221,7 +225,7 @@ impl Kubelet {
                         let recent = tried.get(&uid).is_some_and(|at| at.elapsed() < period);
                         if pod.metadata.deletion_timestamp.is_some() {
                             self.pod(pod, &node_store, &mut work);
-                        } else if resync && pending && !recent && work.has_room() {
+                        } else if resync && due && !recent && work.has_room() {
                             self.pod(pod, &node_store, &mut work);
                             tried.insert(uid, Instant::now());
                         }
@@ -339,7 +343,8 @@ impl Kubelet {
         });
     }
 
-    /// Running for a new pod on one of our nodes; removal once a deleted pod's grace is over.
+    /// Running for a new pod on one of our nodes; Ready again for a Running pod marked NotReady;
+    /// removal once a deleted pod's grace is over.
     async fn pod_work(&self, pod: &Pod, node: &Node, node_name: &str) {
         let ns = pod.namespace().unwrap_or_default();
         let name = pod.name_any();
@@ -423,32 +428,17 @@ impl Kubelet {
 }
 
 impl Kubelet {
-    /// Sets a Running pod's `Ready` condition back to True (the whole list: a merge patch
-    /// replaces it).
+    /// Sets a Running pod's `Ready` condition back to True (strategic merge keys conditions
+    /// by type, so the others stay).
     async fn ready_again(&self, api: &Api<Pod>, pod: &Pod) {
         let now = Time(Timestamp::now());
-        let conditions: Vec<serde_json::Value> = pod
-            .status
-            .as_ref()
-            .and_then(|s| s.conditions.as_ref())
-            .map(|cs| {
-                cs.iter()
-                    .map(|c| {
-                        if c.type_ == "Ready" {
-                            json!({"type": "Ready", "status": "True", "lastTransitionTime": now})
-                        } else {
-                            serde_json::to_value(c).unwrap_or_default()
-                        }
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        let patch = json!({"status": {"conditions": conditions}});
+        let patch = json!({"status": {"conditions": [
+            {"type": "Ready", "status": "True", "lastTransitionTime": now}]}});
         if let Err(e) = api
             .patch_status(
                 &pod.name_any(),
                 &PatchParams::default(),
-                &Patch::Merge(&patch),
+                &Patch::Strategic(&patch),
             )
             .await
         {
@@ -459,18 +449,27 @@ impl Kubelet {
 
 /// A pod whose `Ready` condition is False (as the node lifecycle controller leaves it).
 fn not_ready(pod: &Pod) -> bool {
-    pod.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .and_then(|cs| cs.iter().find(|c| c.type_ == "Ready"))
-        .is_some_and(|c| c.status == "False")
+    let conditions = pod.status.as_ref().and_then(|s| s.conditions.as_deref());
+    ready_status(
+        conditions
+            .unwrap_or_default()
+            .iter()
+            .map(|c| (&*c.type_, &*c.status)),
+    ) == Some("False")
 }
 
 /// A node whose `Ready` condition is True.
 fn node_ready(node: &Node) -> bool {
-    node.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .and_then(|cs| cs.iter().find(|c| c.type_ == "Ready"))
-        .is_some_and(|c| c.status == "True")
+    let conditions = node.status.as_ref().and_then(|s| s.conditions.as_deref());
+    ready_status(
+        conditions
+            .unwrap_or_default()
+            .iter()
+            .map(|c| (&*c.type_, &*c.status)),
+    ) == Some("True")
+}
+
+/// The status of the `Ready` condition among `(type, status)` pairs.
+fn ready_status<'a>(mut conditions: impl Iterator<Item = (&'a str, &'a str)>) -> Option<&'a str> {
+    conditions.find(|(t, _)| *t == "Ready").map(|(_, s)| s)
 }

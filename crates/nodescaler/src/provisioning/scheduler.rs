@@ -793,6 +793,23 @@ impl<'a> Scheduler<'a> {
         Some(m)
     }
 
+    /// Whether pod `p` may run on claim `to`'s cheapest option, its requirements included:
+    /// what a pod moved by the improvement pass or swapped by the rebalancing must satisfy
+    /// (its domains are [`Scheduler::move_masks`]'s part).
+    fn runs_on_first_option(&self, p: usize, to: usize) -> bool {
+        let t = &self.targets[to];
+        let Some(first) = t.options.first().map(|o| *o as usize) else {
+            return false;
+        };
+        let sig = &self.sigs[self.pods[p].sig as usize];
+        let Some(types) = sig.pools[t.pool].usable() else {
+            return false;
+        };
+        types.get(first).copied().unwrap_or(false)
+            && (!t.reqs_extra
+                || compatible(&t.reqs, &sig.reqs, Some(&self.pools[t.pool].well_known)))
+    }
+
     /// One round of the improvement pass: every claim (receiver), most slack first, takes
     /// movable pods from claims that cost more than it, as long as they fit its cheapest
     /// option's room (its price does not change); the donors are then re-priced on the
@@ -855,18 +872,7 @@ impl<'a> Scheduler<'a> {
                         continue;
                     }
                     tries += 1;
-                    let sig = &self.sigs[self.pods[p].sig as usize];
-                    let Some(types) = sig.pools[pool_idx].usable() else {
-                        continue;
-                    };
-                    if !types.get(first).copied().unwrap_or(false)
-                        || (self.targets[r].reqs_extra
-                            && !compatible(
-                                &self.targets[r].reqs,
-                                &sig.reqs,
-                                Some(&self.pools[pool_idx].well_known),
-                            ))
-                    {
+                    if !self.runs_on_first_option(p, r) {
                         continue;
                     }
                     let Some(masks) = self.move_masks(p, from, r, None) else {

@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{CPU, MEMORY, Masks, Scheduler, compatible, fits};
+use super::{CPU, MEMORY, Masks, Scheduler, fits};
 
 /// Most swaps per pair of claims.
 const SWAPS_PER_PAIR: usize = 512;
@@ -70,23 +70,6 @@ impl Scheduler<'_> {
         Some(self.pools[t.pool].types[first].room.clone())
     }
 
-    /// Whether pod `p` may run on claim `to`'s cheapest option, with its requirements: what a
-    /// swap checks once per pod ([`Scheduler::may_swap`] checks the domains per swap).
-    fn may_join(&self, p: usize, to: usize) -> bool {
-        let t = &self.targets[to];
-        let Some(first) = t.options.first().map(|o| *o as usize) else {
-            return false;
-        };
-        let sig = &self.sigs[self.pods[p].sig as usize];
-        let Some(types) = sig.pools[t.pool].usable() else {
-            return false;
-        };
-        self.movable(p)
-            && types.get(first).copied().unwrap_or(false)
-            && (!t.reqs_extra
-                || compatible(&t.reqs, &sig.reqs, Some(&self.pools[t.pool].well_known)))
-    }
-
     /// Whether pod `p` may leave claim `from` for claim `to` while pod `q` leaves `to` for
     /// `from`, with both claims' domains as they are.
     fn may_swap(&self, p: usize, from: usize, q: usize, to: usize) -> bool {
@@ -111,7 +94,7 @@ impl Scheduler<'_> {
                 .pods
                 .iter()
                 .map(|p| *p as usize)
-                .filter(|p| s.may_join(*p, to))
+                .filter(|p| s.movable(*p) && s.runs_on_first_option(*p, to))
                 .map(|p| (lean(&s.pods[p].req), p))
                 .collect()
         };
