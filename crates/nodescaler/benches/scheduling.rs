@@ -69,7 +69,7 @@ fn run_catalog(title: &str, catalog: &Arc<Catalog>, batches: &[usize]) {
         catalog.len()
     );
     println!(
-        "{:>7} {:>10} {:>10} {:>7} {:>7} {:>10} {:>10} {:>9} | {:>7} {:>10}",
+        "{:>7} {:>10} {:>10} {:>7} {:>7} {:>10} {:>10} {:>10} {:>8} {:>9} | {:>7} {:>10}",
         "pods",
         "ms/plan",
         "pods/s",
@@ -77,6 +77,8 @@ fn run_catalog(title: &str, catalog: &Arc<Catalog>, batches: &[usize]) {
         "unsched",
         "cost/LP",
         "cost/LP+n",
+        "cost/shape",
+        "shape ms",
         "peak MiB",
         "fp nodes",
         "fp cost/LP"
@@ -88,6 +90,9 @@ fn run_catalog(title: &str, catalog: &Arc<Catalog>, batches: &[usize]) {
         let (p, per) = timed(&snap, &Options::default(), budget);
         let ratio = cost_ratio_with(&p, &snap, Cuts::Resources);
         let ratio_n = cost_ratio_with(&p, &snap, Cuts::ResourcesAndNodes);
+        let shape_start = Instant::now();
+        let ratio_s = cost_ratio_with(&p, &snap, Cuts::Shapes);
+        let shape_ms = shape_start.elapsed().as_secs_f64() * 1e3;
         let fewest = Options {
             packing: Packing::FewestPods,
             ..Options::default()
@@ -95,7 +100,7 @@ fn run_catalog(title: &str, catalog: &Arc<Catalog>, batches: &[usize]) {
         let fp = plan(&snap, &fewest);
         let fp_ratio = cost_ratio_with(&fp, &snap, Cuts::Resources);
         println!(
-            "{:>7} {:>10.2} {:>10.0} {:>7} {:>7} {:>10.4} {:>10.4} {:>9.1} | {:>7} {:>10.4}",
+            "{:>7} {:>10.2} {:>10.0} {:>7} {:>7} {:>10.4} {:>10.4} {:>10.4} {:>8.0} {:>9.1} | {:>7} {:>10.4}",
             count,
             per.as_secs_f64() * 1e3,
             count as f64 / per.as_secs_f64(),
@@ -103,6 +108,8 @@ fn run_catalog(title: &str, catalog: &Arc<Catalog>, batches: &[usize]) {
             p.unschedulable.len(),
             ratio,
             ratio_n,
+            ratio_s,
+            shape_ms,
             mib(status_kib("VmHWM:")),
             fp.launches.len(),
             fp_ratio,
@@ -249,8 +256,9 @@ fn launches(catalog: &Arc<Catalog>, count: usize) {
         );
     }
     let bound = tandem_nodescaler::lower_bound::lower_bound(&p, &snap, Cuts::ResourcesAndNodes);
+    let shaped = tandem_nodescaler::lower_bound::lower_bound(&p, &snap, Cuts::Shapes);
     println!(
-        "{} launches, ${:.4}/h; bound {bound:?}",
+        "{} launches, ${:.4}/h; bound {bound:?}; shape bound {shaped:?}",
         p.launches.len(),
         p.cost().as_f64()
     );

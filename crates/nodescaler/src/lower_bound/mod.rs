@@ -34,6 +34,8 @@ use crate::provisioning::Plan;
 use crate::provisioning::prepare::{self, CPU, Dims, MEMORY};
 use crate::snapshot::Snapshot;
 
+mod shapes;
+
 /// Which constraints the relaxation includes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Cuts {
@@ -42,6 +44,10 @@ pub enum Cuts {
     Resources,
     /// Resource covering plus the hostname anti-affinity node-count cut.
     ResourcesAndNodes,
+    /// The shape-assignment relaxation (the private `lower_bound::shapes` module): a pod's resources come from
+    /// one type, and a hostname anti-affinity group puts at most one pod on a node. Tighter on
+    /// real catalogs, where the covering LP mixes resources from different types.
+    Shapes,
 }
 
 /// The bound for one NodePool.
@@ -129,8 +135,25 @@ pub fn lower_bound(
         }
         let min_nodes = match cuts {
             Cuts::Resources => 0,
-            Cuts::ResourcesAndNodes => hostname_exclusive(snapshot, pods),
+            Cuts::ResourcesAndNodes | Cuts::Shapes => hostname_exclusive(snapshot, pods),
         };
+        if cuts == Cuts::Shapes {
+            let value =
+                shapes::pool_bound(snapshot, &dims, &keys, pool, pods).map_err(|message| {
+                    LowerBoundError::Solve {
+                        nodepool: name.to_owned(),
+                        message,
+                    }
+                })?;
+            out.usd_per_hour += value;
+            out.per_pool.push(PoolBound {
+                nodepool: name.to_owned(),
+                pods: pods.len(),
+                min_nodes,
+                usd_per_hour: value,
+            });
+            continue;
+        }
         let scale = |i: usize, v: i64| -> f64 {
             match i {
                 CPU => v as f64 / 1000.0,

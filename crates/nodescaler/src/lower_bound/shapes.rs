@@ -1,0 +1,342 @@
+//! The shape-assignment relaxation: a tighter lower bound than buying each resource apart.
+//!
+//! The covering LP of the [parent module](super) may buy CPU from one instance type and memory
+//! from another (on AWS: CPU from t4g.nanos, memory from r-types), which no plan can do: a pod
+//! takes its CPU and its memory from the *same* node. Here pods are grouped into shapes `s`
+//! (equal requests, node requirements and hostname anti-affinity groups; `n_s` pods each) and
+//! assigned to instance types fractionally:
+//!
+//! ```text
+//!   minimise   Σ_t price_t · x_t
+//!   subject to Σ_t y_s,t ≥ n_s                         for every shape s
+//!              Σ_s req_s,r · y_s,t ≤ room_t,r · x_t    for every type t and resource r
+//!              Σ_{s ∈ g} y_s,t ≤ x_t                   for every type t and anti-affinity group g
+//!              Σ_t x_t ≥ 1
+//!              x, y ≥ 0,  y_s,t only where s runs on t (requirements, offerings, room)
+//! ```
+//!
+//! Every plan is a feasible point (`y_s,t` = pods of shape `s` on launches of type `t`, `x_t`
+//! = those launches; a group's pods repel each other by hostname, so at most one per node),
+//! and the price of `t` is its cheapest allowed offering, so the optimum never exceeds the
+//! plan's cost. Types another type dominates (no dearer, at least as roomy in every resource,
+//! usable by every shape that can use the first) are dropped first: swapping each of their
+//! instances for the dominating type keeps a plan feasible at no more cost, so the optimum is
+//! unchanged and the LP stays small. When pods come in too many distinct request vectors,
+//! requests are rounded *down* to a few significant bits until the shapes fit a budget:
+//! smaller requests only loosen the LP, so it stays a bound.
+
+use std::collections::BTreeMap;
+
+use good_lp::{Expression, Solution, SolverModel, Variable, microlp, variable, variables};
+
+use tandem_model::labels;
+use tandem_model::requirements::{Requirement, Requirements};
+
+use crate::provisioning::prepare::{CPU, Dims, Keys, MEMORY, Pool};
+use crate::snapshot::{PendingPod, Snapshot};
+
+/// At most this many shapes go to the solver; more are merged by rounding requests down.
+const MAX_SHAPES: usize = 160;
+
+/// One group of interchangeable pods.
+#[derive(Debug, Clone)]
+struct Shape {
+    req: Vec<i64>,
+    sig: usize,
+    groups: Vec<usize>,
+    count: usize,
+}
+
+/// The optimum of the shape-assignment LP for `pods` (indexes into the snapshot) in `pool`,
+/// in dollars per hour, or the solver's message.
+pub(super) fn pool_bound(
+    snapshot: &Snapshot,
+    dims: &Dims,
+    keys: &Keys,
+    pool: &Pool<'_>,
+    pods: &[usize],
+) -> Result<f64, String> {
+    if pods.is_empty() {
+        return Ok(0.0);
+    }
+    let mut sigs = Signatures::default();
+    let mut groups: BTreeMap<String, usize> = BTreeMap::new();
+    let mut members: Vec<(Vec<i64>, usize, Vec<usize>)> = Vec::with_capacity(pods.len());
+    for p in pods {
+        let pod = &snapshot.pods[*p];
+        let req = dims.dense(&pod.shape.effective_requests());
+        let sig = sigs.of(pod, pool, keys);
+        let mut own: Vec<usize> = hostname_groups(pod)
+            .map(|g| {
+                let next = groups.len();
+                *groups.entry(g).or_insert(next)
+            })
+            .collect();
+        own.sort_unstable();
+        own.dedup();
+        members.push((req, sig, own));
+    }
+    let shapes = shapes_within_budget(&members);
+    let types: Vec<usize> = useful_types(pool, &shapes, &sigs.types);
+    solve(pool, &shapes, &sigs.types, &types, groups.len())
+}
+
+/// Pods' node requirements, each distinct set mapped to the pool's types it allows.
+#[derive(Default)]
+struct Signatures {
+    index: BTreeMap<String, usize>,
+    types: Vec<Vec<bool>>,
+}
+
+impl Signatures {
+    /// The signature of `pod`: its nodeSelector, volume zones and required node-affinity terms
+    /// (any of them), without preferred terms, which the planner may drop.
+    fn of(&mut self, pod: &PendingPod, pool: &Pool<'_>, keys: &Keys) -> usize {
+        let mut base = Requirements::from_labels(
+            pod.node_selector
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str())),
+        );
+        if !pod.volume_zones.is_empty() {
+            base.add(Requirement::in_values(
+                labels::ZONE,
+                pod.volume_zones.iter().map(String::as_str),
+            ));
+        }
+        let terms: Vec<Requirements> = if pod.required_affinity.is_empty() {
+            vec![base]
+        } else {
+            pod.required_affinity
+                .iter()
+                .map(|t| {
+                    let mut r = base.clone();
+                    r.add_all(t);
+                    r
+                })
+                .collect()
+        };
+        let key = format!("{terms:?}");
+        if let Some(i) = self.index.get(&key) {
+            return *i;
+        }
+        let allowed = pool
+            .types
+            .iter()
+            .map(|t| {
+                terms.iter().any(|reqs| {
+                    pool.instance_type(t)
+                        .is_some_and(|it| it.requirements().intersects(reqs))
+                        && t.price_under(&keys.masks_of(reqs)).is_some()
+                })
+            })
+            .collect();
+        self.types.push(allowed);
+        self.index.insert(key, self.types.len() - 1);
+        self.types.len() - 1
+    }
+}
+
+/// Keys of the required hostname anti-affinity terms `pod` owns that select `pod` itself: the
+/// pods sharing a key pairwise exclude each other from a node.
+fn hostname_groups(pod: &PendingPod) -> impl Iterator<Item = String> + '_ {
+    pod.pod_anti_affinity.iter().filter_map(move |term| {
+        let ns_ok = term.namespaces.is_empty() || term.namespaces.contains(&pod.namespace);
+        (term.topology_key == labels::HOSTNAME && ns_ok && term.selector.matches(&pod.labels)).then(
+            || {
+                format!(
+                    "{:?}|{:?}|{}",
+                    term.selector, term.namespaces, pod.namespace
+                )
+            },
+        )
+    })
+}
+
+/// Pods merged into shapes: exact requests when that gives at most [`MAX_SHAPES`], otherwise
+/// requests rounded down to ever fewer significant bits.
+fn shapes_within_budget(members: &[(Vec<i64>, usize, Vec<usize>)]) -> Vec<Shape> {
+    let mut shapes = Vec::new();
+    for bits in [None, Some(4), Some(3), Some(2), Some(1)] {
+        let mut merged: BTreeMap<(Vec<i64>, usize, Vec<usize>), usize> = BTreeMap::new();
+        for (req, sig, groups) in members {
+            let req = match bits {
+                None => req.clone(),
+                Some(b) => req.iter().map(|v| round_down(*v, b)).collect(),
+            };
+            *merged.entry((req, *sig, groups.clone())).or_default() += 1;
+        }
+        shapes = merged
+            .into_iter()
+            .map(|((req, sig, groups), count)| Shape {
+                req,
+                sig,
+                groups,
+                count,
+            })
+            .collect();
+        if shapes.len() <= MAX_SHAPES {
+            break;
+        }
+    }
+    shapes
+}
+
+/// `v` rounded down to its `bits` most significant bits (never up: a smaller request only
+/// loosens the relaxation).
+fn round_down(v: i64, bits: u32) -> i64 {
+    if v <= 0 {
+        return v.max(0);
+    }
+    let width = 64 - v.leading_zeros();
+    if width <= bits {
+        return v;
+    }
+    let drop = width - bits;
+    (v >> drop) << drop
+}
+
+/// Whether shape `s` can run on pool type `t`.
+fn runs_on(pool: &Pool<'_>, sig_types: &[Vec<bool>], s: &Shape, t: usize) -> bool {
+    sig_types[s.sig][t] && s.req.iter().zip(&pool.types[t].room).all(|(r, c)| r <= c)
+}
+
+/// The pool's types some shape can run on and no other type dominates.
+fn useful_types(pool: &Pool<'_>, shapes: &[Shape], sig_types: &[Vec<bool>]) -> Vec<usize> {
+    let compat: Vec<Vec<bool>> = (0..pool.types.len())
+        .map(|t| {
+            shapes
+                .iter()
+                .map(|s| runs_on(pool, sig_types, s, t))
+                .collect()
+        })
+        .collect();
+    let price = |t: usize| pool.types[t].offers.first().map(|o| o.2);
+    let candidates: Vec<usize> = (0..pool.types.len())
+        .filter(|t| price(*t).is_some() && compat[*t].iter().any(|c| *c))
+        .collect();
+    let dominates = |u: usize, t: usize| {
+        let (pu, pt) = (price(u), price(t));
+        let roomier = pool.types[u]
+            .room
+            .iter()
+            .zip(&pool.types[t].room)
+            .all(|(a, b)| a >= b);
+        let serves = compat[u].iter().zip(&compat[t]).all(|(a, b)| *a || !*b);
+        if !(pu <= pt && roomier && serves) {
+            return false;
+        }
+        // Equal in every respect: the lower index stays.
+        let equal = pu == pt && pool.types[u].room == pool.types[t].room && compat[u] == compat[t];
+        !equal || u < t
+    };
+    candidates
+        .iter()
+        .copied()
+        .filter(|t| !candidates.iter().any(|u| *u != *t && dominates(*u, *t)))
+        .collect()
+}
+
+/// Builds and solves the LP over the kept types.
+fn solve(
+    pool: &Pool<'_>,
+    shapes: &[Shape],
+    sig_types: &[Vec<bool>],
+    types: &[usize],
+    groups: usize,
+) -> Result<f64, String> {
+    let scale = |i: usize, v: i64| -> f64 {
+        match i {
+            CPU => v as f64 / 1000.0,
+            MEMORY => v as f64 / f64::from(1u32 << 30),
+            _ => v as f64,
+        }
+    };
+    let mut vars = variables!();
+    let xs: Vec<Variable> = types
+        .iter()
+        .map(|_| vars.add(variable().min(0.0)))
+        .collect();
+    // y[s] = (type position, variable) for every type the shape runs on.
+    let ys: Vec<Vec<(usize, Variable)>> = shapes
+        .iter()
+        .map(|s| {
+            types
+                .iter()
+                .enumerate()
+                .filter(|(_, t)| runs_on(pool, sig_types, s, **t))
+                .map(|(k, _)| (k, vars.add(variable().min(0.0))))
+                .collect()
+        })
+        .collect();
+    if let Some(s) = ys.iter().position(Vec::is_empty) {
+        return Err(format!(
+            "{} pods of one shape fit no instance type of the pool",
+            shapes[s].count
+        ));
+    }
+    let price = |t: usize| {
+        pool.types[t]
+            .offers
+            .first()
+            .map_or(f64::MAX, |o| o.2 as f64 / 1e12)
+    };
+    let objective: Expression = xs.iter().zip(types).map(|(x, t)| price(*t) * *x).sum();
+    let mut model = vars.minimise(objective.clone()).using(microlp);
+    for (s, row) in shapes.iter().zip(&ys) {
+        let placed: Expression = row.iter().map(|(_, y)| *y).sum();
+        model.add_constraint(placed.geq(s.count as f64));
+    }
+    let dims = pool.types.first().map_or(0, |t| t.room.len());
+    for (k, t) in types.iter().enumerate() {
+        let on_t = || {
+            shapes
+                .iter()
+                .zip(&ys)
+                .filter_map(move |(s, row)| row.iter().find(|(j, _)| *j == k).map(|(_, y)| (s, *y)))
+        };
+        for r in 0..dims {
+            if on_t().all(|(s, _)| s.req[r] <= 0) {
+                continue;
+            }
+            let used: Expression = on_t().map(|(s, y)| scale(r, s.req[r]) * y).sum();
+            let room = scale(r, pool.types[*t].room[r].max(0)) * xs[k];
+            model.add_constraint(used.leq(room));
+        }
+        for g in 0..groups {
+            let members: Vec<Variable> = on_t()
+                .filter(|(s, _)| s.groups.contains(&g))
+                .map(|(_, y)| y)
+                .collect();
+            if members.is_empty() {
+                continue;
+            }
+            let sum: Expression = members.into_iter().sum();
+            model.add_constraint(sum.leq(xs[k]));
+        }
+    }
+    // At least one node: without it, one small pod would be charged a fraction of a type
+    // holding several.
+    let count: Expression = xs.iter().copied().sum();
+    model.add_constraint(count.geq(1.0));
+    let solution = model.solve().map_err(|e| e.to_string())?;
+    Ok(solution.eval(&objective).max(0.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::round_down;
+
+    #[test]
+    fn rounding_keeps_the_top_bits_and_never_rounds_up() {
+        assert_eq!(round_down(0b1011_0111, 3), 0b1010_0000);
+        assert_eq!(round_down(5, 3), 5);
+        assert_eq!(round_down(1, 1), 1);
+        assert_eq!(round_down(-3, 2), 0);
+        for v in [1, 7, 100, 250, 1_073_741_824, 4_294_967_295] {
+            for b in 1..5 {
+                let r = round_down(v, b);
+                assert!(r <= v && r > v / 2, "{v} {b} {r}");
+            }
+        }
+    }
+}
