@@ -2,7 +2,6 @@
 //! 003 reads them with `--field-selector source=karpenter`), deduplicated in memory for two
 //! minutes per object, reason and message (upstream's default dedupe).
 
-use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -11,6 +10,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{ObjectMeta, PostParams};
 use kube::{Api, Client};
+use tandem_state::dedupe::DedupeWindow;
 
 /// The component name upstream reports.
 pub const COMPONENT: &str = "karpenter";
@@ -19,7 +19,7 @@ const DEDUPE: Duration = Duration::from_secs(120);
 /// Publishes Events; shared by every controller.
 pub struct Recorder {
     client: Client,
-    seen: Mutex<BTreeMap<String, Instant>>,
+    seen: Mutex<DedupeWindow>,
 }
 
 impl std::fmt::Debug for Recorder {
@@ -48,7 +48,7 @@ impl Recorder {
     pub fn new(client: Client) -> Self {
         Recorder {
             client,
-            seen: Mutex::new(BTreeMap::new()),
+            seen: Mutex::new(DedupeWindow::new(DEDUPE, Instant::now())),
         }
     }
 
@@ -59,17 +59,13 @@ impl Recorder {
             "{}/{}/{}/{reason}/{message}",
             about.kind, about.namespace, about.name
         );
-        {
-            let mut seen = self
-                .seen
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let now = Instant::now();
-            seen.retain(|_, t| now.duration_since(*t) < DEDUPE);
-            if seen.contains_key(&key) {
-                return;
-            }
-            seen.insert(key, now);
+        let new = self
+            .seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .first_within_window(key, Instant::now());
+        if !new {
+            return;
         }
         let ns = if about.namespace.is_empty() {
             "default".to_owned()

@@ -2,7 +2,6 @@
 //! `keda-operator` with upstream's reasons (keda.md §5.1). Warnings repeat every poll while a
 //! problem lasts, so identical ones are sent at most once per two minutes per object.
 
-use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -11,6 +10,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{ObjectMeta, PostParams};
 use kube::{Api, Client, Resource};
+use tandem_state::dedupe::DedupeWindow;
 
 /// The component upstream reports Events from.
 pub const COMPONENT: &str = "keda-operator";
@@ -31,7 +31,7 @@ pub struct Recorder {
     /// `false` for an observe-only pod layer (a follower): it must not report what the
     /// leader reports too.
     enabled: bool,
-    seen: Mutex<BTreeMap<String, Instant>>,
+    seen: Mutex<DedupeWindow>,
 }
 
 impl std::fmt::Debug for Recorder {
@@ -47,7 +47,7 @@ impl Recorder {
         Recorder {
             client,
             enabled: true,
-            seen: Mutex::new(BTreeMap::new()),
+            seen: Mutex::new(DedupeWindow::new(DEDUPE, Instant::now())),
         }
     }
 
@@ -74,16 +74,14 @@ impl Recorder {
         let name = meta.name.clone().unwrap_or_default();
         if severity == Severity::Warning {
             let key = format!("{namespace}/{name}/{reason}/{message}");
-            let mut seen = self
+            let new = self
                 .seen
                 .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let now = Instant::now();
-            seen.retain(|_, t| now.duration_since(*t) < DEDUPE);
-            if seen.contains_key(&key) {
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .first_within_window(key, Instant::now());
+            if !new {
                 return;
             }
-            seen.insert(key, now);
         }
         let now = Time(Timestamp::now());
         let event = Event {

@@ -29,6 +29,7 @@
 //! ```
 
 pub mod convert;
+pub mod dedupe;
 pub mod index;
 pub mod predictions;
 pub mod watch;
