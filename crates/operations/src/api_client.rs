@@ -26,6 +26,8 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use tokio::time::Instant;
 
+use crate::fence::{Fence, Fenced};
+
 /// Karpenter's `KUBE_CLIENT_QPS` default.
 pub const DEFAULT_QPS: f64 = 200.0;
 /// Karpenter's `KUBE_CLIENT_BURST` default.
@@ -142,6 +144,7 @@ impl Bucket {
 pub struct ApiClientLayer {
     bucket: Option<Arc<Bucket>>,
     metrics: ApiClientMetrics,
+    fence: Option<Arc<Fence>>,
 }
 
 impl ApiClientLayer {
@@ -150,7 +153,29 @@ impl ApiClientLayer {
         ApiClientLayer {
             bucket: (limit.qps > 0.0).then(|| Arc::new(Bucket::new(limit))),
             metrics,
+            fence: None,
         }
+    }
+
+    /// Refuses writes (anything but GET, HEAD and OPTIONS, except to Leases) once `fence`
+    /// says this replica's leadership lapsed; they fail with [`Fenced`] without being sent
+    /// and count as code `<fenced>`.
+    #[must_use]
+    pub fn with_fence(mut self, fence: Arc<Fence>) -> Self {
+        self.fence = Some(fence);
+        self
+    }
+
+    fn fenced<B>(&self, request: &Request<B>) -> bool {
+        let Some(fence) = &self.fence else {
+            return false;
+        };
+        let reads = matches!(
+            *request.method(),
+            http::Method::GET | http::Method::HEAD | http::Method::OPTIONS
+        );
+        let lease = request.uri().path().contains("/apis/coordination.k8s.io/");
+        !reads && !lease && !fence.allows_writes(Instant::now())
     }
 }
 
@@ -187,15 +212,18 @@ impl<S> std::fmt::Debug for ApiClientService<S> {
 
 type BoxFuture<T> = Pin<Box<dyn std::future::Future<Output = T> + Send>>;
 
+/// The error of a request through the layer: the inner service's, or [`Fenced`].
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 impl<S, B, R> tower::Service<Request<B>> for ApiClientService<S>
 where
     S: tower::Service<Request<B>, Response = Response<R>>,
     S::Future: Send + 'static,
-    S::Error: 'static,
+    S::Error: Into<BoxError> + 'static,
 {
     type Response = Response<R>;
-    type Error = S::Error;
-    type Future = BoxFuture<Result<Response<R>, S::Error>>;
+    type Error = BoxError;
+    type Future = BoxFuture<Result<Response<R>, BoxError>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         if !self.reserved {
@@ -214,16 +242,25 @@ where
                 Poll::Pending => return Poll::Pending,
             }
         }
-        self.inner.poll_ready(cx)
+        self.inner.poll_ready(cx).map_err(Into::into)
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
         self.reserved = false;
         let method = request.method().as_str().to_owned();
         let requests = self.layer.metrics.requests.clone();
+        if self.layer.fenced(&request) {
+            requests
+                .get_or_create(&RequestLabels {
+                    method,
+                    code: "<fenced>".to_owned(),
+                })
+                .inc();
+            return Box::pin(async { Err(Box::new(Fenced) as BoxError) });
+        }
         let sent = self.inner.call(request);
         Box::pin(async move {
-            let result = sent.await;
+            let result = sent.await.map_err(Into::into);
             let code = match &result {
                 Ok(response) => response.status().as_str().to_owned(),
                 Err(_) => "<error>".to_owned(),
@@ -293,6 +330,58 @@ mod tests {
         assert_eq!(start.elapsed(), Duration::from_secs(1));
         assert_eq!(metrics.requests("GET", "200"), 2);
         assert_eq!(metrics.requests("PATCH", "404"), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lapsed_fence_refuses_writes_but_not_reads_or_leases() {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        use tower::{Layer as _, Service as _, ServiceExt as _};
+        let metrics = ApiClientMetrics::unregistered();
+        let fence = Arc::new(Fence::new());
+        let layer = ApiClientLayer::new(RateLimit { qps: 0.0, burst: 0 }, metrics.clone())
+            .with_fence(fence.clone());
+        let sent = Arc::new(AtomicU32::new(0));
+        let counter = sent.clone();
+        let inner = tower::service_fn(move |_req: Request<()>| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            async move {
+                Ok::<_, std::convert::Infallible>(
+                    Response::builder().status(200).body(()).expect("response"),
+                )
+            }
+        });
+        let mut service = layer.layer(inner);
+        let mut send = async |method: http::Method, path: &str| {
+            let request = Request::builder()
+                .method(method)
+                .uri(path)
+                .body(())
+                .expect("request");
+            service.ready().await.expect("ready").call(request).await
+        };
+        let pod = "/api/v1/namespaces/a/pods/b";
+        let lease = "/apis/coordination.k8s.io/v1/namespaces/a/leases/tandem";
+        // Never led: writes go.
+        assert!(send(http::Method::PATCH, pod).await.is_ok());
+        fence.renewed(Instant::now(), Duration::from_secs(10));
+        assert!(send(http::Method::POST, pod).await.is_ok());
+        tokio::time::advance(Duration::from_secs(11)).await;
+        let refused = send(http::Method::DELETE, pod).await;
+        assert!(
+            refused
+                .as_ref()
+                .is_err_and(|e| e.to_string().contains("leadership lapsed")),
+            "{:?}",
+            refused.map(|_| ())
+        );
+        assert!(send(http::Method::GET, pod).await.is_ok());
+        assert!(send(http::Method::PUT, lease).await.is_ok());
+        assert_eq!(
+            sent.load(Ordering::SeqCst),
+            4,
+            "the refused write was not sent"
+        );
+        assert_eq!(metrics.requests("DELETE", "<fenced>"), 1);
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! reports [`Role::Lost`] and must stop acting at once (the binary exits, as
 //! controller-runtime does), because another replica may take over after the lease duration.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
@@ -14,6 +15,8 @@ use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::api::{ObjectMeta, PostParams};
 use kube::{Api, Client};
 use tokio::sync::watch;
+
+use crate::fence::Fence;
 
 /// Timings of the election; [`Default`] is upstream's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,6 +132,7 @@ pub struct Elector {
     name: String,
     identity: String,
     timings: Timings,
+    fence: Option<Arc<Fence>>,
 }
 
 impl std::fmt::Debug for Elector {
@@ -155,7 +159,16 @@ impl Elector {
             name: name.to_owned(),
             identity: identity.to_owned(),
             timings,
+            fence: None,
         }
+    }
+
+    /// Keeps `fence` up to date: armed until the renew deadline after each renewal, revoked
+    /// when leadership is lost (see [`crate::fence`]).
+    #[must_use]
+    pub fn with_fence(mut self, fence: Arc<Fence>) -> Self {
+        self.fence = Some(fence);
+        self
     }
 
     /// This replica's identity.
@@ -168,17 +181,27 @@ impl Elector {
     /// with state it built while leading.
     pub async fn run(self, role: watch::Sender<Role>) {
         let mut last_renewal: Option<tokio::time::Instant> = None;
+        let revoke = |fence: &Option<Arc<Fence>>| {
+            if let Some(f) = fence {
+                f.revoke();
+            }
+        };
         loop {
+            let started = tokio::time::Instant::now();
             let outcome = self.round().await;
             let now = tokio::time::Instant::now();
             match outcome {
                 Ok(Role::Leader) => {
                     last_renewal = Some(now);
+                    if let Some(f) = &self.fence {
+                        f.renewed(started, self.timings.renew_deadline);
+                    }
                     role.send_if_modified(|r| replace(r, Role::Leader));
                 }
                 Ok(other) => {
                     if last_renewal.is_some() {
                         // Someone else holds the lease we held: leadership is gone.
+                        revoke(&self.fence);
                         role.send_replace(Role::Lost);
                         return;
                     }
@@ -189,6 +212,7 @@ impl Elector {
                     if let Some(at) = last_renewal
                         && now.duration_since(at) >= self.timings.renew_deadline
                     {
+                        revoke(&self.fence);
                         role.send_replace(Role::Lost);
                         return;
                     }

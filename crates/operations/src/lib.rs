@@ -17,6 +17,7 @@
 
 pub mod api_client;
 pub mod endpoints;
+pub mod fence;
 pub mod leader;
 
 pub use prometheus_client;

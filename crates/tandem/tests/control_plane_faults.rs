@@ -36,10 +36,10 @@
 //! between a creation's response and its log line would make a log miss a claim that the
 //! audit log (written before the response is sent) has: a window of microseconds, reported
 //! as such if it ever shows. A leader that is paused rather than killed and resumes after
-//! losing the Lease is not exercised here (`kill -9` only). In test 2 kwok nodes register at
-//! once (see `start_replica`), and the pod layer is off in both (no ScaledObjects here).
+//! losing the Lease is test 3 (below). In tests 2 and 3 kwok nodes register at once (see
+//! `start_replica`), and the pod layer is off (no ScaledObjects here).
 //!
-//! The two tests run one after the other (a lock): two control planes plus replicas at once
+//! The tests run one after the other (a lock): two control planes plus replicas at once
 //! are too much for two cores, where a starved leader may miss its renew deadline.
 
 mod common;
@@ -858,5 +858,137 @@ async fn killing_the_leader_repeatedly_leaves_exactly_one_acting() {
         tenures.len(),
         creations.len(),
         started.elapsed().as_secs_f64()
+    );
+}
+
+/// 3. A leader paused (SIGSTOP) mid-launch past the lease duration, then resumed (SIGCONT)
+///    while its successor acts: the split-brain case a `kill -9` cannot show, since the paused
+///    process resumes with its controllers mid-pass. Its client refuses every write once the
+///    renew deadline after its last renewal has passed (the fence), so it writes nothing after
+///    the pause, and its elector then sees the Lease held by another and it exits. Proven from
+///    the audit log: every successful write of the paused replica completed before its
+///    successor's first Lease write; the successor's all came after; the pods all run on
+///    exactly the nodes they need, each created once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_leader_writes_nothing_once_it_resumes_without_the_lease() {
+    let _serial = SERIAL.lock().await;
+    let cp = control_plane().await;
+    let client = cp.client().expect("client");
+    let ns = cp.namespace("paused").await.expect("namespace");
+    nodepool(&client, &ns).await;
+    let timeline: Timeline = Arc::default();
+    let poller = poll_lease(Api::namespaced(client.clone(), &ns), timeline.clone());
+    let holder = || {
+        timeline
+            .lock()
+            .expect("timeline")
+            .last()
+            .and_then(|e| e.1.clone())
+    };
+    let replicas = [start_replica(&cp, &ns, 0), start_replica(&cp, &ns, 1)];
+    let deployments = deployment(&client, &ns, 0).await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+    let ids: Vec<String> = replicas.iter().map(|r| r.id.clone()).collect();
+    let first = wait_for("a leader", TIMEOUT, || async {
+        holder().filter(|h| ids.contains(h))
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", logs(&[&replicas[0], &replicas[1]])));
+    let (paused, successor) = if replicas[0].id == first {
+        (&replicas[0], &replicas[1])
+    } else {
+        (&replicas[1], &replicas[0])
+    };
+    let all = || logs(&[paused, successor]);
+
+    // Pause the leader right after the first claim of a 4-claim batch: the others are still
+    // to be created, the first is launching.
+    scale(&deployments, 8).await;
+    wait_for("the leader's first claim", TIMEOUT, || async {
+        (!created_claims(&paused.log()).is_empty()).then_some(())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", all()));
+    paused.signal("-STOP");
+    wait_for("the successor leads", TIMEOUT, || async {
+        holder().filter(|h| *h == successor.id)
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", all()));
+    // The successor acts; the paused one resumes while it does.
+    scale(&deployments, 12).await;
+    wait_for("the successor's first claim", TIMEOUT, || async {
+        (!created_claims(&successor.log()).is_empty()).then_some(())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", all()));
+    paused.signal("-CONT");
+    wait_for("the resumed replica exits", TIMEOUT, || async {
+        (!running(paused)).then_some(())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", all()));
+    all_running(&pods, 12, all).await;
+    view_caught_up(successor, &ns, 12, needed_nodes(12)).await;
+    poller.abort();
+
+    let (claims, node_names) = claims_and_nodes(&client, &ns).await;
+    let requests = audit(&cp);
+    let dump = |what: &str| {
+        let lines: Vec<String> = requests
+            .iter()
+            .filter(|r| ids.contains(&r.user) && r.write() && r.ok())
+            .map(|r| r.to_string())
+            .collect();
+        format!(
+            "{what}\nclaims {claims:?}\nnodes {node_names:?}\nsuccessful writes of the \
+             replicas:\n{}\n{}",
+            lines.join("\n"),
+            all()
+        )
+    };
+    let took_over = requests
+        .iter()
+        .find(|r| r.is_lease(&ns) && r.write() && r.ok() && r.user == successor.id)
+        .map(|r| r.completed)
+        .unwrap_or_else(|| panic!("{}", dump("the successor never wrote the Lease")));
+    let mut after_pause = 0;
+    for r in requests
+        .iter()
+        .filter(|r| ids.contains(&r.user) && r.write() && r.ok())
+    {
+        if r.user == paused.id {
+            assert!(
+                r.completed < took_over,
+                "{}",
+                dump(&format!(
+                    "the paused leader wrote after losing the Lease: {r}"
+                ))
+            );
+        } else if !r.is_lease(&ns) {
+            assert!(
+                r.received >= took_over,
+                "{}",
+                dump(&format!("the successor acted before it led: {r}"))
+            );
+            after_pause += 1;
+        }
+    }
+    let creations = claim_creations(&requests);
+    let nodes = needed_nodes(12);
+    assert_eq!(claims.len(), nodes, "{}", dump("claims ≠ needed"));
+    assert_eq!(node_names.len(), nodes, "{}", dump("nodes ≠ needed"));
+    assert_eq!(creations.len(), nodes, "{}", dump("creations ≠ needed"));
+    let refused = paused
+        .log()
+        .lines()
+        .filter(|l| l.contains("leadership lapsed"))
+        .count();
+    eprintln!(
+        "paused leader: {} claims created before the pause, {} by the successor ({after_pause} \
+         writes after taking over); {refused} log lines of writes the fence refused after the \
+         resume; {nodes} nodes for 12 pods",
+        created_claims(&paused.log()).len(),
+        created_claims(&successor.log()).len(),
     );
 }

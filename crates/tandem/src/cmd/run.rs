@@ -21,6 +21,7 @@ use tandem_controllers::{Controllers, Options};
 use tandem_model::catalog::Catalog;
 use tandem_operations::api_client::{ApiClientLayer, ApiClientMetrics, RateLimit};
 use tandem_operations::endpoints::{self, Routes};
+use tandem_operations::fence::Fence;
 use tandem_operations::leader::{Elector, Role, Timings};
 use tandem_operations::prometheus_client::registry::Registry;
 use tokio::sync::watch;
@@ -314,15 +315,17 @@ pub(crate) async fn client(kubeconfig: Option<&PathBuf>) -> anyhow::Result<kube:
 
 /// The client `tandem run` acts with: [`client`]'s configuration behind the client-side rate
 /// limit, counting every request into `rest_client_requests_total`.
+/// Writes also stop at `fence` once this replica's leadership lapses.
 async fn limited_client(
     kubeconfig: Option<&PathBuf>,
     limit: RateLimit,
     metrics: ApiClientMetrics,
+    fence: Arc<Fence>,
 ) -> anyhow::Result<kube::Client> {
     let builder = kube::client::ClientBuilder::try_from(config(kubeconfig).await?)
         .context("cannot build a Kubernetes client")?;
     Ok(builder
-        .with_layer(&ApiClientLayer::new(limit, metrics))
+        .with_layer(&ApiClientLayer::new(limit, metrics).with_fence(fence))
         .build())
 }
 
@@ -352,7 +355,15 @@ async fn serve(args: Args) -> anyhow::Result<ExitCode> {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner),
     );
-    let client = limited_client(args.kubeconfig.as_ref(), limit, client_metrics).await?;
+    // Armed by the elector; with leader election disabled it is never armed.
+    let fence = Arc::new(Fence::new());
+    let client = limited_client(
+        args.kubeconfig.as_ref(),
+        limit,
+        client_metrics,
+        fence.clone(),
+    )
+    .await?;
     if limit.qps > 0.0 {
         eprintln!(
             "tandem: Kubernetes client limited to {} requests/s, burst {}",
@@ -437,7 +448,8 @@ async fn serve(args: Args) -> anyhow::Result<ExitCode> {
                 renew_deadline: args.renew_deadline,
                 retry_period: args.retry_period,
             },
-        );
+        )
+        .with_fence(fence.clone());
         eprintln!(
             "tandem: electing a leader on Lease {}/{} as {id}",
             args.leader_election_namespace, args.leader_election_name
@@ -537,7 +549,14 @@ async fn serve(args: Args) -> anyhow::Result<ExitCode> {
                 client.clone(),
                 // The cloud and kubelets the provider plays stand in for a cloud API and the
                 // nodes' own: they neither wait for nor count against Tandem's client limit.
-                self::client(args.kubeconfig.as_ref()).await?,
+                // They are fenced like the rest: they run in the leader only.
+                limited_client(
+                    args.kubeconfig.as_ref(),
+                    RateLimit { qps: 0.0, burst: 0 },
+                    ApiClientMetrics::unregistered(),
+                    fence.clone(),
+                )
+                .await?,
                 args.catalog,
                 predictions.as_ref(),
                 options,
