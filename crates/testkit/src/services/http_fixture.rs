@@ -1,6 +1,8 @@
 //! A tiny HTTP server in the test process: a Prometheus exporter to scrape, or a metrics API
 //! to read. Bodies are set by the test at any time; an optional bearer token is required on
-//! every request (401 otherwise), to test credentials.
+//! every request (401 otherwise), to test credentials; a path can be made to fail (an error
+//! status, no answer at all, or garbage) and requests are counted per path, to test how a
+//! client behaves when its source breaks.
 
 use super::{Result, setup};
 use std::collections::BTreeMap;
@@ -11,8 +13,21 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 #[derive(Debug, Default)]
 struct State {
     routes: BTreeMap<String, (String, String)>,
+    faults: BTreeMap<String, Fault>,
     bearer: Option<String>,
     requests: u64,
+    per_path: BTreeMap<String, u64>,
+}
+
+/// How a path misbehaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Answers with this status line (`"503 Service Unavailable"`) and a short text body.
+    Status(&'static str),
+    /// Reads the request and never answers (the connection stays open for ten minutes).
+    Hang,
+    /// Answers `200 OK` with a body no client can parse.
+    Garbage,
 }
 
 /// A running fixture on 127.0.0.1; stops when dropped.
@@ -67,22 +82,41 @@ impl HttpFixture {
                                 .then(|| v.trim().to_owned())
                         })
                         .unwrap_or_default();
-                    let (status, ctype, body) = {
+                    let answer = {
                         let Ok(mut s) = state.lock() else { return };
                         s.requests += 1;
-                        match (&s.bearer, s.routes.get(&path)) {
-                            (Some(t), _) if auth != format!("Bearer {t}") => (
+                        *s.per_path.entry(path.clone()).or_default() += 1;
+                        match (&s.bearer, s.routes.get(&path), s.faults.get(&path)) {
+                            (_, _, Some(Fault::Hang)) => None,
+                            (_, _, Some(Fault::Status(line))) => Some((
+                                *line,
+                                "text/plain".to_owned(),
+                                "injected fault\n".to_owned(),
+                            )),
+                            (_, _, Some(Fault::Garbage)) => Some((
+                                "200 OK",
+                                "application/json".to_owned(),
+                                "\u{1}{not json, not a number]".to_owned(),
+                            )),
+                            (Some(t), _, _) if auth != format!("Bearer {t}") => Some((
                                 "401 Unauthorized",
                                 "text/plain".to_owned(),
                                 "unauthorized\n".to_owned(),
-                            ),
-                            (_, Some((ctype, body))) => ("200 OK", ctype.clone(), body.clone()),
-                            (_, None) => (
+                            )),
+                            (_, Some((ctype, body)), _) => {
+                                Some(("200 OK", ctype.clone(), body.clone()))
+                            }
+                            (_, None, _) => Some((
                                 "404 Not Found",
                                 "text/plain".to_owned(),
                                 "not found\n".to_owned(),
-                            ),
+                            )),
                         }
+                    };
+                    let Some((status, ctype, body)) = answer else {
+                        // Hang: hold the connection open, answer nothing.
+                        tokio::time::sleep(std::time::Duration::from_secs(600)).await;
+                        return;
                     };
                     let resp = format!(
                         "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -124,6 +158,28 @@ impl HttpFixture {
     /// Requests served so far.
     pub fn requests(&self) -> u64 {
         self.state.lock().map(|s| s.requests).unwrap_or(0)
+    }
+
+    /// Makes `path` misbehave as `fault` from now on (until [`heal`](Self::heal)).
+    pub fn fail(&self, path: &str, fault: Fault) {
+        if let Ok(mut s) = self.state.lock() {
+            s.faults.insert(path.to_owned(), fault);
+        }
+    }
+
+    /// Serves `path` normally again.
+    pub fn heal(&self, path: &str) {
+        if let Ok(mut s) = self.state.lock() {
+            s.faults.remove(path);
+        }
+    }
+
+    /// Requests received for `path` so far (answered or not).
+    pub fn requests_to(&self, path: &str) -> u64 {
+        self.state
+            .lock()
+            .map(|s| s.per_path.get(path).copied().unwrap_or(0))
+            .unwrap_or(0)
     }
 }
 

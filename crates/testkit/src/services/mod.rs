@@ -23,7 +23,7 @@ mod prometheus;
 mod rabbitmq;
 mod redis;
 
-pub use http_fixture::HttpFixture;
+pub use http_fixture::{Fault, HttpFixture};
 pub use kafka::{
     KAFKA_VERSION, Kafka, KafkaUser, LIBS_ENV as KAFKA_LIBS_ENV, libs_dir as kafka_libs_dir,
 };
