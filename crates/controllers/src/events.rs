@@ -2,15 +2,14 @@
 //! 003 reads them with `--field-selector source=karpenter`), deduplicated in memory for two
 //! minutes per object, reason and message (upstream's default dedupe).
 
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{ObjectMeta, PostParams};
 use kube::{Api, Client};
-use tandem_state::dedupe::DedupeWindow;
+use tandem_state::dedupe::SharedDedupe;
 
 /// The component name upstream reports.
 pub const COMPONENT: &str = "karpenter";
@@ -19,7 +18,7 @@ const DEDUPE: Duration = Duration::from_secs(120);
 /// Publishes Events; shared by every controller.
 pub struct Recorder {
     client: Client,
-    seen: Mutex<DedupeWindow>,
+    seen: SharedDedupe,
 }
 
 impl std::fmt::Debug for Recorder {
@@ -48,7 +47,7 @@ impl Recorder {
     pub fn new(client: Client) -> Self {
         Recorder {
             client,
-            seen: Mutex::new(DedupeWindow::new(DEDUPE, Instant::now())),
+            seen: SharedDedupe::new(DEDUPE),
         }
     }
 
@@ -59,12 +58,7 @@ impl Recorder {
             "{}/{}/{}/{reason}/{message}",
             about.kind, about.namespace, about.name
         );
-        let new = self
-            .seen
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .first_within_window(key, Instant::now());
-        if !new {
+        if !self.seen.first_now(key) {
             return;
         }
         let ns = if about.namespace.is_empty() {

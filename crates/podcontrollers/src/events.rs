@@ -2,15 +2,14 @@
 //! `keda-operator` with upstream's reasons (keda.md §5.1). Warnings repeat every poll while a
 //! problem lasts, so identical ones are sent at most once per two minutes per object.
 
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{ObjectMeta, PostParams};
 use kube::{Api, Client, Resource};
-use tandem_state::dedupe::DedupeWindow;
+use tandem_state::dedupe::SharedDedupe;
 
 /// The component upstream reports Events from.
 pub const COMPONENT: &str = "keda-operator";
@@ -31,7 +30,7 @@ pub struct Recorder {
     /// `false` for an observe-only pod layer (a follower): it must not report what the
     /// leader reports too.
     enabled: bool,
-    seen: Mutex<DedupeWindow>,
+    seen: SharedDedupe,
 }
 
 impl std::fmt::Debug for Recorder {
@@ -47,7 +46,7 @@ impl Recorder {
         Recorder {
             client,
             enabled: true,
-            seen: Mutex::new(DedupeWindow::new(DEDUPE, Instant::now())),
+            seen: SharedDedupe::new(DEDUPE),
         }
     }
 
@@ -74,12 +73,7 @@ impl Recorder {
         let name = meta.name.clone().unwrap_or_default();
         if severity == Severity::Warning {
             let key = format!("{namespace}/{name}/{reason}/{message}");
-            let new = self
-                .seen
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .first_within_window(key, Instant::now());
-            if !new {
+            if !self.seen.first_now(key) {
                 return;
             }
         }

@@ -6,6 +6,7 @@
 //! in, so the window is tested without a clock.
 
 use std::collections::BTreeMap;
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 /// How often expired entries are swept. Sweeping on every Event made a burst of thousands (a
@@ -60,6 +61,28 @@ impl DedupeWindow {
     #[must_use]
     pub fn is_empty(&self) -> bool {
         self.at.is_empty()
+    }
+}
+
+/// A [`DedupeWindow`] behind a lock and read with the clock: what a recorder shared by many
+/// tasks holds.
+#[derive(Debug)]
+pub struct SharedDedupe(Mutex<DedupeWindow>);
+
+impl SharedDedupe {
+    /// An empty window of length `window`, starting now.
+    #[must_use]
+    pub fn new(window: Duration) -> Self {
+        SharedDedupe(Mutex::new(DedupeWindow::new(window, Instant::now())))
+    }
+
+    /// Whether an Event with `key` should go out now (see
+    /// [`DedupeWindow::first_within_window`]).
+    pub fn first_now(&self, key: String) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .first_within_window(key, Instant::now())
     }
 }
 

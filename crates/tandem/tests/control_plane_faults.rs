@@ -861,6 +861,17 @@ async fn killing_the_leader_repeatedly_leaves_exactly_one_acting() {
     );
 }
 
+/// Waits for `check` as [`wait_for`] does; fails with `dump()` (the replicas' logs).
+async fn within<T, F, Fut>(what: &str, check: F, dump: impl Fn() -> String) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    wait_for(what, TIMEOUT, check)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", dump()))
+}
+
 /// 3. A leader paused (SIGSTOP) mid-launch past the lease duration, then resumed (SIGCONT)
 ///    while its successor acts: the split-brain case a `kill -9` cannot show, since the paused
 ///    process resumes with its controllers mid-pass. Its client refuses every write once the
@@ -889,11 +900,12 @@ async fn a_paused_leader_writes_nothing_once_it_resumes_without_the_lease() {
     let deployments = deployment(&client, &ns, 0).await;
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
     let ids: Vec<String> = replicas.iter().map(|r| r.id.clone()).collect();
-    let first = wait_for("a leader", TIMEOUT, || async {
-        holder().filter(|h| ids.contains(h))
-    })
-    .await
-    .unwrap_or_else(|e| panic!("{e}\n{}", logs(&[&replicas[0], &replicas[1]])));
+    let first = within(
+        "a leader",
+        || async { holder().filter(|h| ids.contains(h)) },
+        || logs(&[&replicas[0], &replicas[1]]),
+    )
+    .await;
     let (paused, successor) = if replicas[0].id == first {
         (&replicas[0], &replicas[1])
     } else {
@@ -904,30 +916,34 @@ async fn a_paused_leader_writes_nothing_once_it_resumes_without_the_lease() {
     // Pause the leader right after the first claim of a 4-claim batch: the others are still
     // to be created, the first is launching.
     scale(&deployments, 8).await;
-    wait_for("the leader's first claim", TIMEOUT, || async {
-        (!created_claims(&paused.log()).is_empty()).then_some(())
-    })
-    .await
-    .unwrap_or_else(|e| panic!("{e}\n{}", all()));
+    within(
+        "the leader's first claim",
+        || async { (!created_claims(&paused.log()).is_empty()).then_some(()) },
+        all,
+    )
+    .await;
     paused.signal("-STOP");
-    wait_for("the successor leads", TIMEOUT, || async {
-        holder().filter(|h| *h == successor.id)
-    })
-    .await
-    .unwrap_or_else(|e| panic!("{e}\n{}", all()));
+    within(
+        "the successor leads",
+        || async { holder().filter(|h| *h == successor.id) },
+        all,
+    )
+    .await;
     // The successor acts; the paused one resumes while it does.
     scale(&deployments, 12).await;
-    wait_for("the successor's first claim", TIMEOUT, || async {
-        (!created_claims(&successor.log()).is_empty()).then_some(())
-    })
-    .await
-    .unwrap_or_else(|e| panic!("{e}\n{}", all()));
+    within(
+        "the successor's first claim",
+        || async { (!created_claims(&successor.log()).is_empty()).then_some(()) },
+        all,
+    )
+    .await;
     paused.signal("-CONT");
-    wait_for("the resumed replica exits", TIMEOUT, || async {
-        (!running(paused)).then_some(())
-    })
-    .await
-    .unwrap_or_else(|e| panic!("{e}\n{}", all()));
+    within(
+        "the resumed replica exits",
+        || async { (!running(paused)).then_some(()) },
+        all,
+    )
+    .await;
     all_running(&pods, 12, all).await;
     view_caught_up(successor, &ns, 12, needed_nodes(12)).await;
     poller.abort();

@@ -126,70 +126,20 @@ pub fn lower_bound(
             .find(|p| p.name == name)
             .ok_or_else(|| LowerBoundError::UnknownNodePool(name.to_owned()))?;
         let pods = pods_of.get(name).map_or(&[][..], Vec::as_slice);
-        let mut demand = vec![0i64; dims.len()];
-        for p in pods {
-            let r = dims.dense(&snapshot.pods[*p].shape.effective_requests());
-            for (d, x) in demand.iter_mut().zip(r) {
-                *d = d.saturating_add(x);
-            }
-        }
         let min_nodes = match cuts {
             Cuts::Resources => 0,
             Cuts::ResourcesAndNodes | Cuts::Shapes => hostname_exclusive(snapshot, pods),
         };
-        if cuts == Cuts::Shapes {
-            let value =
-                shapes::pool_bound(snapshot, &dims, &keys, pool, pods).map_err(|message| {
-                    LowerBoundError::Solve {
-                        nodepool: name.to_owned(),
-                        message,
-                    }
-                })?;
-            out.usd_per_hour += value;
-            out.per_pool.push(PoolBound {
-                nodepool: name.to_owned(),
-                pods: pods.len(),
-                min_nodes,
-                usd_per_hour: value,
-            });
-            continue;
-        }
-        let scale = |i: usize, v: i64| -> f64 {
-            match i {
-                CPU => v as f64 / 1000.0,
-                MEMORY => v as f64 / f64::from(1u32 << 30),
-                _ => v as f64,
+        let value = match cuts {
+            Cuts::Shapes => shapes::pool_bound(snapshot, &dims, &keys, pool, pods),
+            Cuts::Resources | Cuts::ResourcesAndNodes => {
+                covering(snapshot, &dims, pool, pods, min_nodes)
             }
-        };
-        let mut vars = variables!();
-        let xs: Vec<(Variable, &prepare::PoolType)> = pool
-            .types
-            .iter()
-            .map(|t| (vars.add(variable().min(0.0)), t))
-            .collect();
-        let price =
-            |t: &prepare::PoolType| t.offers.first().map_or(f64::MAX, |o| o.2 as f64 / 1e12);
-        let objective: Expression = xs.iter().map(|(x, t)| price(t) * *x).sum();
-        let mut model = vars.minimise(objective.clone()).using(microlp);
-        for (i, d) in demand.iter().enumerate() {
-            if *d <= 0 {
-                continue;
-            }
-            let lhs: Expression = xs
-                .iter()
-                .map(|(x, t)| scale(i, t.room[i].max(0)) * *x)
-                .sum();
-            model.add_constraint(lhs.geq(scale(i, *d)));
         }
-        if min_nodes > 0 {
-            let count: Expression = xs.iter().map(|(x, _)| *x).sum();
-            model.add_constraint(count.geq(min_nodes as f64));
-        }
-        let solution = model.solve().map_err(|e| LowerBoundError::Solve {
+        .map_err(|message| LowerBoundError::Solve {
             nodepool: name.to_owned(),
-            message: e.to_string(),
+            message,
         })?;
-        let value = solution.eval(&objective).max(0.0);
         out.usd_per_hour += value;
         out.per_pool.push(PoolBound {
             nodepool: name.to_owned(),
@@ -199,6 +149,62 @@ pub fn lower_bound(
         });
     }
     Ok(out)
+}
+
+/// The covering LP's optimum for `pods` in `pool` (see the [module documentation](self)).
+fn covering(
+    snapshot: &Snapshot,
+    dims: &Dims,
+    pool: &prepare::Pool<'_>,
+    pods: &[usize],
+    min_nodes: usize,
+) -> Result<f64, String> {
+    let mut demand = vec![0i64; dims.len()];
+    for p in pods {
+        let r = dims.dense(&snapshot.pods[*p].shape.effective_requests());
+        for (d, x) in demand.iter_mut().zip(r) {
+            *d = d.saturating_add(x);
+        }
+    }
+    let mut vars = variables!();
+    let xs: Vec<(Variable, &prepare::PoolType)> = pool
+        .types
+        .iter()
+        .map(|t| (vars.add(variable().min(0.0)), t))
+        .collect();
+    let objective: Expression = xs.iter().map(|(x, t)| usd_per_hour(t) * *x).sum();
+    let mut model = vars.minimise(objective.clone()).using(microlp);
+    for (i, d) in demand.iter().enumerate() {
+        if *d <= 0 {
+            continue;
+        }
+        let lhs: Expression = xs
+            .iter()
+            .map(|(x, t)| solver_units(i, t.room[i].max(0)) * *x)
+            .sum();
+        model.add_constraint(lhs.geq(solver_units(i, *d)));
+    }
+    if min_nodes > 0 {
+        let count: Expression = xs.iter().map(|(x, _)| *x).sum();
+        model.add_constraint(count.geq(min_nodes as f64));
+    }
+    let solution = model.solve().map_err(|e| e.to_string())?;
+    Ok(solution.eval(&objective).max(0.0))
+}
+
+/// Resource `i`'s amount `v` in the units the solver sees: cores, GiB, counts (coefficients
+/// of similar size keep the simplex stable).
+fn solver_units(i: usize, v: i64) -> f64 {
+    match i {
+        CPU => v as f64 / 1000.0,
+        MEMORY => v as f64 / f64::from(1u32 << 30),
+        _ => v as f64,
+    }
+}
+
+/// The type's cheapest allowed offering in dollars per hour (every plan pays at least that).
+fn usd_per_hour(t: &prepare::PoolType) -> f64 {
+    t.offers.first().map_or(f64::MAX, |o| o.2 as f64 / 1e12)
 }
 
 /// The largest set of `pods` that pairwise exclude each other by a required hostname

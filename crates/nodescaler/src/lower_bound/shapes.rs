@@ -32,7 +32,8 @@ use good_lp::{Expression, Solution, SolverModel, Variable, microlp, variable, va
 use tandem_model::labels;
 use tandem_model::requirements::{Requirement, Requirements};
 
-use crate::provisioning::prepare::{CPU, Dims, Keys, MEMORY, Pool};
+use super::{solver_units, usd_per_hour};
+use crate::provisioning::prepare::{Dims, Keys, Pool};
 use crate::snapshot::{PendingPod, Snapshot};
 
 /// At most this many shapes go to the solver; more are merged by rounding requests down.
@@ -244,13 +245,6 @@ fn solve(
     types: &[usize],
     groups: usize,
 ) -> Result<f64, String> {
-    let scale = |i: usize, v: i64| -> f64 {
-        match i {
-            CPU => v as f64 / 1000.0,
-            MEMORY => v as f64 / f64::from(1u32 << 30),
-            _ => v as f64,
-        }
-    };
     let mut vars = variables!();
     let xs: Vec<Variable> = types
         .iter()
@@ -274,12 +268,7 @@ fn solve(
             shapes[s].count
         ));
     }
-    let price = |t: usize| {
-        pool.types[t]
-            .offers
-            .first()
-            .map_or(f64::MAX, |o| o.2 as f64 / 1e12)
-    };
+    let price = |t: usize| usd_per_hour(&pool.types[t]);
     let objective: Expression = xs.iter().zip(types).map(|(x, t)| price(*t) * *x).sum();
     let mut model = vars.minimise(objective.clone()).using(microlp);
     for (s, row) in shapes.iter().zip(&ys) {
@@ -298,8 +287,8 @@ fn solve(
             if on_t().all(|(s, _)| s.req[r] <= 0) {
                 continue;
             }
-            let used: Expression = on_t().map(|(s, y)| scale(r, s.req[r]) * y).sum();
-            let room = scale(r, pool.types[*t].room[r].max(0)) * xs[k];
+            let used: Expression = on_t().map(|(s, y)| solver_units(r, s.req[r]) * y).sum();
+            let room = solver_units(r, pool.types[*t].room[r].max(0)) * xs[k];
             model.add_constraint(used.leq(room));
         }
         for g in 0..groups {
