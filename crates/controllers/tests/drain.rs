@@ -237,10 +237,17 @@ async fn deleting_a_node_or_its_claim_drains_it_within_the_pdb() {
             ))
             .collect::<Vec<_>>()
     );
-    let evicted = common::events(&client, &ns, "Evicted", "").await;
+    // The Event of the last eviction is posted right after the eviction returns, so it may
+    // land just after the node is gone (seen once under CI load): wait for it.
+    let evicted = wait_for("an Evicted Event per pod", TIMEOUT, || async {
+        let evicted = common::events(&client, &ns, "Evicted", "").await;
+        (evicted.len() >= on_a).then_some(evicted)
+    })
+    .await;
     assert!(
-        evicted.len() >= on_a,
-        "every pod of {node_a} was evicted through the API: {evicted:?}"
+        evicted.is_ok(),
+        "every pod of {node_a} was evicted through the API: {:?}",
+        common::events(&client, &ns, "Evicted", "").await
     );
 
     // 2. kubectl delete nodeclaim.
