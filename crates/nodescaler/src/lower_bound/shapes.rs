@@ -277,24 +277,28 @@ fn solve(
     }
     let dims = pool.types.first().map_or(0, |t| t.room.len());
     for (k, t) in types.iter().enumerate() {
-        let on_t = || {
-            shapes
-                .iter()
-                .zip(&ys)
-                .filter_map(move |(s, row)| row.iter().find(|(j, _)| *j == k).map(|(_, y)| (s, *y)))
-        };
+        // The shapes that may run on this type, with their variable, found once per type.
+        let on_t: Vec<(&Shape, Variable)> = shapes
+            .iter()
+            .zip(&ys)
+            .filter_map(|(s, row)| row.iter().find(|(j, _)| *j == k).map(|(_, y)| (s, *y)))
+            .collect();
         for r in 0..dims {
-            if on_t().all(|(s, _)| s.req[r] <= 0) {
+            if on_t.iter().all(|(s, _)| s.req[r] <= 0) {
                 continue;
             }
-            let used: Expression = on_t().map(|(s, y)| solver_units(r, s.req[r]) * y).sum();
+            let used: Expression = on_t
+                .iter()
+                .map(|(s, y)| solver_units(r, s.req[r]) * *y)
+                .sum();
             let room = solver_units(r, pool.types[*t].room[r].max(0)) * xs[k];
             model.add_constraint(used.leq(room));
         }
         for g in 0..groups {
-            let members: Vec<Variable> = on_t()
+            let members: Vec<Variable> = on_t
+                .iter()
                 .filter(|(s, _)| s.groups.contains(&g))
-                .map(|(_, y)| y)
+                .map(|(_, y)| *y)
                 .collect();
             if members.is_empty() {
                 continue;
