@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::{Api, ResourceExt as _};
 use serde_json::json;
 use tandem_api::karpenter::NodeClaim;
@@ -371,10 +371,7 @@ async fn execute(
             untaint_all(ctx, &tainted).await;
             return;
         };
-        match claims
-            .create(&PostParams::default(), &nodeclaim_for(launch, np))
-            .await
-        {
+        match crate::create_once::create_claim(&claims, nodeclaim_for(launch, np)).await {
             Ok(c) => {
                 tracing::info!(nodeclaim = %c.name_any(), reason, "launched a replacement");
                 // Upstream publishes both on the replacement it waits for.

@@ -10,7 +10,7 @@ use futures::StreamExt as _;
 use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::{Api, Client};
 use serde_json::json;
 use tandem_api::condition::{Condition, ConditionStatus};
@@ -24,6 +24,7 @@ use tokio::task::JoinHandle;
 
 use crate::FIELD_MANAGER;
 use crate::batcher::{BatchOptions, Batcher};
+use crate::create_once;
 use crate::events::{Recorder, Regarding};
 use crate::lifecycle::{self, Effect, Facts, Input, NodeFacts, TERMINATION_FINALIZER};
 use crate::provisioner::nodeclaim_for;
@@ -261,7 +262,7 @@ async fn execute_plan(ctx: &Ctx, st: &ClusterState, plan: &Plan) -> BTreeSet<Str
             let np = st.nodepools.get(&launch.nodepool)?;
             let (claims, claim) = (claims.clone(), nodeclaim_for(launch, np));
             Some(Box::pin(async move {
-                (launch, claims.create(&PostParams::default(), &claim).await)
+                (launch, create_once::create_claim(&claims, claim).await)
             }))
         })
         .collect();
@@ -301,6 +302,12 @@ async fn execute_plan(ctx: &Ctx, st: &ClusterState, plan: &Plan) -> BTreeSet<Str
                         min_values_relaxed: "false".into(),
                     })
                     .inc();
+                created.insert(name);
+            }
+            // It may exist: wait for the watch as for a created one, so the next plan does
+            // not launch its pods again.
+            Err(create_once::CreateError::Uncertain { name, source }) => {
+                tracing::warn!(error = %source, nodeclaim = %name, nodepool = %launch.nodepool, "creating nodeclaim: no answer; it may exist");
                 created.insert(name);
             }
             Err(e) => {

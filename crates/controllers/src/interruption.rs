@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Node;
-use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::{Api, ResourceExt as _};
 use tandem_api::karpenter::NodeClaim;
 use tandem_cloud::interruption::Notice;
@@ -225,10 +225,7 @@ async fn drain(
         let Some(np) = st.nodepools.get(&launch.nodepool) else {
             continue;
         };
-        match claims
-            .create(&PostParams::default(), &nodeclaim_for(launch, np))
-            .await
-        {
+        match crate::create_once::create_claim(&claims, nodeclaim_for(launch, np)).await {
             Ok(c) => {
                 tracing::info!(nodeclaim = %c.name_any(), reason, pods = launch.pods.len(), "launched an interruption replacement");
                 ctx.options

@@ -49,6 +49,7 @@
 //! nominating the moved pods, and running several disruption commands at once.
 
 pub mod batcher;
+pub mod create_once;
 pub mod disruption;
 mod driver;
 pub mod events;

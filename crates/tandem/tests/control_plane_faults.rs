@@ -222,12 +222,26 @@ async fn view_caught_up(replica: &Replica, ns: &str, pods: usize, nodes: usize) 
         .lines()
         .filter(|l| l.starts_with("karpenter_pods_state") || l.starts_with("karpenter_cluster"))
         .collect();
+    let log = replica.log();
     panic!(
-        "{}'s view never showed {pods} pods Running on {nodes} nodes; last:\n{}\n{}",
+        "{}'s view never showed {pods} pods Running on {nodes} nodes; last:\n{}\n\
+         its claim creations and warnings:\n{}\nits log:\n{log}",
         replica.id,
         state.join("\n"),
-        replica.log()
+        key_lines(&log)
     );
+}
+
+/// The lines of a replica's log worth reading first: its claim creations and its warnings,
+/// but for the client's "eof in poll" (every connection breaks when kube-apiserver dies).
+fn key_lines(log: &str) -> String {
+    log.lines()
+        .filter(|l| {
+            (l.contains("nodeclaim") || l.contains("\"WARN\"") || l.contains("\"ERROR\""))
+                && !l.contains("eof in poll")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Whether the replica's process still runs (not exited, not a zombie), from `/proc`.
@@ -514,19 +528,6 @@ async fn apiserver_and_etcd_restarts_mid_launch_lose_nothing_and_launch_nothing_
     );
 }
 
-/// A small deterministic generator (the kill moments must replay).
-struct Lcg(u64);
-
-impl Lcg {
-    fn next(&mut self, bound: u64) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        (self.0 >> 33) % bound
-    }
-}
-
 /// A copy of the admin kubeconfig that impersonates `id` (in group `system:masters`, so that it
 /// may do what the admin may): the audit log then names the replica behind each request.
 fn impersonating(cp: &ControlPlane, id: &str) -> PathBuf {
@@ -624,7 +625,7 @@ async fn killing_the_leader_repeatedly_leaves_exactly_one_acting() {
     let mut next = REPLICAS;
     let deployments = deployment(&client, &ns, 0).await;
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
-    let mut rng = Lcg(0x6c65_6164);
+    let mut rng = common::Lcg(0x6c65_6164);
     let mut want = 0;
     let mut killed = Vec::new();
     let mut early = 0;

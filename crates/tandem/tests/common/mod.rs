@@ -96,6 +96,20 @@ impl Drop for Replica {
     }
 }
 
+/// A small deterministic generator: fault and kill moments must replay from a seed.
+pub struct Lcg(pub u64);
+
+impl Lcg {
+    /// The next value in `0..bound`.
+    pub fn next(&mut self, bound: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (self.0 >> 33) % bound
+    }
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
