@@ -346,6 +346,85 @@ async fn a_throttled_fleet_request_is_retried_with_backoff() {
     cloud.delete(&instance.provider_id).await.expect("delete");
 }
 
+/// EC2 dedupes a retried CreateFleet by the ClientToken the SDK fills in; moto does not, so a
+/// lost answer shows here what a lookup that missed the first instance would cause: two
+/// instances tagged for one claim. The claim names one; the collector terminates the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_instance_from_a_lost_fleet_answer_is_collected() {
+    use tandem_controllers::gc::{self, ClaimFacts, GcOptions, InstanceFacts};
+    let client = client().await;
+    let moto = Moto::start().await.expect("moto");
+    let proxy = IceProxy::start(&moto.endpoint()).await;
+    let common::Ready {
+        cluster,
+        class: name,
+        cloud,
+    } = common::ready(&client, &moto, "lost", &proxy.endpoint, None).await;
+    proxy.state.lock().expect("state").lose_answers = 1;
+    let claim = format!("{cluster}-a");
+    let instance = cloud
+        .create(&common::seed_claim(&claim, &name, &[]))
+        .await
+        .expect("the SDK retries the lost answer");
+    let fleets = proxy.state.lock().expect("state").first_overrides.len();
+    assert_eq!(fleets, 2, "the lost request and its retry");
+    let listed = cloud.list().await.expect("list");
+    let tagged: Vec<&str> = listed
+        .iter()
+        .filter(|i| i.nodeclaim == claim)
+        .map(|i| i.provider_id.as_str())
+        .collect();
+    assert_eq!(tagged.len(), 2, "moto launched twice: {tagged:?}");
+    assert!(tagged.contains(&instance.provider_id.as_str()));
+
+    // What the collector decides once the claim's status names the instance create returned.
+    let facts: Vec<InstanceFacts> = listed
+        .iter()
+        .map(|i| InstanceFacts {
+            provider_id: i.provider_id.clone(),
+            nodeclaim: i.nodeclaim.clone(),
+            created: i.created,
+        })
+        .collect();
+    let claims = [ClaimFacts {
+        name: claim.clone(),
+        provider_id: Some(instance.provider_id.clone()),
+        launched_at: Some(instance.created),
+        deleting: false,
+        node_ready: true,
+    }];
+    let options = GcOptions {
+        orphan_grace: Duration::ZERO,
+        ..GcOptions::default()
+    };
+    let actions = gc::decide(
+        &facts,
+        &claims,
+        &options,
+        k8s_openapi::jiff::Timestamp::now(),
+    );
+    let twin = tagged
+        .iter()
+        .find(|p| **p != instance.provider_id)
+        .expect("the twin");
+    assert_eq!(
+        actions,
+        [gc::Action::TerminateInstance {
+            provider_id: (*twin).to_owned()
+        }]
+    );
+    cloud.delete(twin).await.expect("terminate the twin");
+    let left: Vec<String> = cloud
+        .list()
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|i| i.provider_id)
+        .collect();
+    assert_eq!(left, std::slice::from_ref(&instance.provider_id));
+    cloud.delete(&instance.provider_id).await.expect("delete");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn offerings_and_spot_prices_come_from_ec2() {
     let client = client().await;

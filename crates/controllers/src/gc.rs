@@ -4,8 +4,9 @@
 //!
 //! ```text
 //!   CloudProvider::list ─┐
-//!   NodeClaims, Nodes ───┼─► decide(now) ─► TerminateInstance  (no claim by providerID or by the
-//!                        │                                       claim name the instance carries,
+//!   NodeClaims, Nodes ───┼─► decide(now) ─► TerminateInstance  (no claim by providerID, nor by
+//!                        │                                       the claim name it carries while
+//!                        │                                       that claim names no instance;
 //!                        │                                       older than the orphan grace)
 //!                        └────────────────► DeleteClaim        (launched, instance not listed,
 //!                                                                Node missing or not Ready,
@@ -105,12 +106,20 @@ pub fn decide(
         .iter()
         .filter_map(|c| c.provider_id.as_deref())
         .collect();
-    let claim_names: BTreeSet<&str> = claims.iter().map(|c| c.name.as_str()).collect();
+    // Claims that may still own an instance by name: their status names none yet. A claim that
+    // names its instance owns that one only; another carrying its name is a second launch (a
+    // create retried after its answer was lost, an eventually consistent lookup that missed
+    // the first instance) and would otherwise run, billed, as long as the claim lives.
+    let unnamed_claims: BTreeSet<&str> = claims
+        .iter()
+        .filter(|c| c.provider_id.is_none())
+        .map(|c| c.name.as_str())
+        .collect();
     let listed: BTreeSet<&str> = instances.iter().map(|i| i.provider_id.as_str()).collect();
     let mut out = Vec::new();
     for i in instances {
         let owned = claimed_ids.contains(i.provider_id.as_str())
-            || claim_names.contains(i.nodeclaim.as_str());
+            || unnamed_claims.contains(i.nodeclaim.as_str());
         if !owned && older_than(i.created, now, options.orphan_grace) {
             out.push(Action::TerminateInstance {
                 provider_id: i.provider_id.clone(),
@@ -185,6 +194,24 @@ mod tests {
         c.provider_id = None;
         c.launched_at = None;
         assert!(decide(&[instance("a", 0)], &[c], &GcOptions::default(), t(600)).is_empty());
+    }
+
+    #[test]
+    fn a_second_instance_launched_for_a_claim_that_names_another_is_terminated() {
+        let o = GcOptions::default();
+        let twin = InstanceFacts {
+            provider_id: "kwok://a-twin".into(),
+            nodeclaim: "a".into(),
+            created: t(0),
+        };
+        let instances = [instance("a", 0), twin];
+        assert!(decide(&instances, &[claim("a")], &o, t(29)).is_empty());
+        assert_eq!(
+            decide(&instances, &[claim("a")], &o, t(30)),
+            [Action::TerminateInstance {
+                provider_id: "kwok://a-twin".into()
+            }]
+        );
     }
 
     #[test]

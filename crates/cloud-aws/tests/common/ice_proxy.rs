@@ -2,7 +2,8 @@
 //! never reports errors (it always launches the first override), so the proxy answers a
 //! CreateFleet whose first override is a refused (instance type, subnet) itself, the way EC2
 //! answers an `instant` fleet it cannot fill — no instance and an `InsufficientInstanceCapacity`
-//! entry in `errorSet`. Every other request is forwarded byte for byte, so SigV4 signatures
+//! entry in `errorSet`. It can also throttle CreateFleet, or launch and then lose the answer.
+//! Every other request is forwarded byte for byte, so SigV4 signatures
 //! (which cover the Host header the client used) still verify at moto.
 
 use std::collections::BTreeSet;
@@ -23,6 +24,9 @@ pub struct Refusals {
     pub first_overrides: Vec<(String, String)>,
     /// Answer this many CreateFleet requests with EC2's throttling error first.
     pub throttle: usize,
+    /// Forward this many CreateFleet requests (moto launches) and then close the connection
+    /// without an answer, as a reset connection or a timeout loses it.
+    pub lose_answers: usize,
 }
 
 /// The running proxy.
@@ -160,6 +164,7 @@ impl IceProxy {
                         let text = String::from_utf8_lossy(&req).into_owned();
                         let body = text.split("\r\n\r\n").nth(1).unwrap_or_default();
                         let mut answer = None;
+                        let mut lose = false;
                         if form_value(body, "Action") == Some("CreateFleet") {
                             let t = form_value(
                                 body,
@@ -177,6 +182,10 @@ impl IceProxy {
                                 st.throttle -= 1;
                                 answer = Some(throttled_response());
                             }
+                            if answer.is_none() && st.lose_answers > 0 {
+                                st.lose_answers -= 1;
+                                lose = true;
+                            }
                             if std::mem::take(&mut st.refuse_first) {
                                 st.refuse.insert((t.clone(), s.clone()));
                             }
@@ -191,7 +200,7 @@ impl IceProxy {
                                 None => return,
                             },
                         };
-                        if sock.write_all(&resp).await.is_err() {
+                        if lose || sock.write_all(&resp).await.is_err() {
                             return;
                         }
                     }
