@@ -6,9 +6,10 @@
 //!
 //! One test per binary: the node layer acts on every NodePool of its control plane.
 
+#[path = "common/chaos.rs"]
+mod chaos;
 mod common;
 
-use std::collections::BTreeSet;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
@@ -23,19 +24,6 @@ const SETTLE: Duration = Duration::from_secs(240);
 /// Kills per run unless `TANDEM_CRASH_KILLS` says otherwise (issue #14 asks ≥ 100 per CI run).
 const DEFAULT_KILLS: u32 = 100;
 const FINAL_REPLICAS: usize = 4;
-
-/// A small deterministic generator (the test must replay the same kill points).
-struct Lcg(u64);
-
-impl Lcg {
-    fn next(&mut self, bound: u64) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        (self.0 >> 33) % bound
-    }
-}
 
 fn start(cp: &ControlPlane, ns: &str, i: u32) -> common::Replica {
     common::Replica::start(
@@ -61,61 +49,7 @@ fn start(cp: &ControlPlane, ns: &str, i: u32) -> common::Replica {
 
 /// What is left once everything settled, or why it is not settled yet.
 async fn settled(client: &Client, ns: &str) -> Result<String, String> {
-    let selector = format!("karpenter.sh/nodepool={ns}");
-    let claims = Api::<NodeClaim>::all(client.clone())
-        .list(&ListParams::default().labels(&selector))
-        .await
-        .map_err(|e| e.to_string())?
-        .items;
-    let nodes: Vec<Node> = Api::<Node>::all(client.clone())
-        .list(&ListParams::default())
-        .await
-        .map_err(|e| e.to_string())?
-        .items
-        .into_iter()
-        .filter(|n| {
-            n.spec
-                .as_ref()
-                .and_then(|s| s.provider_id.as_deref())
-                .is_some_and(|p| p.starts_with("kwok://"))
-        })
-        .collect();
-    if let Some(c) = claims
-        .iter()
-        .find(|c| c.metadata.deletion_timestamp.is_some())
-    {
-        return Err(format!(
-            "claim {:?} still deleting",
-            c.metadata.name.as_deref()
-        ));
-    }
-    if let Some(n) = nodes
-        .iter()
-        .find(|n| n.metadata.deletion_timestamp.is_some())
-    {
-        return Err(format!(
-            "node {:?} still deleting",
-            n.metadata.name.as_deref()
-        ));
-    }
-    let claim_ids: BTreeSet<String> = claims
-        .iter()
-        .filter_map(|c| c.status.as_ref().and_then(|s| s.provider_id.clone()))
-        .collect();
-    let node_ids: BTreeSet<String> = nodes
-        .iter()
-        .filter_map(|n| n.spec.as_ref().and_then(|s| s.provider_id.clone()))
-        .collect();
-    if claim_ids.len() != claims.len() {
-        return Err("a claim has no providerID yet".into());
-    }
-    if claim_ids != node_ids {
-        return Err(format!(
-            "claims and instances differ: claims only {:?}, instances only {:?}",
-            claim_ids.difference(&node_ids).collect::<Vec<_>>(),
-            node_ids.difference(&claim_ids).collect::<Vec<_>>()
-        ));
-    }
+    let (claims, instances) = chaos::nothing_leaked(client, ns).await?;
     let pods = Api::<Pod>::namespaced(client.clone(), ns)
         .list(&ListParams::default().labels("app=work"))
         .await
@@ -135,9 +69,7 @@ async fn settled(client: &Client, ns: &str) -> Result<String, String> {
         ));
     }
     Ok(format!(
-        "{} claims = {} instances, {running} pods Running",
-        claims.len(),
-        nodes.len()
+        "{claims} claims = {instances} instances, {running} pods Running"
     ))
 }
 
@@ -200,7 +132,7 @@ async fn kill_nine_during_launch_and_drain_leaks_nothing() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(0x7a6d_656d);
-    let mut rng = Lcg(seed);
+    let mut rng = common::Lcg(seed);
     let (mut scales, mut node_deletes, mut claim_deletes, mut kills) = (0, 0, 0, 0);
     let mut replica = start(cp, &ns, 0);
     for i in 1..=kills_wanted {
