@@ -2,6 +2,8 @@
 //! identity and the interruption queue — upstream's `settings.*` Helm values — and the SDK
 //! clients built from them.
 
+use std::time::Duration;
+
 /// Static credentials, for endpoints (moto) that are not reached through the default chain.
 #[derive(Clone)]
 pub struct StaticCredentials {
@@ -38,7 +40,14 @@ pub struct AwsSettings {
     pub interruption_queue: Option<String>,
     /// Kubernetes minor version (`1.36`) for AMI aliases.
     pub kubernetes_version: String,
+    /// How long one attempt of an AWS request may take before it is abandoned (and retried by
+    /// the SDK); four times that bounds a request with its retries. Without it a request EC2
+    /// never answers would hold its claim's launch forever: the SDK sets no read timeout.
+    pub request_timeout: Duration,
 }
+
+/// [`AwsSettings::request_timeout`] unless a test needs another.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The SDK clients the provider uses.
 #[derive(Debug, Clone)]
@@ -63,7 +72,14 @@ impl Clients {
             .build_https();
         let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .region(aws_config::Region::new(settings.region.clone()))
-            .http_client(http);
+            .http_client(http)
+            .timeout_config(
+                aws_config::timeout::TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(5).min(settings.request_timeout))
+                    .operation_attempt_timeout(settings.request_timeout)
+                    .operation_timeout(settings.request_timeout * 4)
+                    .build(),
+            );
         if let Some(c) = &settings.credentials {
             loader = loader.credentials_provider(aws_credential_types::Credentials::new(
                 c.access_key_id.clone(),

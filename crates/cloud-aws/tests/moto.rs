@@ -425,6 +425,48 @@ async fn a_second_instance_from_a_lost_fleet_answer_is_collected() {
     cloud.delete(&instance.provider_id).await.expect("delete");
 }
 
+/// EC2 that accepts a request and never answers: the attempt is abandoned after the request
+/// timeout and retried; one that never answers at all fails the launch in bounded time, with
+/// nothing launched, instead of holding the claim forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_fleet_request_times_out_and_is_retried() {
+    let client = client().await;
+    let moto = Moto::start().await.expect("moto");
+    let proxy = IceProxy::start(&moto.endpoint()).await;
+    let common::Ready {
+        cluster,
+        class: name,
+        cloud,
+    } = common::ready_tuned(&client, &moto, "hang", &proxy.endpoint, None, |s| {
+        s.request_timeout = Duration::from_secs(2)
+    })
+    .await;
+
+    proxy.state.lock().expect("state").hang = 1;
+    let started = std::time::Instant::now();
+    let instance = cloud
+        .create(&common::seed_claim(&format!("{cluster}-a"), &name, &[]))
+        .await
+        .expect("the retry after the hung attempt launches");
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "no attempt timed out"
+    );
+    assert_eq!(proxy.state.lock().expect("state").first_overrides.len(), 2);
+
+    proxy.state.lock().expect("state").hang = usize::MAX;
+    let started = std::time::Instant::now();
+    let failed = cloud
+        .create(&common::seed_claim(&format!("{cluster}-b"), &name, &[]))
+        .await;
+    let took = started.elapsed();
+    assert!(failed.is_err(), "{failed:?}");
+    assert!(took < Duration::from_secs(30), "gave up after {took:?}");
+    let listed = cloud.list().await.expect("list");
+    assert_eq!(listed.len(), 1, "only the first launch: {listed:?}");
+    cloud.delete(&instance.provider_id).await.expect("delete");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn offerings_and_spot_prices_come_from_ec2() {
     let client = client().await;

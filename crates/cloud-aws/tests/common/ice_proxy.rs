@@ -2,7 +2,7 @@
 //! never reports errors (it always launches the first override), so the proxy answers a
 //! CreateFleet whose first override is a refused (instance type, subnet) itself, the way EC2
 //! answers an `instant` fleet it cannot fill — no instance and an `InsufficientInstanceCapacity`
-//! entry in `errorSet`. It can also throttle CreateFleet, or launch and then lose the answer.
+//! entry in `errorSet`. It can also throttle CreateFleet, hang, or launch and lose the answer.
 //! Every other request is forwarded byte for byte, so SigV4 signatures
 //! (which cover the Host header the client used) still verify at moto.
 
@@ -27,6 +27,8 @@ pub struct Refusals {
     /// Forward this many CreateFleet requests (moto launches) and then close the connection
     /// without an answer, as a reset connection or a timeout loses it.
     pub lose_answers: usize,
+    /// Never answer this many CreateFleet requests (nor send them on): EC2 hanging.
+    pub hang: usize,
 }
 
 /// The running proxy.
@@ -164,7 +166,7 @@ impl IceProxy {
                         let text = String::from_utf8_lossy(&req).into_owned();
                         let body = text.split("\r\n\r\n").nth(1).unwrap_or_default();
                         let mut answer = None;
-                        let mut lose = false;
+                        let (mut lose, mut hang) = (false, false);
                         if form_value(body, "Action") == Some("CreateFleet") {
                             let t = form_value(
                                 body,
@@ -182,6 +184,10 @@ impl IceProxy {
                                 st.throttle -= 1;
                                 answer = Some(throttled_response());
                             }
+                            if st.hang > 0 {
+                                st.hang -= 1;
+                                hang = true;
+                            }
                             if answer.is_none() && st.lose_answers > 0 {
                                 st.lose_answers -= 1;
                                 lose = true;
@@ -192,6 +198,11 @@ impl IceProxy {
                             if answer.is_none() && st.refuse.contains(&(t.clone(), s.clone())) {
                                 answer = Some(ice_response(&t, &s));
                             }
+                        }
+                        if hang {
+                            // Hold the connection open until the client gives up on it.
+                            let _ = sock.read_to_end(&mut Vec::new()).await;
+                            return;
                         }
                         let resp = match answer {
                             Some(a) => a,

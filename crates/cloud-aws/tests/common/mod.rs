@@ -80,6 +80,7 @@ pub fn settings(moto: &Moto, endpoint: &str, cluster: &str, queue: Option<&str>)
         cluster_endpoint: "https://127.0.0.1:6443".into(),
         interruption_queue: queue.map(str::to_owned),
         kubernetes_version: "1.36".into(),
+        request_timeout: tandem_cloud_aws::settings::DEFAULT_REQUEST_TIMEOUT,
     }
 }
 
@@ -139,11 +140,24 @@ pub async fn ready(
     endpoint: &str,
     queue: Option<&str>,
 ) -> Ready {
+    ready_tuned(client, moto, prefix, endpoint, queue, |_| {}).await
+}
+
+/// [`ready`] with settings changed by `tune` first.
+pub async fn ready_tuned(
+    client: &Client,
+    moto: &Moto,
+    prefix: &str,
+    endpoint: &str,
+    queue: Option<&str>,
+    tune: impl FnOnce(&mut AwsSettings),
+) -> Ready {
     let cluster = unique(prefix);
     let account = account(moto, &cluster).await;
     let name = format!("{cluster}-default");
     let class = seed_class(client, &name, &cluster, &account.role).await;
-    let settings = settings(moto, endpoint, &cluster, queue);
+    let mut settings = settings(moto, endpoint, &cluster, queue);
+    tune(&mut settings);
     let (cloud, clients) = provider(client, &settings).await;
     tandem_cloud_aws::nodeclass::reconcile(client, &clients, &settings, &class)
         .await

@@ -718,6 +718,7 @@ impl NodeLayer {
                 version.major,
                 version.minor.trim_end_matches('+')
             ),
+            request_timeout: tandem_cloud_aws::settings::DEFAULT_REQUEST_TIMEOUT,
         };
         let catalog =
             Arc::new(Catalog::aws_us_east_1().context("the bundled AWS catalog does not load")?);

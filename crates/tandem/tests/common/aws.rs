@@ -110,6 +110,7 @@ pub async fn join_instances(client: &Client, moto: &Moto, cluster: &str) -> Join
         cluster_endpoint: String::new(),
         interruption_queue: None,
         kubernetes_version: String::new(),
+        request_timeout: tandem_cloud_aws::settings::DEFAULT_REQUEST_TIMEOUT,
     };
     let clients = tandem_cloud_aws::Clients::new(&settings).await;
     let catalog =
