@@ -27,7 +27,7 @@ for arg in "$@"; do
   esac
 done
 if [ "${#targets[@]}" -eq 0 ]; then
-  targets=(quantity requirements duration cron formula manifest)
+  targets=(quantity requirements duration cron formula manifest interruption)
 fi
 
 fuzz="$TANDEM_CACHE/tools/bin/cargo-fuzz"

@@ -20,7 +20,6 @@ pub mod alias;
 pub mod block_devices;
 pub mod catalog;
 pub mod drift;
-pub mod interruption;
 pub mod launch;
 pub mod nodeclass;
 pub mod offering_cache;
@@ -31,6 +30,10 @@ pub mod selectors;
 pub mod settings;
 pub mod status;
 pub mod user_data;
+
+/// The interruption queue's EventBridge messages, parsed: pure, in `tandem-cloud` so that it
+/// builds and is fuzzed without the SDK.
+pub use tandem_cloud::eventbridge as interruption;
 
 pub use provider::AwsCloud;
 pub use settings::{AwsSettings, Clients, StaticCredentials};

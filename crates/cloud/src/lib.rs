@@ -20,6 +20,7 @@
 //! so the trait stays object safe (`Arc<dyn CloudProvider>`) without a macro crate.
 
 pub mod error;
+pub mod eventbridge;
 pub mod fake;
 pub mod interruption;
 pub mod kwok;

@@ -5,9 +5,13 @@
 //! Health scheduled changes. Anything else — another source, a state the node layer ignores
 //! (`pending`, `running`), a body that is not JSON — is [`Parsed::Ignore`]d: the poller deletes
 //! it and logs why, and the loop goes on. Pure: a message body in, a verdict out.
+//!
+//! AWS's format, kept in this provider-neutral crate so that it builds, and is fuzzed
+//! (`fuzz/fuzz_targets/interruption.rs`), without the AWS SDK; `tandem_cloud_aws::interruption`
+//! is this module.
 
+use crate::interruption::NoticeKind;
 use serde::Deserialize;
-use tandem_cloud::interruption::NoticeKind;
 
 /// What one queue message means.
 #[derive(Debug, Clone, PartialEq, Eq)]
