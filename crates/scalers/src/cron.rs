@@ -56,6 +56,11 @@ impl CronConfig {
                 .build()
                 .parse(&raw)
                 .map_err(|e| p.invalid(key, format!("{raw:?}: {e}")))?;
+            // Searching for the next firing of a schedule that has none runs to the year 5000
+            // (seconds per poll; found by fuzzing): refuse it up front.
+            if !fires_ever(&cron.pattern) {
+                return Err(p.invalid(key, format!("{raw:?} never fires")));
+            }
             Ok((raw, cron))
         };
         let (start_raw, start) = schedule("start")?;
@@ -226,6 +231,42 @@ impl CronDateTime for At {
     }
 }
 
+/// Whether a five-field schedule fires at all: at some minute, some hour, and on some day of
+/// 2001–2028. Those 28 years hold every kind of year the Gregorian calendar has (the 7 first
+/// weekdays, leap or not), so a date and weekday pattern no day of theirs fits fits no day ever
+/// (February 31st, `,` for the minutes).
+fn fires_ever(p: &croner::CronPattern) -> bool {
+    if !(0..60).any(|m| matches!(p.minute_match(m), Ok(true)))
+        || !(0..24).any(|h| matches!(p.hour_match(h), Ok(true)))
+    {
+        return false;
+    }
+    const WEEK: [Weekday; 7] = [
+        Weekday::Sunday,
+        Weekday::Monday,
+        Weekday::Tuesday,
+        Weekday::Wednesday,
+        Weekday::Thursday,
+        Weekday::Friday,
+        Weekday::Saturday,
+    ];
+    // 2001-01-01 was a Monday.
+    let mut weekday = 1;
+    for year in 2001..2029 {
+        for month in 1..=12 {
+            let month_fits = matches!(p.month_match(month), Ok(true));
+            let days = CivilDate::from_parts_unchecked(year, month, 1).days_in_month();
+            for day in 1..=days {
+                if month_fits && matches!(p.day_match(year, month, day, WEEK[weekday]), Ok(true)) {
+                    return true;
+                }
+                weekday = (weekday + 1) % 7;
+            }
+        }
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -250,6 +291,29 @@ mod tests {
 
     fn ts(s: &str) -> Timestamp {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_schedule_that_never_fires_is_refused() {
+        for never in ["0 0 31 2 *", ", 18 * * 1-5", "0 0 30 2 *"] {
+            let e = CronConfig::parse(&params(&[
+                ("timezone", "Europe/Paris"),
+                ("start", "0 9 * * 1-5"),
+                ("end", never),
+                ("desiredReplicas", "10"),
+            ]));
+            let e = e.expect_err(never).to_string();
+            assert!(e.contains("never fires"), "{never}: {e}");
+        }
+        // Rare but real: February 29th; the last day of a month; the second Monday.
+        for rare in ["0 0 29 2 *", "0 0 L * *", "0 0 * * 1#2"] {
+            let p = CronParser::builder()
+                .seconds(Seconds::Disallowed)
+                .build()
+                .parse(rare)
+                .unwrap();
+            assert!(fires_ever(&p.pattern), "{rare}");
+        }
     }
 
     #[test]
