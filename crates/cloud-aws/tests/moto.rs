@@ -14,7 +14,7 @@ use tandem_api::aws::v1::EC2NodeClass;
 use tandem_api::condition::find;
 use tandem_cloud::interruption::NoticeKind;
 use tandem_cloud::{CloudProvider, Error};
-use tandem_cloud_aws::{nodeclass, provider_id};
+use tandem_cloud_aws::{AwsSettings, nodeclass, provider_id};
 use tandem_model::labels;
 use tandem_testkit::ControlPlane;
 use tandem_testkit::services::{EKS_AL2023_AMD64_AMI, EKS_AL2023_ARM64_AMI, Moto};
@@ -275,16 +275,41 @@ async fn a_class_whose_selectors_match_nothing_says_why_and_drift_follows_the_se
     cloud.delete(&instance.provider_id).await.expect("delete");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn refused_capacity_moves_the_next_launch_to_another_offering_for_the_ttl() {
+/// moto, the fault proxy in front of it, and a provider (settings changed by `tune`) whose
+/// class went Ready through the proxy. Moto and the proxy live as long as the returned values.
+struct Proxied {
+    client: Client,
+    _moto: Moto,
+    proxy: IceProxy,
+    ready: common::Ready,
+}
+
+async fn behind_proxy(prefix: &str, tune: impl FnOnce(&mut AwsSettings)) -> Proxied {
     let client = client().await;
     let moto = Moto::start().await.expect("moto");
     let proxy = IceProxy::start(&moto.endpoint()).await;
-    let common::Ready {
-        cluster,
-        class: name,
-        cloud,
-    } = common::ready(&client, &moto, "ice", &proxy.endpoint, None).await;
+    let ready = common::ready_tuned(&client, &moto, prefix, &proxy.endpoint, None, tune).await;
+    Proxied {
+        client,
+        _moto: moto,
+        proxy,
+        ready,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_capacity_moves_the_next_launch_to_another_offering_for_the_ttl() {
+    let Proxied {
+        client,
+        proxy,
+        ready:
+            common::Ready {
+                cluster,
+                class: name,
+                cloud,
+            },
+        ..
+    } = behind_proxy("ice", |_| {}).await;
 
     proxy.state.lock().expect("state").refuse_first = true;
     let first = cloud
@@ -328,14 +353,16 @@ async fn refused_capacity_moves_the_next_launch_to_another_offering_for_the_ttl(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_throttled_fleet_request_is_retried_with_backoff() {
-    let client = client().await;
-    let moto = Moto::start().await.expect("moto");
-    let proxy = IceProxy::start(&moto.endpoint()).await;
-    let common::Ready {
-        cluster,
-        class: name,
-        cloud,
-    } = common::ready(&client, &moto, "throttle", &proxy.endpoint, None).await;
+    let Proxied {
+        proxy,
+        ready:
+            common::Ready {
+                cluster,
+                class: name,
+                cloud,
+            },
+        ..
+    } = behind_proxy("throttle", |_| {}).await;
     proxy.state.lock().expect("state").throttle = 2;
     let instance = cloud
         .create(&common::seed_claim(&format!("{cluster}-a"), &name, &[]))
@@ -352,14 +379,16 @@ async fn a_throttled_fleet_request_is_retried_with_backoff() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_instance_from_a_lost_fleet_answer_is_collected() {
     use tandem_controllers::gc::{self, ClaimFacts, GcOptions, InstanceFacts};
-    let client = client().await;
-    let moto = Moto::start().await.expect("moto");
-    let proxy = IceProxy::start(&moto.endpoint()).await;
-    let common::Ready {
-        cluster,
-        class: name,
-        cloud,
-    } = common::ready(&client, &moto, "lost", &proxy.endpoint, None).await;
+    let Proxied {
+        proxy,
+        ready:
+            common::Ready {
+                cluster,
+                class: name,
+                cloud,
+            },
+        ..
+    } = behind_proxy("lost", |_| {}).await;
     proxy.state.lock().expect("state").lose_answers = 1;
     let claim = format!("{cluster}-a");
     let instance = cloud
@@ -430,17 +459,16 @@ async fn a_second_instance_from_a_lost_fleet_answer_is_collected() {
 /// nothing launched, instead of holding the claim forever.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hanging_fleet_request_times_out_and_is_retried() {
-    let client = client().await;
-    let moto = Moto::start().await.expect("moto");
-    let proxy = IceProxy::start(&moto.endpoint()).await;
-    let common::Ready {
-        cluster,
-        class: name,
-        cloud,
-    } = common::ready_tuned(&client, &moto, "hang", &proxy.endpoint, None, |s| {
-        s.request_timeout = Duration::from_secs(2)
-    })
-    .await;
+    let Proxied {
+        proxy,
+        ready:
+            common::Ready {
+                cluster,
+                class: name,
+                cloud,
+            },
+        ..
+    } = behind_proxy("hang", |s| s.request_timeout = Duration::from_secs(2)).await;
 
     proxy.state.lock().expect("state").hang = 1;
     let started = std::time::Instant::now();

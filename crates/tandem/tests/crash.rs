@@ -31,19 +31,7 @@ fn start(cp: &ControlPlane, ns: &str, i: u32) -> common::Replica {
         cp.kubeconfig_path(),
         ns,
         cp.dir(),
-        &[
-            "--disable-leader-election",
-            "--gc-interval",
-            "2s",
-            "--gc-orphan-grace",
-            "3s",
-            "--kwok-launch-delay",
-            "300ms",
-            "--kwok-registration-delay",
-            "700ms",
-            "--kwok-ready-delay",
-            "300ms",
-        ],
+        &chaos::KILLED_REPLICA_ARGS,
     )
 }
 

@@ -80,20 +80,7 @@ fn start(
     env: &[(String, String)],
     extra: &[&str],
 ) -> common::Replica {
-    let mut args = vec![
-        "--disable-leader-election",
-        "--gc-interval",
-        "2s",
-        "--gc-orphan-grace",
-        "3s",
-        "--kwok-launch-delay",
-        "300ms",
-        "--kwok-registration-delay",
-        "700ms",
-        "--kwok-ready-delay",
-        "300ms",
-    ];
-    args.extend_from_slice(extra);
+    let args = [&chaos::KILLED_REPLICA_ARGS[..], extra].concat();
     common::Replica::start_with_env(
         &format!("chain-{i}"),
         cp.kubeconfig_path(),
@@ -287,15 +274,7 @@ async fn kill_nine_through_the_whole_chain_loses_and_leaks_nothing() {
     .await;
 
     // The external metrics API on a fixed port, registered once: every restart serves it again.
-    let pki = cp.pki();
-    let names = tandem_testkit::external_metrics_serving_names();
-    let cert = pki
-        .issue_serving(&names.iter().map(String::as_str).collect::<Vec<_>>())
-        .expect("serving cert");
-    let certs = cp.dir().join("chain-certs");
-    std::fs::create_dir_all(&certs).expect("cert dir");
-    std::fs::write(certs.join("tls.crt"), &cert.cert_pem).expect("cert");
-    std::fs::write(certs.join("tls.key"), &cert.key_pem).expect("key");
+    let certs = common::metrics_server_certs(cp, "chain-certs");
     let metrics_port = common::free_port().to_string();
     let extra = [
         "--metrics-server-cert-dir",
@@ -306,7 +285,7 @@ async fn kill_nine_through_the_whole_chain_loses_and_leaks_nothing() {
     let mut replica = start(cp, &ns, 0, &env, &extra);
     tandem_testkit::register_external_metrics(
         &client,
-        pki,
+        cp.pki(),
         metrics_port.parse().expect("port"),
         SETTLE,
     )

@@ -242,15 +242,7 @@ async fn every_replica_serves_the_external_metrics_api() {
     for name in ["serving-b", "serving-c"] {
         common::gated_pod(&client, &ns, name).await;
     }
-    let names = tandem_testkit::external_metrics_serving_names();
-    let cert = cp
-        .pki()
-        .issue_serving(&names.iter().map(String::as_str).collect::<Vec<_>>())
-        .expect("serving cert");
-    let certs = cp.dir().join(format!("certs-{ns}"));
-    std::fs::create_dir_all(&certs).expect("cert dir");
-    std::fs::write(certs.join("tls.crt"), &cert.cert_pem).expect("cert");
-    std::fs::write(certs.join("tls.key"), &cert.key_pem).expect("key");
+    let certs = common::metrics_server_certs(cp, &format!("certs-{ns}"));
     let certs = certs.to_str().expect("utf-8").to_owned();
 
     // A target and a ScaledObject whose cron window holds now: value 5 while active.

@@ -157,15 +157,7 @@ async fn trigger_authentication_secrets_never_leave_the_process() {
     let ns = cp.namespace("secrets").await.expect("namespace");
 
     // The external metrics API behind the aggregation layer, so the HPA controller reads it.
-    let names = tandem_testkit::external_metrics_serving_names();
-    let cert = cp
-        .pki()
-        .issue_serving(&names.iter().map(String::as_str).collect::<Vec<_>>())
-        .expect("serving cert");
-    let certs = cp.dir().join("secrets-certs");
-    std::fs::create_dir_all(&certs).expect("cert dir");
-    std::fs::write(certs.join("tls.crt"), &cert.cert_pem).expect("cert");
-    std::fs::write(certs.join("tls.key"), &cert.key_pem).expect("key");
+    let certs = common::metrics_server_certs(cp, "secrets-certs");
     let server_port = common::free_port().to_string();
     let replica = Replica::start(
         "secrets",

@@ -128,14 +128,7 @@ async fn seed_002_sqs_burst_scales_the_consumer_onto_spot_ec2_and_back_to_zero()
 
     // Both layers in one binary; the external metrics API behind the aggregation layer.
     let pki = cp.pki();
-    let names = tandem_testkit::external_metrics_serving_names();
-    let cert = pki
-        .issue_serving(&names.iter().map(String::as_str).collect::<Vec<_>>())
-        .expect("serving cert");
-    let certs = cp.dir().join("seed-002-certs");
-    std::fs::create_dir_all(&certs).expect("cert dir");
-    std::fs::write(certs.join("tls.crt"), &cert.cert_pem).expect("cert");
-    std::fs::write(certs.join("tls.key"), &cert.key_pem).expect("key");
+    let certs = common::metrics_server_certs(cp, "seed-002-certs");
     let metrics_port = common::free_port();
     let env = aws_common::env(&moto);
     let replica = Replica::start_with_env(

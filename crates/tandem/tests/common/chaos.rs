@@ -7,6 +7,23 @@ use kube::api::ListParams;
 use kube::{Api, Client};
 use tandem_api::karpenter::NodeClaim;
 
+/// `tandem run` flags of a replica that is killed and restarted over and over: no leader
+/// election (one replica at a time), a collector quick enough to clean up between kills, and
+/// kwok launches slow enough to be killed in the middle of.
+pub const KILLED_REPLICA_ARGS: [&str; 11] = [
+    "--disable-leader-election",
+    "--gc-interval",
+    "2s",
+    "--gc-orphan-grace",
+    "3s",
+    "--kwok-launch-delay",
+    "300ms",
+    "--kwok-registration-delay",
+    "700ms",
+    "--kwok-ready-delay",
+    "300ms",
+];
+
 /// Whether NodePool `ns`'s claims and the kwok instances match one to one, with nothing stuck
 /// deleting: (claims, instances), or what is still wrong.
 pub async fn nothing_leaked(client: &Client, ns: &str) -> Result<(usize, usize), String> {

@@ -96,6 +96,22 @@ impl Drop for Replica {
     }
 }
 
+/// Writes a serving certificate for the external metrics API (for the names its APIService's
+/// Service resolves to, signed by the control plane's CA) into `<control plane dir>/<dir>`
+/// and returns that directory, for `--metrics-server-cert-dir`.
+pub fn metrics_server_certs(cp: &tandem_testkit::ControlPlane, dir: &str) -> std::path::PathBuf {
+    let names = tandem_testkit::external_metrics_serving_names();
+    let cert = cp
+        .pki()
+        .issue_serving(&names.iter().map(String::as_str).collect::<Vec<_>>())
+        .expect("serving cert");
+    let certs = cp.dir().join(dir);
+    std::fs::create_dir_all(&certs).expect("cert dir");
+    std::fs::write(certs.join("tls.crt"), &cert.cert_pem).expect("cert");
+    std::fs::write(certs.join("tls.key"), &cert.key_pem).expect("key");
+    certs
+}
+
 /// A small deterministic generator: fault and kill moments must replay from a seed.
 pub struct Lcg(pub u64);
 
