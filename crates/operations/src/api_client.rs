@@ -157,9 +157,9 @@ impl ApiClientLayer {
         }
     }
 
-    /// Refuses writes (anything but GET, HEAD and OPTIONS, except to Leases) once `fence`
-    /// says this replica's leadership lapsed; they fail with [`Fenced`] without being sent
-    /// and count as code `<fenced>`.
+    /// Refuses writes (anything but GET, HEAD and OPTIONS, except to the election's Lease)
+    /// once `fence` says this replica's leadership lapsed; they fail with [`Fenced`] without
+    /// being sent and count as code `<fenced>`.
     #[must_use]
     pub fn with_fence(mut self, fence: Arc<Fence>) -> Self {
         self.fence = Some(fence);
@@ -174,7 +174,7 @@ impl ApiClientLayer {
             *request.method(),
             http::Method::GET | http::Method::HEAD | http::Method::OPTIONS
         );
-        let lease = request.uri().path().contains("/apis/coordination.k8s.io/");
+        let lease = fence.is_election_lease(request.uri().path());
         !reads && !lease && !fence.allows_writes(Instant::now())
     }
 }
@@ -333,11 +333,11 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_lapsed_fence_refuses_writes_but_not_reads_or_leases() {
+    async fn a_lapsed_fence_refuses_writes_but_not_reads_or_the_election_lease() {
         use std::sync::atomic::{AtomicU32, Ordering};
         use tower::{Layer as _, Service as _, ServiceExt as _};
         let metrics = ApiClientMetrics::unregistered();
-        let fence = Arc::new(Fence::new());
+        let fence = Arc::new(Fence::new("a", "tandem"));
         let layer = ApiClientLayer::new(RateLimit { qps: 0.0, burst: 0 }, metrics.clone())
             .with_fence(fence.clone());
         let sent = Arc::new(AtomicU32::new(0));
@@ -376,12 +376,16 @@ mod tests {
         );
         assert!(send(http::Method::GET, pod).await.is_ok());
         assert!(send(http::Method::PUT, lease).await.is_ok());
+        // Another Lease (a kwok kubelet's node Lease) is a write like any other.
+        let node_lease = "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/n1";
+        assert!(send(http::Method::PATCH, node_lease).await.is_err());
         assert_eq!(
             sent.load(Ordering::SeqCst),
             4,
             "the refused write was not sent"
         );
         assert_eq!(metrics.requests("DELETE", "<fenced>"), 1);
+        assert_eq!(metrics.requests("PATCH", "<fenced>"), 1);
     }
 
     #[test]

@@ -10,8 +10,10 @@
 //! write past that instant. The monotonic clock keeps running while a process is stopped, so
 //! the first write after a pause is refused, not sent.
 //!
-//! A replica that never led is not fenced (followers label their own pod); Lease writes are
-//! never fenced (the elector must be able to renew).
+//! A replica that never led is not fenced (followers label their own pod); writes to the
+//! election's own Lease are never fenced (the elector must be able to renew). Other Leases are:
+//! the kwok provider's kubelets renew node Leases through a fenced client, and a resumed
+//! leader's kubelet renewing a node Lease its successor now keeps is a write in another tenure.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -25,23 +27,30 @@ pub struct Fence {
     armed: AtomicBool,
     /// Milliseconds after `epoch`.
     valid_until_ms: AtomicU64,
+    /// The election Lease's collection path (its create) and its own path (its updates).
+    leases: String,
+    lease: String,
 }
 
-impl Default for Fence {
-    fn default() -> Self {
+impl Fence {
+    /// A fence for the election on Lease `namespace/name`, allowing everything until the first
+    /// renewal arms it.
+    #[must_use]
+    pub fn new(namespace: &str, name: &str) -> Self {
+        let leases = format!("/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases");
         Fence {
             epoch: Instant::now(),
             armed: AtomicBool::new(false),
             valid_until_ms: AtomicU64::new(0),
+            lease: format!("{leases}/{name}"),
+            leases,
         }
     }
-}
 
-impl Fence {
-    /// A fence that allows everything until the first renewal arms it.
+    /// Whether a request to `path` is the elector's own (never fenced).
     #[must_use]
-    pub fn new() -> Self {
-        Self::default()
+    pub fn is_election_lease(&self, path: &str) -> bool {
+        path == self.lease || path == self.leases
     }
 
     /// The round that started at `started` renewed the lease: writes are allowed until
@@ -84,7 +93,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn writes_stop_at_the_renew_deadline_and_on_revocation() {
-        let fence = Fence::new();
+        let fence = Fence::new("ns", "tandem");
         let deadline = Duration::from_secs(10);
         assert!(fence.allows_writes(Instant::now()), "never led: not fenced");
         let round = Instant::now();

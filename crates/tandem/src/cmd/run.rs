@@ -356,7 +356,10 @@ async fn serve(args: Args) -> anyhow::Result<ExitCode> {
             .unwrap_or_else(std::sync::PoisonError::into_inner),
     );
     // Armed by the elector; with leader election disabled it is never armed.
-    let fence = Arc::new(Fence::new());
+    let fence = Arc::new(Fence::new(
+        &args.leader_election_namespace,
+        &args.leader_election_name,
+    ));
     let client = limited_client(
         args.kubeconfig.as_ref(),
         limit,
