@@ -276,7 +276,8 @@ async fn a_class_whose_selectors_match_nothing_says_why_and_drift_follows_the_se
 }
 
 /// moto, the fault proxy in front of it, and a provider (settings changed by `tune`) whose
-/// class went Ready through the proxy. Moto and the proxy live as long as the returned values.
+/// class went Ready through the proxy. Bind `_moto` by name (not `..`): moto stops when it is
+/// dropped.
 struct Proxied {
     client: Client,
     _moto: Moto,
@@ -308,7 +309,7 @@ async fn refused_capacity_moves_the_next_launch_to_another_offering_for_the_ttl(
                 class: name,
                 cloud,
             },
-        ..
+        _moto,
     } = behind_proxy("ice", |_| {}).await;
 
     proxy.state.lock().expect("state").refuse_first = true;
@@ -354,6 +355,7 @@ async fn refused_capacity_moves_the_next_launch_to_another_offering_for_the_ttl(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_throttled_fleet_request_is_retried_with_backoff() {
     let Proxied {
+        client: _,
         proxy,
         ready:
             common::Ready {
@@ -361,7 +363,7 @@ async fn a_throttled_fleet_request_is_retried_with_backoff() {
                 class: name,
                 cloud,
             },
-        ..
+        _moto,
     } = behind_proxy("throttle", |_| {}).await;
     proxy.state.lock().expect("state").throttle = 2;
     let instance = cloud
@@ -380,6 +382,7 @@ async fn a_throttled_fleet_request_is_retried_with_backoff() {
 async fn a_second_instance_from_a_lost_fleet_answer_is_collected() {
     use tandem_controllers::gc::{self, ClaimFacts, GcOptions, InstanceFacts};
     let Proxied {
+        client: _,
         proxy,
         ready:
             common::Ready {
@@ -387,7 +390,7 @@ async fn a_second_instance_from_a_lost_fleet_answer_is_collected() {
                 class: name,
                 cloud,
             },
-        ..
+        _moto,
     } = behind_proxy("lost", |_| {}).await;
     proxy.state.lock().expect("state").lose_answers = 1;
     let claim = format!("{cluster}-a");
@@ -460,6 +463,7 @@ async fn a_second_instance_from_a_lost_fleet_answer_is_collected() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hanging_fleet_request_times_out_and_is_retried() {
     let Proxied {
+        client: _,
         proxy,
         ready:
             common::Ready {
@@ -467,7 +471,7 @@ async fn a_hanging_fleet_request_times_out_and_is_retried() {
                 class: name,
                 cloud,
             },
-        ..
+        _moto,
     } = behind_proxy("hang", |s| s.request_timeout = Duration::from_secs(2)).await;
 
     proxy.state.lock().expect("state").hang = 1;
