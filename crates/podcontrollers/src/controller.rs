@@ -57,6 +57,9 @@ pub(crate) const WAIT_FOR_CHANGE: Duration = Duration::from_secs(3600);
 pub struct Options {
     /// Where ClusterTriggerAuthentication Secrets live (KEDA: the operator's namespace).
     pub cluster_object_namespace: String,
+    /// Read Secrets only from `cluster_object_namespace` (KEDA: `KEDA_RESTRICT_SECRET_ACCESS`):
+    /// see [`crate::triggers::AuthScope::restrict_secret_access`].
+    pub restrict_secret_access: bool,
     /// Where the workers publish metric values; give the same set to
     /// [`crate::serve_external_metrics`].
     pub values: MetricValues,
@@ -82,11 +85,23 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             cluster_object_namespace: "keda".into(),
+            restrict_secret_access: false,
             values: MetricValues::new(),
             push: true,
             metrics: crate::metrics::PodLayerMetrics::default(),
             predictions: None,
             observe_only: false,
+        }
+    }
+}
+
+impl Options {
+    /// Where triggers may read Secrets from.
+    #[must_use]
+    pub fn auth_scope(&self) -> crate::triggers::AuthScope<'_> {
+        crate::triggers::AuthScope {
+            cluster_object_namespace: &self.cluster_object_namespace,
+            restrict_secret_access: self.restrict_secret_access,
         }
     }
 }

@@ -738,14 +738,8 @@ impl Worker {
                 .get(i)
                 .map(|t| t.type_.clone())
                 .unwrap_or_default();
-            let built = triggers::build_for(
-                &ctx.client,
-                &owner,
-                i,
-                &env,
-                &ctx.options.cluster_object_namespace,
-            )
-            .await;
+            let built =
+                triggers::build_for(&ctx.client, &owner, i, &env, ctx.options.auth_scope()).await;
             let built = match built {
                 Ok(scaler) => match scaler.metric_specs().await {
                     Ok(specs) => Ok(Built {

@@ -30,6 +30,24 @@ pub enum TriggerError {
     /// The scaler refused its parameters or could not start.
     #[error(transparent)]
     Build(#[from] ScalerError),
+    /// Its TriggerAuthentication names a Secret outside the one namespace the pod layer may
+    /// read Secrets from (`KEDA_RESTRICT_SECRET_ACCESS`). Refused before any request, so
+    /// the message says why instead of the API server's "forbidden".
+    #[error(
+        "trigger {index}: {authentication} names Secret {secret}, but secret access is \
+         restricted to namespace {allowed:?} (KEDA_RESTRICT_SECRET_ACCESS=true): reference a \
+         ClusterTriggerAuthentication, whose Secrets live there"
+    )]
+    SecretAccessRestricted {
+        /// Index in `spec.triggers`.
+        index: usize,
+        /// `TriggerAuthentication <namespace>/<name>`.
+        authentication: String,
+        /// `<namespace>/<name>` of the first Secret refused.
+        secret: String,
+        /// The namespace Secrets may be read from.
+        allowed: String,
+    },
     /// An object it references could not be read.
     #[error("trigger {index}: read {what}")]
     Read {
@@ -50,6 +68,7 @@ impl TriggerError {
         match self {
             TriggerError::Auth { source, .. } => source.category(),
             TriggerError::Build(e) => e.category(),
+            TriggerError::SecretAccessRestricted { .. } => "SecretAccessRestricted",
             TriggerError::Read { .. } => "KubernetesApiFailed",
         }
     }
@@ -87,6 +106,19 @@ pub fn target_env(containers: &[(String, Vec<(String, String)>)]) -> TargetEnv {
         })
 }
 
+/// Where a trigger's authentication may read Secrets from.
+#[derive(Debug, Clone, Copy)]
+pub struct AuthScope<'a> {
+    /// The namespace ClusterTriggerAuthentications read their Secrets and ConfigMaps from
+    /// (KEDA: `KEDA_CLUSTER_OBJECT_NAMESPACE`, the operator's own).
+    pub cluster_object_namespace: &'a str,
+    /// Secrets only from `cluster_object_namespace` (KEDA: `KEDA_RESTRICT_SECRET_ACCESS`), for
+    /// clusters that grant the autoscaler no Secret outside its own namespace. A namespaced
+    /// TriggerAuthentication's `secretTargetRef` is then refused; ConfigMaps, `env` and
+    /// ClusterTriggerAuthentications work as before.
+    pub restrict_secret_access: bool,
+}
+
 async fn get_opt<K>(api: &Api<K>, name: &str) -> Result<Option<K>, kube::Error>
 where
     K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
@@ -108,7 +140,7 @@ pub async fn build(
     so: &ScaledObject,
     index: usize,
     env: &TargetEnv,
-    cluster_object_namespace: &str,
+    scope: AuthScope<'_>,
 ) -> Result<Box<dyn Scaler>, TriggerError> {
     let namespace = so.metadata.namespace.clone().unwrap_or_default();
     let name = so.metadata.name.clone().unwrap_or_default();
@@ -128,7 +160,7 @@ pub async fn build(
             .and_then(|a| a.scaling_modifiers.as_ref())
             .is_some_and(|m| m.formula.is_some()),
     };
-    build_for(client, &owner, index, env, cluster_object_namespace).await
+    build_for(client, &owner, index, env, scope).await
 }
 
 /// The object whose triggers are built: a ScaledObject or a ScaledJob. Both resolve their
@@ -157,8 +189,9 @@ pub async fn build_for(
     owner: &TriggerOwner<'_>,
     index: usize,
     env: &TargetEnv,
-    cluster_object_namespace: &str,
+    scope: AuthScope<'_>,
 ) -> Result<Box<dyn Scaler>, TriggerError> {
+    let cluster_object_namespace = scope.cluster_object_namespace;
     let namespace = owner.namespace.to_owned();
     let name = owner.name.to_owned();
     let Some(trigger) = owner.triggers.get(index) else {
@@ -200,6 +233,12 @@ pub async fn build_for(
         (_, Some(c)) => (Some(&c.spec.inner), cluster_object_namespace),
         _ => (None, &namespace),
     };
+    if let (Some(t), Some(spec)) = (&ta, spec) {
+        let name = t.metadata.name.as_deref().unwrap_or_default();
+        if let Some(refused) = restricted_refusal(scope, index, (&namespace, name), spec) {
+            return Err(refused);
+        }
+    }
     let mut secrets: Vec<KubeSecret> = Vec::new();
     let mut config_maps: Vec<ConfigMap> = Vec::new();
     if let Some(spec) = spec {
@@ -265,9 +304,66 @@ pub async fn build_for(
     Ok(tandem_scalers::build(params).await?)
 }
 
+/// In restricted mode, the refusal of a namespaced TriggerAuthentication that names a Secret
+/// outside the cluster object namespace (decided before any request is sent).
+fn restricted_refusal(
+    scope: AuthScope<'_>,
+    index: usize,
+    (namespace, name): (&str, &str),
+    spec: &TriggerAuthenticationSpec,
+) -> Option<TriggerError> {
+    if !scope.restrict_secret_access || namespace == scope.cluster_object_namespace {
+        return None;
+    }
+    let first = spec.secret_target_ref.first()?;
+    Some(TriggerError::SecretAccessRestricted {
+        index,
+        authentication: format!("TriggerAuthentication {namespace}/{name}"),
+        secret: format!("{namespace}/{}", first.name),
+        allowed: scope.cluster_object_namespace.to_owned(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn spec_with_secret(name: &str) -> TriggerAuthenticationSpec {
+        serde_json::from_value(serde_json::json!({
+            "secretTargetRef": [{"parameter": "host", "name": name, "key": "host"}],
+            "configMapTargetRef": [{"parameter": "queueName", "name": "cm", "key": "q"}],
+        }))
+        .expect("spec")
+    }
+
+    #[test]
+    fn restricted_mode_refuses_only_secrets_outside_the_cluster_object_namespace() {
+        let restricted = AuthScope {
+            cluster_object_namespace: "keda",
+            restrict_secret_access: true,
+        };
+        let open = AuthScope {
+            restrict_secret_access: false,
+            ..restricted
+        };
+        let spec = spec_with_secret("creds");
+        let e = restricted_refusal(restricted, 1, ("shop", "rabbit"), &spec).expect("refused");
+        assert_eq!(
+            e.chain(),
+            "trigger 1: TriggerAuthentication shop/rabbit names Secret shop/creds, but secret \
+             access is restricted to namespace \"keda\" (KEDA_RESTRICT_SECRET_ACCESS=true): \
+             reference a ClusterTriggerAuthentication, whose Secrets live there"
+        );
+        assert_eq!(e.category(), "SecretAccessRestricted");
+        // Not restricted; in the allowed namespace; no Secret named (ConfigMaps stay allowed).
+        assert!(restricted_refusal(open, 0, ("shop", "rabbit"), &spec).is_none());
+        assert!(restricted_refusal(restricted, 0, ("keda", "rabbit"), &spec).is_none());
+        let no_secret = TriggerAuthenticationSpec {
+            secret_target_ref: Vec::new(),
+            ..spec
+        };
+        assert!(restricted_refusal(restricted, 0, ("shop", "rabbit"), &no_secret).is_none());
+    }
 
     #[test]
     fn an_auth_error_reads_once_with_its_cause() {

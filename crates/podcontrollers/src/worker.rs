@@ -599,15 +599,7 @@ impl Worker {
                 continue;
             }
             let kind = so.spec.triggers[i].type_.clone();
-            match triggers::build(
-                &ctx.client,
-                so,
-                i,
-                &env,
-                &ctx.options.cluster_object_namespace,
-            )
-            .await
-            {
+            match triggers::build(&ctx.client, so, i, &env, ctx.options.auth_scope()).await {
                 Ok(s) => {
                     self.scalers[i] = Some(s);
                     self.build_errors[i] = None;

@@ -235,41 +235,7 @@ async fn the_charts_rbac_grants_what_the_controller_uses_and_nothing_more() {
         .expect("sa name")
         .to_owned();
 
-    // A token of that ServiceAccount, as the pod would mount.
-    let token = Api::<ServiceAccount>::namespaced(client.clone(), &ns)
-        .create_token_request(
-            &sa_name,
-            &PostParams::default(),
-            &TokenRequest {
-                spec: Some(TokenRequestSpec {
-                    expiration_seconds: Some(3600),
-                    ..TokenRequestSpec::default()
-                }),
-                ..TokenRequest::default()
-            },
-        )
-        .await
-        .expect("token request")
-        .status
-        .expect("token status")
-        .token
-        .expect("a token");
-    let mut kubeconfig =
-        kube::config::Kubeconfig::read_from(cp.kubeconfig_path()).expect("admin kubeconfig");
-    for user in &mut kubeconfig.auth_infos {
-        if let Some(auth) = user.auth_info.as_mut() {
-            *auth = kube::config::AuthInfo {
-                token: Some(token.clone().into()),
-                ..kube::config::AuthInfo::default()
-            };
-        }
-    }
-    let sa_kubeconfig = cp.dir().join(format!("kubeconfig-{ns}"));
-    std::fs::write(
-        &sa_kubeconfig,
-        serde_yaml_ng::to_string(&kubeconfig).expect("kubeconfig yaml"),
-    )
-    .expect("write kubeconfig");
+    let sa_kubeconfig = service_account_kubeconfig(&cp, &client, &ns, &sa_name).await;
 
     let class = format!("{ns}-kwok");
     common::kwok_class(&client, &class).await;
@@ -619,6 +585,253 @@ async fn the_charts_rbac_grants_what_the_controller_uses_and_nothing_more() {
         grants.len(),
         started.elapsed().as_secs_f64()
     );
+}
+
+/// `podLayer.restrictSecretAccess: true` (KEDA's `permissions.operator.restrict.secret`),
+/// installed and enforced: the chart's ClusterRole grants no Secret and a Role grants those of
+/// the release namespace; `tandem run` runs with that ServiceAccount and the flag the chart
+/// sets. A ScaledObject in another namespace whose TriggerAuthentication names a Secret there
+/// is refused (Ready=False saying why, its target untouched) without a request for the
+/// Secret; one using a ClusterTriggerAuthentication, whose Secret lives in the release
+/// namespace, works. The audit log then shows every Secret the ServiceAccount read, all in
+/// the release namespace and all allowed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restricted_secret_access_reads_secrets_of_the_release_namespace_only() {
+    let cp = ControlPlane::start_with(Options {
+        audit_log: true,
+        ..Options::default()
+    })
+    .await
+    .expect("control plane");
+    let client: Client = cp.client().expect("client");
+    let ns = cp.namespace("restricted").await.expect("namespace");
+    let app = cp.namespace("app").await.expect("namespace");
+    let docs = render(
+        &ns,
+        &ns,
+        &[
+            "--set",
+            "podLayer.restrictSecretAccess=true",
+            "--set",
+            "nodeLayer.enabled=false",
+            "--set",
+            "podLayer.metricsServer.apiService=false",
+        ],
+    );
+    let deployment = find(&docs, "Deployment");
+    let prefix = format!(
+        "{}-",
+        deployment["metadata"]["name"].as_str().expect("name")
+    );
+    let env = deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_array()
+        .expect("env");
+    assert!(
+        env.contains(&json!({"name": "KEDA_RESTRICT_SECRET_ACCESS", "value": "true"})),
+        "{env:?}"
+    );
+    let grants_secrets = |doc: &Value| {
+        doc["rules"].as_array().is_some_and(|rules| {
+            rules.iter().any(|r| {
+                r["resources"]
+                    .as_array()
+                    .is_some_and(|res| res.contains(&json!("secrets")))
+            })
+        })
+    };
+    for role in docs.iter().filter(|d| d["kind"] == "ClusterRole") {
+        assert!(
+            !grants_secrets(role),
+            "a ClusterRole grants Secrets: {role}"
+        );
+    }
+    let secrets_role = docs
+        .iter()
+        .find(|d| d["kind"] == "Role" && d["metadata"]["name"] == format!("{prefix}secrets"))
+        .expect("the Role for the release namespace's Secrets");
+    assert!(grants_secrets(secrets_role) && secrets_role["metadata"]["namespace"] == ns.as_str());
+    for doc in docs.iter().filter(|d| d["kind"] != "Deployment") {
+        apply(&client, doc, &ns)
+            .await
+            .expect("apply rendered object");
+    }
+    let sa_name = find(&docs, "ServiceAccount")["metadata"]["name"]
+        .as_str()
+        .expect("sa name")
+        .to_owned();
+    let sa_kubeconfig = service_account_kubeconfig(&cp, &client, &ns, &sa_name).await;
+
+    // The same credentials twice: in the application's namespace behind a
+    // TriggerAuthentication, and in the release namespace behind a ClusterTriggerAuthentication.
+    let cta = format!("{ns}-creds");
+    let secret = |namespace: &str| {
+        json!({"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "creds", "namespace": namespace},
+            "stringData": {"token": "not-a-secret"}})
+    };
+    let auth =
+        json!({"secretTargetRef": [{"parameter": "token", "name": "creds", "key": "token"}]});
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let at = |secs: u64| format!("{} {} * * *", (secs / 60) % 60, (secs / 3600) % 24);
+    let scaled = |name: &str, reference: Value| {
+        json!({"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
+            "metadata": {"name": name, "namespace": app},
+            "spec": {"scaleTargetRef": {"name": name}, "minReplicaCount": 0,
+                "maxReplicaCount": 5, "pollingInterval": 1,
+                "triggers": [{"type": "cron", "metadata": {"timezone": "UTC",
+                    "start": at(now - 120), "end": at(now + 1800), "desiredReplicas": "1"},
+                    "authenticationRef": reference}]}})
+    };
+    let target = |name: &str| {
+        json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": name, "namespace": app},
+            "spec": {"replicas": 0, "selector": {"matchLabels": {"app": name}},
+                "template": {"metadata": {"labels": {"app": name}},
+                    "spec": {"containers": [{"name": "app", "image": "registry.invalid/app:1"}]}}}})
+    };
+    for doc in [
+        secret(&app),
+        secret(&ns),
+        json!({"apiVersion": "keda.sh/v1alpha1", "kind": "TriggerAuthentication",
+            "metadata": {"name": "creds", "namespace": app}, "spec": auth}),
+        json!({"apiVersion": "keda.sh/v1alpha1", "kind": "ClusterTriggerAuthentication",
+            "metadata": {"name": cta}, "spec": auth}),
+        target("by-ta"),
+        target("by-cta"),
+        scaled("by-ta", json!({"name": "creds"})),
+        scaled(
+            "by-cta",
+            json!({"name": cta, "kind": "ClusterTriggerAuthentication"}),
+        ),
+    ] {
+        apply(&client, &doc, &app).await.expect("apply");
+    }
+
+    let restrict = env
+        .iter()
+        .find(|e| e["name"] == "KEDA_RESTRICT_SECRET_ACCESS")
+        .and_then(|e| e["value"].as_str())
+        .expect("the chart's flag");
+    let controller = common::Replica::start_with_env(
+        "restricted",
+        &sa_kubeconfig,
+        &ns,
+        cp.dir(),
+        &[
+            "--log-level",
+            "info",
+            "--cluster-object-namespace",
+            &ns,
+            "--disable-node-layer",
+        ],
+        &[("KEDA_RESTRICT_SECRET_ACCESS", restrict)],
+    );
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &app);
+    wait_for(
+        "by-cta activated through its ClusterTriggerAuthentication",
+        TIMEOUT,
+        || async {
+            (deployments.get("by-cta").await.ok()?.spec?.replicas == Some(1)).then_some(())
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\ncontroller log:\n{}", controller.log()));
+    let objects: Api<ScaledObject> = Api::namespaced(client.clone(), &app);
+    let refused = wait_for("by-ta refused with a reason", TIMEOUT, || async {
+        let so = objects.get("by-ta").await.ok()?;
+        so.status?
+            .conditions
+            .into_iter()
+            .find(|c| {
+                c.type_ == "Ready" && c.status == tandem_api::condition::ConditionStatus::False
+            })
+            .and_then(|c| c.message)
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\ncontroller log:\n{}", controller.log()));
+    assert!(
+        refused.contains(&format!(
+            "TriggerAuthentication {app}/creds names Secret {app}/creds"
+        )) && refused.contains(&format!("restricted to namespace \"{ns}\"")),
+        "{refused}"
+    );
+    let by_ta = deployments.get("by-ta").await.expect("by-ta");
+    assert_eq!(
+        by_ta.spec.and_then(|s| s.replicas),
+        Some(0),
+        "by-ta was scaled"
+    );
+
+    let user = format!("system:serviceaccount:{ns}:{sa_name}");
+    let audit = std::fs::read_to_string(cp.audit_log_path().expect("audit log on"))
+        .expect("read the audit log");
+    let secrets: Vec<rbac::Request> = rbac::requests_of(&audit, &user)
+        .into_iter()
+        .filter(|r| r.group.is_empty() && r.resource == "secrets")
+        .collect();
+    assert!(
+        secrets
+            .iter()
+            .any(|r| r.namespace.as_deref() == Some(ns.as_str()) && r.code == 200),
+        "the ClusterTriggerAuthentication's Secret was never read: {secrets:?}"
+    );
+    let elsewhere: Vec<String> = secrets
+        .iter()
+        .filter(|r| r.namespace.as_deref() != Some(ns.as_str()) || r.code != 200)
+        .map(ToString::to_string)
+        .collect();
+    assert!(
+        elsewhere.is_empty(),
+        "Secret requests outside {ns}: {elsewhere:?}"
+    );
+}
+
+/// A kubeconfig that authenticates as ServiceAccount `ns/sa` with a token, as the pod would
+/// mount it: the chart's RBAC is then what the API server enforces on the controller.
+async fn service_account_kubeconfig(
+    cp: &ControlPlane,
+    client: &Client,
+    ns: &str,
+    sa_name: &str,
+) -> PathBuf {
+    let token = Api::<ServiceAccount>::namespaced(client.clone(), ns)
+        .create_token_request(
+            sa_name,
+            &PostParams::default(),
+            &TokenRequest {
+                spec: Some(TokenRequestSpec {
+                    expiration_seconds: Some(3600),
+                    ..TokenRequestSpec::default()
+                }),
+                ..TokenRequest::default()
+            },
+        )
+        .await
+        .expect("token request")
+        .status
+        .expect("token status")
+        .token
+        .expect("a token");
+    let mut kubeconfig =
+        kube::config::Kubeconfig::read_from(cp.kubeconfig_path()).expect("admin kubeconfig");
+    for user in &mut kubeconfig.auth_infos {
+        if let Some(auth) = user.auth_info.as_mut() {
+            *auth = kube::config::AuthInfo {
+                token: Some(token.clone().into()),
+                ..kube::config::AuthInfo::default()
+            };
+        }
+    }
+    let path = cp.dir().join(format!("kubeconfig-{ns}"));
+    std::fs::write(
+        &path,
+        serde_yaml_ng::to_string(&kubeconfig).expect("kubeconfig yaml"),
+    )
+    .expect("write kubeconfig");
+    path
 }
 
 async fn job_names(jobs: &Api<Job>) -> Option<Vec<String>> {

@@ -113,6 +113,13 @@ pub struct Args {
     #[arg(long, env = "KEDA_CLUSTER_OBJECT_NAMESPACE", default_value = "keda")]
     cluster_object_namespace: String,
 
+    /// Read Secrets only from the cluster object namespace: TriggerAuthentications elsewhere
+    /// that name a Secret are refused (Ready=False says why), ClusterTriggerAuthentications
+    /// work. For clusters that grant the autoscaler no Secret outside its own namespace (the
+    /// chart's `podLayer.restrictSecretAccess`).
+    #[arg(long, env = "KEDA_RESTRICT_SECRET_ACCESS")]
+    restrict_secret_access: bool,
+
     /// Requests per second the Kubernetes client may send, sustained (both layers together;
     /// 0 turns the limit off). Waits show in `rest_client_rate_limiter_duration_seconds`.
     #[arg(long, env = "KUBE_CLIENT_QPS", default_value_t = tandem_operations::api_client::DEFAULT_QPS)]
@@ -466,6 +473,7 @@ async fn serve(args: Args) -> anyhow::Result<ExitCode> {
     // Service spreads the API server's requests over all replicas and a failover leaves no gap.
     let pod_settings = PodLayerSettings {
         cluster_object_namespace: args.cluster_object_namespace.clone(),
+        restrict_secret_access: args.restrict_secret_access,
         metrics: pod_metrics.clone(),
         push: !args.no_push,
     };
@@ -785,6 +793,8 @@ impl Drop for NodeLayer {
 pub(crate) struct PodLayerSettings {
     /// Where ClusterTriggerAuthentication Secrets live.
     pub(crate) cluster_object_namespace: String,
+    /// Secrets only from `cluster_object_namespace`.
+    pub(crate) restrict_secret_access: bool,
     /// KEDA's operator metrics.
     pub(crate) metrics: tandem_podcontrollers::metrics::PodLayerMetrics,
     /// Poll at once when a source reports growth.
@@ -864,6 +874,7 @@ impl PodLayerRunning {
             client.clone(),
             tandem_podcontrollers::Options {
                 cluster_object_namespace: settings.cluster_object_namespace.clone(),
+                restrict_secret_access: settings.restrict_secret_access,
                 values,
                 metrics: settings.metrics.clone(),
                 predictions,

@@ -177,6 +177,7 @@ async fn up(args: Args, state_dir: &Path) -> anyhow::Result<ExitCode> {
             client.clone(),
             super::run::PodLayerSettings {
                 cluster_object_namespace: "keda".into(),
+                restrict_secret_access: false,
                 metrics: tandem_podcontrollers::metrics::PodLayerMetrics::default(),
                 push: true,
             },
