@@ -46,6 +46,28 @@ pub struct Options {
     pub disruption: crate::disruption::DisruptionOptions,
     /// The interruption loop (the cloud's notices: spot reclaim, maintenance, stops).
     pub interruption: crate::interruption::InterruptionOptions,
+    /// Launch calls to the cloud.
+    pub launch: LaunchOptions,
+}
+
+/// How launch calls to the cloud are bounded.
+#[derive(Debug, Clone)]
+pub struct LaunchOptions {
+    /// How long one `CloudProvider::create` call may take before it counts as a retryable
+    /// failure and the claim is launched again (under the same name: creates are idempotent by
+    /// claim). Without it a cloud API that never answers held the claim's launch task, and the
+    /// claim with it, forever: the launch timeout is checked between calls, never during one.
+    /// Default 3 minutes: past the AWS provider's own retries (4 attempts × 30 s), inside the
+    /// 5-minute launch timeout.
+    pub call_timeout: Duration,
+}
+
+impl Default for LaunchOptions {
+    fn default() -> Self {
+        LaunchOptions {
+            call_timeout: Duration::from_secs(180),
+        }
+    }
 }
 
 pub(crate) struct Ctx {
@@ -617,7 +639,18 @@ async fn execute(ctx: &Ctx, claim: &NodeClaim, claim_node: Option<&Node>, effect
                     .map(|_| ())
             }
             Effect::Launch => {
-                let input = match ctx.cloud.create(claim).await {
+                let timeout = ctx.options.launch.call_timeout;
+                let created = tokio::time::timeout(timeout, ctx.cloud.create(claim))
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(tandem_cloud::Error::CreateFailed {
+                            message: format!(
+                                "the cloud did not answer the launch within {}s",
+                                timeout.as_secs_f64()
+                            ),
+                        })
+                    });
+                let input = match created {
                     Ok(i) => Input::LaunchSucceeded(Box::new(i)),
                     Err(e) => {
                         tracing::warn!(error = %e, nodeclaim = %name, "launch failed");

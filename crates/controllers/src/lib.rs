@@ -62,7 +62,7 @@ pub mod provisioner;
 pub mod termination;
 mod terminator;
 
-pub use driver::{Controllers, Options};
+pub use driver::{Controllers, LaunchOptions, Options};
 
 /// Field manager of every server-side apply.
 pub const FIELD_MANAGER: &str = "tandem";

@@ -86,6 +86,9 @@ struct Faults {
     next_launch_error: Option<Error>,
     unavailable: BTreeSet<OfferingRef>,
     never_ready: bool,
+    hang_launches: bool,
+    /// Every `create` call, answered or not: what a retry storm would show in.
+    create_calls: u64,
 }
 
 /// The kwok cloud provider.
@@ -140,6 +143,22 @@ impl KwokCloud {
     /// Failure injection: an offering has no capacity until further notice.
     pub fn insufficient_capacity(&self, offering: OfferingRef) {
         lock(&self.faults).unavailable.insert(offering);
+    }
+
+    /// Failure injection ends for `offering`: it has capacity again.
+    pub fn capacity_restored(&self, offering: &OfferingRef) {
+        lock(&self.faults).unavailable.remove(offering);
+    }
+
+    /// Failure injection: `create` calls from now on (and those waiting) never answer while
+    /// `on` (a cloud API that hangs); with `false` they proceed.
+    pub fn hang_launches(&self, on: bool) {
+        lock(&self.faults).hang_launches = on;
+    }
+
+    /// How many times `create` was called so far (idempotent repeats included).
+    pub fn create_calls(&self) -> u64 {
+        lock(&self.faults).create_calls
     }
 
     /// Failure injection: Nodes launched from now on never become Ready (or, with `false`,
@@ -366,6 +385,10 @@ impl CloudProvider for KwokCloud {
 
     fn create<'a>(&'a self, claim: &'a NodeClaim) -> BoxFuture<'a, Result<Instance, Error>> {
         Box::pin(async move {
+            lock(&self.faults).create_calls += 1;
+            while lock(&self.faults).hang_launches {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
             let claim_name = claim.metadata.name.clone().unwrap_or_default();
             let provider_id = crate::kwok_provider_id(&claim_name);
             // Idempotent: an instance that exists (booting or registered) is returned as is.
