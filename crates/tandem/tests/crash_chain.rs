@@ -6,9 +6,10 @@
 //! `TANDEM_CHAIN_SEED`), restarted each time.
 //!
 //! Checked at every step: the Deployment's replicas within the ScaledObject's [min, max]; the
-//! NodePool's claims within its CPU limit; the `karpenter.sh/do-not-disrupt` pod never evicted
-//! (the test never deletes or interrupts its node, so only a voluntary disruption could move
-//! it). At the end, once the queue holds 4 messages and a last replica has settled: 4 consumers
+//! NodePool's claims within its CPU limit; the `karpenter.sh/do-not-disrupt` pod and a pod
+//! whose PodDisruptionBudget allows no disruption never evicted nor their nodes deleted (the
+//! test never deletes or interrupts their nodes, so only a voluntary disruption — drift,
+//! consolidation — could move them). At the end, once the queue holds 4 messages and a last replica has settled: 4 consumers
 //! Running, no claim without an instance nor instance without a claim, nothing stuck deleting,
 //! every interruption notice handled.
 //!
@@ -93,8 +94,15 @@ fn start(
     )
 }
 
-/// The NodePool's nodes, but for the one the guard pod runs on.
-async fn unguarded_nodes(client: &Client, ns: &str, guard_node: &str) -> Vec<String> {
+/// A pod no voluntary disruption may move, and where it runs.
+struct Guard {
+    name: &'static str,
+    uid: String,
+    node: String,
+}
+
+/// The NodePool's nodes, but for those the guard pods run on.
+async fn unguarded_nodes(client: &Client, ns: &str, guards: &[Guard]) -> Vec<String> {
     Api::<Node>::all(client.clone())
         .list(&ListParams::default().labels(&format!("karpenter.sh/nodepool={ns}")))
         .await
@@ -102,12 +110,12 @@ async fn unguarded_nodes(client: &Client, ns: &str, guard_node: &str) -> Vec<Str
         .items
         .into_iter()
         .filter_map(|n| n.metadata.name)
-        .filter(|n| n != guard_node)
+        .filter(|n| guards.iter().all(|g| g.node != *n))
         .collect()
 }
 
 /// The invariants that must hold at any moment; what broke otherwise.
-async fn invariants(client: &Client, ns: &str, guard_uid: &str) -> Result<(), String> {
+async fn invariants(client: &Client, ns: &str, guards: &[Guard]) -> Result<(), String> {
     let replicas = Api::<Deployment>::namespaced(client.clone(), ns)
         .get("consumer")
         .await
@@ -131,22 +139,30 @@ async fn invariants(client: &Client, ns: &str, guard_uid: &str) -> Result<(), St
             "{claims} claims of {CPU_PER_NODE} CPU exceed the limit {CPU_LIMIT}"
         ));
     }
-    match Api::<Pod>::namespaced(client.clone(), ns)
-        .get_opt("guard")
-        .await
-    {
-        Ok(Some(p))
-            if p.metadata.uid.as_deref() == Some(guard_uid)
-                && p.metadata.deletion_timestamp.is_none() =>
+    for g in guards {
+        match Api::<Pod>::namespaced(client.clone(), ns)
+            .get_opt(g.name)
+            .await
         {
-            Ok(())
+            Ok(Some(p))
+                if p.metadata.uid.as_deref() == Some(g.uid.as_str())
+                    && p.metadata.deletion_timestamp.is_none() => {}
+            Ok(p) => {
+                return Err(format!(
+                    "guard pod {} was disrupted: {:?}",
+                    g.name,
+                    p.map(|p| p.metadata)
+                ));
+            }
+            Err(e) => return Err(e.to_string()),
         }
-        Ok(p) => Err(format!(
-            "the do-not-disrupt pod was disrupted: {:?}",
-            p.map(|p| p.metadata)
-        )),
-        Err(e) => Err(e.to_string()),
+        match Api::<Node>::all(client.clone()).get_opt(&g.node).await {
+            Ok(Some(n)) if n.metadata.deletion_timestamp.is_none() => {}
+            Ok(_) => return Err(format!("node {} of guard pod {} deleted", g.node, g.name)),
+            Err(e) => return Err(e.to_string()),
+        }
     }
+    Ok(())
 }
 
 /// The end state, or why it is not reached yet.
@@ -236,6 +252,27 @@ async fn kill_nine_through_the_whole_chain_loses_and_leaks_nothing() {
         }),
     )
     .await;
+    // Covered by a PodDisruptionBudget that allows no disruption (one pod, minAvailable 1).
+    create(
+        &Api::<k8s_openapi::api::policy::v1::PodDisruptionBudget>::namespaced(client.clone(), &ns),
+        json!({
+            "apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+            "metadata": {"name": "pdb-guard"},
+            "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "pdb-guard"}}},
+        }),
+    )
+    .await;
+    create(
+        &pods,
+        json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "pdb-guard", "labels": {"app": "pdb-guard"}},
+            "spec": {"terminationGracePeriodSeconds": 1, "nodeSelector": pool_selector,
+                "containers": [{"name": "guard", "image": "registry.k8s.io/pause:3.10",
+                    "resources": {"requests": {"cpu": "200m"}}}]},
+        }),
+    )
+    .await;
     let keda = |kind: &str, plural: &str| {
         kube::api::ApiResource::from_gvk_with_plural(
             &kube::api::GroupVersionKind::gvk("keda.sh", "v1alpha1", kind),
@@ -292,18 +329,22 @@ async fn kill_nine_through_the_whole_chain_loses_and_leaks_nothing() {
     .await
     .unwrap_or_else(|e| panic!("APIService: {e}\n{}", replica.log()));
 
-    // The guard lands first; the test never deletes or interrupts its node.
-    let guard = wait_for("the guard pod Running", SETTLE, || async {
-        let p = pods.get("guard").await.ok()?;
-        let running = p.status.as_ref()?.phase.as_deref() == Some("Running");
-        if !running {
-            return None;
-        }
-        Some((p.metadata.uid.clone()?, p.spec?.node_name?))
-    })
-    .await
-    .unwrap_or_else(|e| panic!("{e}\n{}", replica.log()));
-    let (guard_uid, guard_node) = guard;
+    // The guards land first; the test never deletes or interrupts their nodes.
+    let mut guards = Vec::new();
+    for name in ["guard", "pdb-guard"] {
+        let (uid, node) = wait_for(&format!("{name} Running"), SETTLE, || async {
+            let p = pods.get(name).await.ok()?;
+            let running = p.status.as_ref()?.phase.as_deref() == Some("Running");
+            if !running {
+                return None;
+            }
+            Some((p.metadata.uid.clone()?, p.spec?.node_name?))
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", replica.log()));
+        guards.push(Guard { name, uid, node });
+    }
+    let guards = std::sync::Arc::new(guards);
 
     let kills_wanted: u32 = std::env::var("TANDEM_CHAIN_KILLS")
         .ok()
@@ -318,9 +359,9 @@ async fn kill_nine_through_the_whole_chain_loses_and_leaks_nothing() {
         (0, 0, 0, 0, 0);
     let mut generation = 0;
     let check = |when: String| {
-        let (client, ns, guard_uid) = (client.clone(), ns.clone(), guard_uid.clone());
+        let (client, ns, guards) = (client.clone(), ns.clone(), guards.clone());
         async move {
-            if let Err(e) = invariants(&client, &ns, &guard_uid).await {
+            if let Err(e) = invariants(&client, &ns, &guards).await {
                 panic!("{when}: {e}");
             }
         }
@@ -345,7 +386,7 @@ async fn kill_nine_through_the_whole_chain_loses_and_leaks_nothing() {
                 drifts += 1;
             }
             4 | 5 => {
-                let nodes = unguarded_nodes(&client, &ns, &guard_node).await;
+                let nodes = unguarded_nodes(&client, &ns, &guards).await;
                 if let Some(n) = nodes.get(rng.next(nodes.len().max(1) as u64) as usize) {
                     let _ = Api::<Node>::all(client.clone())
                         .patch(
@@ -359,7 +400,7 @@ async fn kill_nine_through_the_whole_chain_loses_and_leaks_nothing() {
                 }
             }
             6 => {
-                let nodes = unguarded_nodes(&client, &ns, &guard_node).await;
+                let nodes = unguarded_nodes(&client, &ns, &guards).await;
                 if let Some(n) = nodes.get(rng.next(nodes.len().max(1) as u64) as usize) {
                     let _ = Api::<Node>::all(client.clone())
                         .delete(n, &DeleteParams::default())
@@ -375,8 +416,8 @@ async fn kill_nine_through_the_whole_chain_loses_and_leaks_nothing() {
                     .items
                     .into_iter()
                     .filter(|c| {
-                        c.status.as_ref().and_then(|s| s.node_name.as_deref())
-                            != Some(guard_node.as_str())
+                        let node = c.status.as_ref().and_then(|s| s.node_name.as_deref());
+                        guards.iter().all(|g| node != Some(g.node.as_str()))
                     })
                     .filter_map(|c| c.metadata.name)
                     .collect();
