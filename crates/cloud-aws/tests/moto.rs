@@ -410,14 +410,7 @@ async fn a_second_instance_from_a_lost_fleet_answer_is_collected() {
     assert!(tagged.contains(&instance.provider_id.as_str()));
 
     // What the collector decides once the claim's status names the instance create returned.
-    let facts: Vec<InstanceFacts> = listed
-        .iter()
-        .map(|i| InstanceFacts {
-            provider_id: i.provider_id.clone(),
-            nodeclaim: i.nodeclaim.clone(),
-            created: i.created,
-        })
-        .collect();
+    let facts: Vec<InstanceFacts> = listed.iter().map(Into::into).collect();
     let claims = [ClaimFacts {
         name: claim.clone(),
         provider_id: Some(instance.provider_id.clone()),

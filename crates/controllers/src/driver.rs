@@ -940,14 +940,7 @@ async fn gc_loop(ctx: Arc<Ctx>, rx: watch::Receiver<Arc<ClusterState>>) {
         };
         // The state is read after the list: a claim created meanwhile is seen, not collected.
         let st = rx.borrow().clone();
-        let instances: Vec<crate::gc::InstanceFacts> = instances
-            .into_iter()
-            .map(|i| crate::gc::InstanceFacts {
-                provider_id: i.provider_id,
-                nodeclaim: i.nodeclaim,
-                created: i.created,
-            })
-            .collect();
+        let instances: Vec<crate::gc::InstanceFacts> = instances.iter().map(Into::into).collect();
         let by_provider = nodes_by_provider_id(&st);
         let claims: Vec<crate::gc::ClaimFacts> = st
             .nodeclaims

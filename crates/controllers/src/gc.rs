@@ -60,6 +60,17 @@ pub struct InstanceFacts {
     pub created: Timestamp,
 }
 
+impl From<&tandem_cloud::Instance> for InstanceFacts {
+    /// What the collector needs of an instance the cloud listed.
+    fn from(i: &tandem_cloud::Instance) -> Self {
+        InstanceFacts {
+            provider_id: i.provider_id.clone(),
+            nodeclaim: i.nodeclaim.clone(),
+            created: i.created,
+        }
+    }
+}
+
 /// A NodeClaim, as the index holds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClaimFacts {
