@@ -222,20 +222,7 @@ async fn the_charts_rbac_grants_what_the_controller_uses_and_nothing_more() {
 
     // Install everything the chart renders except what needs a container runtime.
     let docs = render(&ns, &ns, &[]);
-    for doc in &docs {
-        if matches!(doc["kind"].as_str(), Some("Deployment")) {
-            continue;
-        }
-        apply(&client, doc, &ns)
-            .await
-            .expect("apply rendered object");
-    }
-    let sa_name = find(&docs, "ServiceAccount")["metadata"]["name"]
-        .as_str()
-        .expect("sa name")
-        .to_owned();
-
-    let sa_kubeconfig = service_account_kubeconfig(&cp, &client, &ns, &sa_name).await;
+    let (sa_name, sa_kubeconfig) = install(&cp, &client, &docs, &ns).await;
 
     let class = format!("{ns}-kwok");
     common::kwok_class(&client, &class).await;
@@ -650,16 +637,7 @@ async fn restricted_secret_access_reads_secrets_of_the_release_namespace_only() 
         .find(|d| d["kind"] == "Role" && d["metadata"]["name"] == format!("{prefix}secrets"))
         .expect("the Role for the release namespace's Secrets");
     assert!(grants_secrets(secrets_role) && secrets_role["metadata"]["namespace"] == ns.as_str());
-    for doc in docs.iter().filter(|d| d["kind"] != "Deployment") {
-        apply(&client, doc, &ns)
-            .await
-            .expect("apply rendered object");
-    }
-    let sa_name = find(&docs, "ServiceAccount")["metadata"]["name"]
-        .as_str()
-        .expect("sa name")
-        .to_owned();
-    let sa_kubeconfig = service_account_kubeconfig(&cp, &client, &ns, &sa_name).await;
+    let (sa_name, sa_kubeconfig) = install(&cp, &client, &docs, &ns).await;
 
     // The same credentials twice: in the application's namespace behind a
     // TriggerAuthentication, and in the release namespace behind a ClusterTriggerAuthentication.
@@ -787,6 +765,26 @@ async fn restricted_secret_access_reads_secrets_of_the_release_namespace_only() 
         elsewhere.is_empty(),
         "Secret requests outside {ns}: {elsewhere:?}"
     );
+}
+
+/// Installs everything the chart rendered but the Deployment (it needs a container runtime;
+/// the tests run the controller as a local process instead); returns the chart's
+/// ServiceAccount and a kubeconfig that authenticates as it.
+async fn install(
+    cp: &ControlPlane,
+    client: &Client,
+    docs: &[Value],
+    ns: &str,
+) -> (String, PathBuf) {
+    for doc in docs.iter().filter(|d| d["kind"] != "Deployment") {
+        apply(client, doc, ns).await.expect("apply rendered object");
+    }
+    let sa_name = find(docs, "ServiceAccount")["metadata"]["name"]
+        .as_str()
+        .expect("sa name")
+        .to_owned();
+    let kubeconfig = service_account_kubeconfig(cp, client, ns, &sa_name).await;
+    (sa_name, kubeconfig)
 }
 
 /// A kubeconfig that authenticates as ServiceAccount `ns/sa` with a token, as the pod would

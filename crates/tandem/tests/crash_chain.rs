@@ -241,18 +241,8 @@ async fn kill_nine_through_the_whole_chain_loses_and_leaks_nothing() {
     )
     .await;
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
-    create(
-        &pods,
-        json!({
-            "apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": "guard", "annotations": {"karpenter.sh/do-not-disrupt": "true"}},
-            "spec": {"terminationGracePeriodSeconds": 1, "nodeSelector": pool_selector,
-                "containers": [{"name": "guard", "image": "registry.k8s.io/pause:3.10",
-                    "resources": {"requests": {"cpu": "200m"}}}]},
-        }),
-    )
-    .await;
-    // Covered by a PodDisruptionBudget that allows no disruption (one pod, minAvailable 1).
+    // Two pods no voluntary disruption may move: one annotated do-not-disrupt, one covered by
+    // a PodDisruptionBudget that allows no disruption (one pod, minAvailable 1).
     create(
         &Api::<k8s_openapi::api::policy::v1::PodDisruptionBudget>::namespaced(client.clone(), &ns),
         json!({
@@ -262,17 +252,21 @@ async fn kill_nine_through_the_whole_chain_loses_and_leaks_nothing() {
         }),
     )
     .await;
-    create(
-        &pods,
-        json!({
-            "apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": "pdb-guard", "labels": {"app": "pdb-guard"}},
-            "spec": {"terminationGracePeriodSeconds": 1, "nodeSelector": pool_selector,
-                "containers": [{"name": "guard", "image": "registry.k8s.io/pause:3.10",
-                    "resources": {"requests": {"cpu": "200m"}}}]},
-        }),
-    )
-    .await;
+    for metadata in [
+        json!({"name": "guard", "annotations": {"karpenter.sh/do-not-disrupt": "true"}}),
+        json!({"name": "pdb-guard", "labels": {"app": "pdb-guard"}}),
+    ] {
+        create(
+            &pods,
+            json!({
+                "apiVersion": "v1", "kind": "Pod", "metadata": metadata,
+                "spec": {"terminationGracePeriodSeconds": 1, "nodeSelector": pool_selector,
+                    "containers": [{"name": "guard", "image": "registry.k8s.io/pause:3.10",
+                        "resources": {"requests": {"cpu": "200m"}}}]},
+            }),
+        )
+        .await;
+    }
     let keda = |kind: &str, plural: &str| {
         kube::api::ApiResource::from_gvk_with_plural(
             &kube::api::GroupVersionKind::gvk("keda.sh", "v1alpha1", kind),
