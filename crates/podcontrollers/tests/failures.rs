@@ -3,7 +3,8 @@
 //! with fallback (the fallback replicas are applied through the HPA), a value that is not a
 //! number (Ready=False naming the field) and a second ScaledObject on a taken target, all
 //! next to a valid ScaledObject that keeps scaling. Fixing the Secret then heals the
-//! wrong-password object.
+//! wrong-password object. Nothing crosses namespaces: a TriggerAuthentication or a Secret that
+//! exists only in another namespace (with the right password) is "not found" for this one.
 
 mod common;
 
@@ -28,7 +29,26 @@ async fn broken_scaled_objects_are_reported_and_the_valid_one_keeps_scaling() {
     secret(&h.client, &ns, "bad", &[("host", &http_host(&rmq, wrong))]).await;
     trigger_auth(&h.client, &ns, "good-auth", "good").await;
     trigger_auth(&h.client, &ns, "bad-auth", "bad").await;
-    for d in ["good", "nofallback", "fallback", "invalid"] {
+    // The right password, but in another namespace: neither its TriggerAuthentication nor its
+    // Secret can be reached from `ns`, not even by a TriggerAuthentication there naming it.
+    let other = h.cp.namespace("failures-other").await.expect("namespace");
+    secret(
+        &h.client,
+        &other,
+        "elsewhere",
+        &[("host", &http_host(&rmq, PASSWORD))],
+    )
+    .await;
+    trigger_auth(&h.client, &other, "elsewhere-auth", "elsewhere").await;
+    trigger_auth(&h.client, &ns, "names-elsewhere", "elsewhere").await;
+    for d in [
+        "good",
+        "nofallback",
+        "fallback",
+        "invalid",
+        "cross-ta",
+        "cross-secret",
+    ] {
         deployment(&h.client, &ns, d, 1).await;
     }
     let min1 = || json!({"minReplicaCount": 1});
@@ -63,6 +83,25 @@ async fn broken_scaled_objects_are_reported_and_the_valid_one_keeps_scaling() {
         &h.client,
         &ns,
         rabbit_so("second-on-good", "good", "good-auth", "good-q", min1()),
+    )
+    .await;
+
+    scaled_object(
+        &h.client,
+        &ns,
+        rabbit_so("cross-ta", "cross-ta", "elsewhere-auth", "good-q", min1()),
+    )
+    .await;
+    scaled_object(
+        &h.client,
+        &ns,
+        rabbit_so(
+            "cross-secret",
+            "cross-secret",
+            "names-elsewhere",
+            "good-q",
+            min1(),
+        ),
     )
     .await;
 
@@ -117,6 +156,23 @@ async fn broken_scaled_objects_are_reported_and_the_valid_one_keeps_scaling() {
         message.contains("already managed by ScaledObject 'good'"),
         "{message}"
     );
+
+    // Another namespace's TriggerAuthentication and Secret are not found from this one.
+    for (name, missing) in [
+        (
+            "cross-ta",
+            format!("TriggerAuthentication {ns}/elsewhere-auth not found"),
+        ),
+        ("cross-secret", format!("Secret {ns}/elsewhere not found")),
+    ] {
+        let ready = wait_condition(&h.client, &ns, name, "Ready", |c| {
+            c.status == tandem_api::condition::ConditionStatus::False
+        })
+        .await;
+        let message = ready.message.unwrap_or_default();
+        assert!(message.contains(&missing), "{name}: {message}");
+        assert_eq!(replicas(&h.client, &ns, name).await, 1, "{name} was scaled");
+    }
 
     // And the valid one is still fine.
     wait_condition(&h.client, &ns, "good", "Ready", |c| c.is_true()).await;
