@@ -3,8 +3,9 @@
 //! with fallback (the fallback replicas are applied through the HPA), a value that is not a
 //! number (Ready=False naming the field) and a second ScaledObject on a taken target, all
 //! next to a valid ScaledObject that keeps scaling. Fixing the Secret then heals the
-//! wrong-password object. Nothing crosses namespaces: a TriggerAuthentication or a Secret that
-//! exists only in another namespace (with the right password) is "not found" for this one.
+//! wrong-password object; the valid one's HPA, deleted or edited by hand, is restored. Nothing
+//! crosses namespaces: a TriggerAuthentication or a Secret that exists only in another
+//! namespace (with the right password) is "not found" for this one.
 
 mod common;
 
@@ -178,6 +179,36 @@ async fn broken_scaled_objects_are_reported_and_the_valid_one_keeps_scaling() {
     wait_condition(&h.client, &ns, "good", "Ready", |c| c.is_true()).await;
     assert_eq!(replicas(&h.client, &ns, "good").await, 2);
     assert_eq!(replicas(&h.client, &ns, "invalid").await, 1);
+
+    // Its HPA deleted, then edited, by hand: the watch shows it and the next poll restores it.
+    let hpas = kube::Api::<k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler>::namespaced(
+        h.client.clone(),
+        &ns,
+    );
+    let before = hpas.get("keda-hpa-good").await.expect("good's HPA");
+    hpas.delete("keda-hpa-good", &kube::api::DeleteParams::default())
+        .await
+        .expect("delete the HPA");
+    tandem_testkit::wait_for("the deleted HPA back", TIMEOUT, || async {
+        let now = hpas.get_opt("keda-hpa-good").await.ok()??;
+        (now.metadata.uid != before.metadata.uid).then_some(())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    hpas.patch(
+        "keda-hpa-good",
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(json!({"spec": {"maxReplicas": 77}})),
+    )
+    .await
+    .expect("edit the HPA");
+    let max = |h: &k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler| h.spec.max_replicas;
+    tandem_testkit::wait_for("the edited HPA restored", TIMEOUT, || async {
+        let now = hpas.get("keda-hpa-good").await.ok()?;
+        (max(&now) == max(&before)).then_some(())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
 
     // Fixing the Secret heals the object without touching it: the failing scaler is rebuilt
     // on the next poll and reads the Secret again.

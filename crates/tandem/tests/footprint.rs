@@ -97,6 +97,14 @@ async fn memory_with_a_thousand_scaled_objects() {
          {rss:.1} MiB RSS, peak {peak:.1} MiB",
         idle.0
     );
+    stop_for_profile(controller);
+}
+
+/// Stops `tandem run` with SIGTERM and waits for it, so that a build with `--features
+/// dhat-heap` writes its heap profile (`TANDEM_DHAT_OUT`) as it exits.
+fn stop_for_profile(mut controller: common::Replica) {
+    controller.signal("-TERM");
+    let _ = controller.child.wait();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -173,4 +181,5 @@ async fn memory_with_a_thousand_nodes_and_ten_thousand_pods() {
         idle.0,
         elapsed.as_secs_f64()
     );
+    stop_for_profile(controller);
 }
