@@ -117,14 +117,18 @@ pub fn event_message(
     }
 }
 
-/// A hash of an HPA's spec as serialized (field order is the struct's, so equal specs hash
-/// equal); 8 bytes kept per ScaledObject instead of the spec.
+/// A hash of an HPA's spec as serialized; see [`value_hash`].
 fn spec_hash(hpa: &HorizontalPodAutoscaler) -> u64 {
+    value_hash(&hpa.spec)
+}
+
+/// A hash of `v` as serialized (struct field order, and serde_json's sorted maps, make equal
+/// values serialize equal): 8 bytes kept per ScaledObject instead of the last HPA and status
+/// written (dhat: ~5 KB per object as `serde_json::Value`s).
+fn value_hash(v: &impl serde::Serialize) -> u64 {
     use std::hash::{Hash as _, Hasher as _};
     let mut h = std::collections::hash_map::DefaultHasher::new();
-    serde_json::to_string(&hpa.spec)
-        .unwrap_or_default()
-        .hash(&mut h);
+    serde_json::to_string(v).unwrap_or_default().hash(&mut h);
     h.finish()
 }
 
@@ -155,7 +159,7 @@ struct Worker {
     /// The resolved target type and the `(apiVersion, kind)` it was resolved from.
     target: Option<((Option<String>, String), TargetType)>,
     /// The last HPA applied: name and spec.
-    hpa_applied: Option<(String, serde_json::Value)>,
+    hpa_applied: Option<(String, u64)>,
     /// When it was last applied: re-applied after [`HPA_REFRESH`] even if it looks intact.
     hpa_applied_at: Option<tokio::time::Instant>,
     /// A hash of the spec the API server answered the last apply with (defaults filled in):
@@ -166,7 +170,8 @@ struct Worker {
     /// The watch has shown the HPA since the last apply: its absence now means deleted.
     hpa_seen: bool,
     hpa_deleted: bool,
-    last_status: Option<serde_json::Value>,
+    /// A hash of the status last written ([`value_hash`]): an unchanged status is not sent.
+    last_status: Option<u64>,
     original_replicas: Option<u32>,
     ready: Option<bool>,
     /// The readings of the last poll that measured (stand-ins while paused).
@@ -767,7 +772,8 @@ impl Worker {
             return;
         };
         // Compare without transition times' churn: they only change with a status flip.
-        if self.last_status.as_ref() == Some(&body) {
+        let hash = value_hash(&body);
+        if self.last_status == Some(hash) {
             return;
         }
         let patch = json!({
@@ -784,7 +790,7 @@ impl Worker {
             )
             .await
         {
-            Ok(_) => self.last_status = Some(patch["status"].clone()),
+            Ok(_) => self.last_status = Some(hash),
             Err(e) => {
                 tracing::warn!(error = %e, %ns, %name, "ScaledObject status not written");
             }
@@ -799,6 +805,7 @@ impl Worker {
         observed: Option<&HorizontalPodAutoscaler>,
     ) -> Result<(), Error> {
         let body = serde_json::to_value(desired).unwrap_or_default();
+        let body_hash = value_hash(&body);
         if let Some((applied_name, applied)) = &self.hpa_applied {
             let since = self.hpa_applied_at.map(|at| at.elapsed());
             let fresh = since.is_some_and(|s| s < HPA_REFRESH);
@@ -809,7 +816,7 @@ impl Worker {
                 }
                 None => !self.hpa_seen && since.is_some_and(|s| s < HPA_WATCH_GRACE),
             };
-            if applied_name == name && *applied == body && fresh && intact {
+            if applied_name == name && *applied == body_hash && fresh && intact {
                 return Ok(());
             }
             if applied_name != name {
@@ -822,7 +829,7 @@ impl Worker {
                 }
             }
         }
-        let mut patch = body.clone();
+        let mut patch = body;
         patch["apiVersion"] = json!("autoscaling/v2");
         patch["kind"] = json!("HorizontalPodAutoscaler");
         let api: Api<HorizontalPodAutoscaler> = Api::namespaced(ctx.client.clone(), ns);
@@ -834,7 +841,7 @@ impl Worker {
             )
             .await
             .map_err(|e| Error::kube(format!("apply HPA {ns}/{name}"), e))?;
-        self.hpa_applied = Some((name.to_owned(), body));
+        self.hpa_applied = Some((name.to_owned(), body_hash));
         self.hpa_applied_at = Some(tokio::time::Instant::now());
         self.hpa_applied_spec = Some(spec_hash(&stored));
         self.hpa_seen = false;
