@@ -40,7 +40,8 @@ const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
 /// Generated names keep 63 characters at most: the base is cut to leave room for the suffix.
 const MAX_BASE: usize = 58;
 
-/// `base` (cut to [`MAX_BASE`]) and five random characters, as `generateName` would.
+/// `base` (cut to 58 characters, leaving a name of 63 at most) and five random characters, as
+/// `generateName` would.
 pub fn generated_name(base: &str) -> String {
     let mut name: String = base.chars().take(MAX_BASE).collect();
     // A fresh SipHash key per call: enough randomness for a name suffix, no RNG dependency.
