@@ -16,17 +16,17 @@ use jiff::tz::{AmbiguousOffset, TimeZone};
 use jiff::{SignedDuration, Timestamp, ZonedDateTime};
 use std::cmp::Ordering;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::sync::{Arc, LazyLock, Mutex, PoisonError, Weak};
 
 /// Parsed schedules shared by every trigger that spells them the same way. A parsed
 /// `croner::Cron` holds ~5 KB of zeroed tables: two per cron trigger were 10 MiB of a 93 MiB
 /// heap at 1,000 ScaledObjects (dhat), and most clusters repeat a handful of schedules.
-static PARSED: Mutex<Option<HashMap<String, Weak<croner::Cron>>>> = Mutex::new(None);
+static PARSED: LazyLock<Mutex<HashMap<String, Weak<croner::Cron>>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
 
 /// The shared parse of `raw` (already checked to have 5 fields), parsing it on a miss.
 fn parse_shared(raw: &str) -> Result<Arc<croner::Cron>, String> {
-    let mut guard = PARSED.lock().unwrap_or_else(PoisonError::into_inner);
-    let cache = guard.get_or_insert_with(HashMap::new);
+    let mut cache = PARSED.lock().unwrap_or_else(PoisonError::into_inner);
     if let Some(cron) = cache.get(raw).and_then(Weak::upgrade) {
         return Ok(cron);
     }
