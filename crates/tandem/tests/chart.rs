@@ -557,6 +557,18 @@ async fn the_charts_rbac_grants_what_the_controller_uses_and_nothing_more() {
         !requests.is_empty(),
         "no request by {user} in the audit log"
     );
+    // Every request says who made it, as client-go's `<binary>/<version>` does.
+    let agents: std::collections::BTreeSet<String> = audit
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|e| e["user"]["username"] == user.as_str())
+        .map(|e| e["userAgent"].as_str().unwrap_or("<none>").to_owned())
+        .collect();
+    assert_eq!(
+        agents,
+        std::collections::BTreeSet::from([format!("tandem/{}", env!("CARGO_PKG_VERSION"))]),
+        "user agents of {user}"
+    );
     let grants = bound_grants(&client, &docs, &ns, &sa_name).await;
     let prefix = format!(
         "{}-",

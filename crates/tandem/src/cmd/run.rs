@@ -336,8 +336,12 @@ async fn limited_client(
         .build())
 }
 
+/// The `User-Agent` of every request, as client-go's `<binary>/<version>`: what the API
+/// server's audit log and `apiserver_request_total` attribute Tandem's requests by.
+const USER_AGENT: &str = concat!("tandem/", env!("CARGO_PKG_VERSION"));
+
 async fn config(kubeconfig: Option<&PathBuf>) -> anyhow::Result<kube::Config> {
-    Ok(match kubeconfig {
+    let mut config = match kubeconfig {
         Some(path) => {
             let kc = kube::config::Kubeconfig::read_from(path)
                 .with_context(|| format!("cannot read kubeconfig {}", path.display()))?;
@@ -348,7 +352,12 @@ async fn config(kubeconfig: Option<&PathBuf>) -> anyhow::Result<kube::Config> {
         None => kube::Config::infer().await.context(
             "no kubeconfig given and none found ($KUBECONFIG, ~/.kube/config, in-cluster)",
         )?,
-    })
+    };
+    config.headers.push((
+        http::header::USER_AGENT,
+        http::HeaderValue::from_static(USER_AGENT),
+    ));
+    Ok(config)
 }
 
 async fn serve(args: Args) -> anyhow::Result<ExitCode> {
