@@ -85,6 +85,8 @@ async fn bench(n: usize) {
     let cp = ControlPlane::start_with(Options {
         hpa_sync_period: Duration::from_secs(15),
         component_client_limit: Some((200, 400)),
+        // Which requests Tandem makes in the steady state, by verb and resource.
+        audit_log: true,
         ..Options::default()
     })
     .await
@@ -112,11 +114,18 @@ async fn bench(n: usize) {
     let pid = tandem.child.id();
     let started = Instant::now();
     let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(client.clone(), &ns);
+    // Paged as a client should at this size; a failed page counts what came before it.
     let count_hpas = || async {
-        hpas.list_metadata(&ListParams::default())
-            .await
-            .map(|l| l.items.len())
-            .unwrap_or(0)
+        let mut count = 0;
+        let mut params = ListParams::default().limit(1_000);
+        while let Ok(page) = hpas.list_metadata(&params).await {
+            count += page.items.len();
+            match page.metadata.continue_.filter(|c| !c.is_empty()) {
+                Some(token) => params = params.continue_token(&token),
+                None => break,
+            }
+        }
+        count
     };
     let mut have = 0;
     while started.elapsed() < Duration::from_secs(1_200) {
@@ -128,10 +137,12 @@ async fn bench(n: usize) {
     }
     let startup = started.elapsed();
     eprintln!(
-        "pod_layer_at_size: {have} HPAs after {:.0} s; settling one polling interval",
+        "pod_layer_at_size: {have} HPAs after {:.0} s; settling two polling intervals",
         startup.as_secs_f64()
     );
-    tokio::time::sleep(Duration::from_secs(30)).await;
+    // The HPA controller's first sync of each new HPA sets ScalingActive, which the next poll
+    // copies into the ScaledObject's HPAActive condition: a write that belongs to start-up.
+    tokio::time::sleep(Duration::from_secs(60)).await;
 
     // Steady state: three polling intervals.
     let window = Duration::from_secs(90);
@@ -147,6 +158,8 @@ async fn bench(n: usize) {
             .iter()
             .sum::<f64>()
     };
+    let audit = cp.audit_log_path().expect("audit log").to_owned();
+    let audit0 = std::fs::metadata(&audit).map(|m| m.len()).unwrap_or(0);
     let (patch0, all0) = (patches(tandem.metrics).await, all(tandem.metrics).await);
     let cpu0 = common::process_figures(pid).1;
     let t0 = Instant::now();
@@ -180,6 +193,7 @@ async fn bench(n: usize) {
         "",
     )
     .await;
+    let by_kind = tandem_requests(&audit, audit0);
     lags.sort_by(f64::total_cmp);
     rss.sort_by(f64::total_cmp);
     let hpa_count = count_hpas().await;
@@ -203,6 +217,61 @@ async fn bench(n: usize) {
         common::percentile(&rss, 0.95),
         rss.last().copied().unwrap_or(0.0),
     );
+    println!(
+        "Tandem's requests in the window, from the API server's audit log (per second, objects):"
+    );
+    for ((verb, resource), (count, objects)) in by_kind.iter().rev().take(12) {
+        println!(
+            "  {verb:>10} {resource:<40} {:>8.2}/s {objects:>6}",
+            *count as f64 / wall
+        );
+    }
+}
+
+/// Tandem's requests (user agent `tandem/…`) in the audit log from byte `from` on: by verb,
+/// response code and resource, their count and how many distinct objects they touched, most frequent last.
+fn tandem_requests(audit: &std::path::Path, from: u64) -> Vec<((String, String), (usize, usize))> {
+    use std::collections::{BTreeMap, BTreeSet};
+    use std::io::{BufRead as _, Seek as _};
+    let Ok(mut file) = std::fs::File::open(audit) else {
+        return Vec::new();
+    };
+    if file.seek(std::io::SeekFrom::Start(from)).is_err() {
+        return Vec::new();
+    }
+    let mut seen: BTreeMap<(String, String), (usize, BTreeSet<String>)> = BTreeMap::new();
+    for line in std::io::BufReader::new(file).lines().map_while(Result::ok) {
+        let Ok(event) = serde_json::from_str::<serde_json::Value>(&line) else {
+            continue;
+        };
+        if !event["userAgent"]
+            .as_str()
+            .is_some_and(|a| a.starts_with("tandem/"))
+        {
+            continue;
+        }
+        let object = &event["objectRef"];
+        let resource = match object["subresource"].as_str() {
+            Some(sub) => format!("{}/{sub}", object["resource"].as_str().unwrap_or("-")),
+            None => object["resource"].as_str().unwrap_or("-").to_owned(),
+        };
+        let verb = format!(
+            "{} {}",
+            event["verb"].as_str().unwrap_or("-"),
+            event["responseStatus"]["code"].as_u64().unwrap_or(0)
+        );
+        let entry = seen.entry((verb, resource)).or_default();
+        entry.0 += 1;
+        entry
+            .1
+            .insert(object["name"].as_str().unwrap_or("").to_owned());
+    }
+    let mut out: Vec<_> = seen
+        .into_iter()
+        .map(|(k, (count, objects))| (k, (count, objects.len())))
+        .collect();
+    out.sort_by_key(|(_, (count, _))| *count);
+    out
 }
 
 fn main() {

@@ -460,6 +460,9 @@ impl ControlPlane {
                 ("audit-policy-file", p(&policy)),
                 ("audit-log-path", p(log)),
                 ("audit-log-format", "json".into()),
+                // One file however long the run: the default rotates at 100 MB, which a scale
+                // bench passes in minutes, and a reader keeping a byte offset would lose it.
+                ("audit-log-maxsize", "1000000".into()),
                 // Blocking: an event is on disk before its response is sent, so a test reads
                 // every request made before it looked.
                 ("audit-log-mode", "blocking".into()),
