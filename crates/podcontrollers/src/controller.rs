@@ -143,6 +143,7 @@ impl PodLayer {
             },
             client,
             options,
+            targets: crate::target::TargetTypes::default(),
         });
         let jobs_api: Api<ScaledJob> = Api::all(ctx.client.clone());
         let jobs_supervisor = if ctx.options.observe_only {
@@ -188,6 +189,8 @@ pub(crate) struct Ctx {
     pub(crate) client: Client,
     pub(crate) recorder: Recorder,
     pub(crate) options: Options,
+    /// Scale target types, resolved once for every worker.
+    pub(crate) targets: crate::target::TargetTypes,
 }
 
 pub(crate) type Key = (String, String);
@@ -359,6 +362,27 @@ async fn supervise(ctx: Arc<Ctx>) {
             Watched::Hpa(e) => (*e).map(Err),
         };
         let ready = match event {
+            // One object changed after the list: only it and the objects that share a
+            // target with it (before or after the change) are looked at. A full dispatch per
+            // event cost O(objects) with allocations, and every status write comes back as
+            // an event: at 10,000 objects the supervisor fell behind its own writes (#15).
+            Ok(Ok(e @ (Event::Apply(_) | Event::Delete(_)))) if objects.relist.is_none() => {
+                let key = match &e {
+                    Event::Apply(so) | Event::Delete(so) => Index::key(so),
+                    _ => unreachable!("matched above"),
+                };
+                let before = objects.objects.get(&key).cloned();
+                objects.apply(e);
+                dispatch_changed(
+                    &ctx,
+                    &objects.objects,
+                    &hpa_index.objects,
+                    &mut workers,
+                    &key,
+                    before.as_deref(),
+                );
+                false
+            }
             Ok(Ok(e)) => objects.apply(e),
             Ok(Err(e)) => {
                 // One HPA changed: hand it to its worker only (HPA status changes every
@@ -423,6 +447,84 @@ fn hand_hpa(
     }
 }
 
+/// The target an object scales, borrowed: `(namespace, group, kind, name)`, compared for
+/// every object on each change without allocating.
+fn target_of(so: &ScaledObject) -> (&str, &str, &str, &str) {
+    let t = &so.spec.scale_target_ref;
+    // As target::split_api_version: no apiVersion is apps/v1.
+    let group = t
+        .api_version
+        .as_deref()
+        .filter(|av| !av.is_empty())
+        .map_or(Some(("apps", "v1")), |av| av.split_once('/'))
+        .map_or("", |(g, _)| g);
+    (
+        so.metadata.namespace.as_deref().unwrap_or_default(),
+        group,
+        t.kind_or_default(),
+        &t.name,
+    )
+}
+
+/// [`dispatch`] for one object `key` that changed (or went) from `before`: its worker, and the
+/// workers of the objects whose target conflict it may have changed.
+fn dispatch_changed(
+    ctx: &Arc<Ctx>,
+    objects: &BTreeMap<Key, Arc<ScaledObject>>,
+    hpas: &BTreeMap<Key, Arc<HorizontalPodAutoscaler>>,
+    workers: &mut BTreeMap<Key, WorkerHandle>,
+    key: &Key,
+    before: Option<&ScaledObject>,
+) {
+    let now = objects.get(key);
+    if now.is_none()
+        && let Some(w) = workers.remove(key)
+    {
+        w.task.abort();
+        ctx.options.values.remove_object(&key.0, &key.1);
+    }
+    let targets: Vec<_> = before
+        .into_iter()
+        .chain(now.map(|s| &**s))
+        .map(target_of)
+        .collect();
+    let group: Vec<(&Key, &Arc<ScaledObject>)> = objects
+        .iter()
+        .filter(|(_, so)| targets.contains(&target_of(so)))
+        .collect();
+    let conflicts = target_conflicts(group.iter().map(|(_, so)| &***so));
+    for (k, so) in group {
+        hand(ctx, workers, k, so, conflicts.get(k).cloned(), hpas);
+    }
+}
+
+/// Gives `so`'s worker its new input (waking it only for a change that matters), or starts it.
+fn hand(
+    ctx: &Arc<Ctx>,
+    workers: &mut BTreeMap<Key, WorkerHandle>,
+    k: &Key,
+    so: &Arc<ScaledObject>,
+    conflict: Option<String>,
+    hpas: &BTreeMap<Key, Arc<HorizontalPodAutoscaler>>,
+) {
+    let input = Input {
+        so: so.clone(),
+        conflict,
+        hpa: hpas.get(&(k.0.clone(), hpa::hpa_name(so))).cloned(),
+    };
+    if let Some(w) = workers.get(k) {
+        w.tx.send_if_modified(|current| {
+            let wake = wakes(current, &input);
+            *current = input;
+            wake
+        });
+    } else {
+        let (tx, rx) = watch::channel(input);
+        let task = tokio::spawn(worker::run(ctx.clone(), rx));
+        workers.insert(k.clone(), WorkerHandle { tx, task });
+    }
+}
+
 fn dispatch(
     ctx: &Arc<Ctx>,
     objects: &BTreeMap<Key, Arc<ScaledObject>>,
@@ -439,22 +541,7 @@ fn dispatch(
         keep
     });
     for (k, so) in objects {
-        let input = Input {
-            so: so.clone(),
-            conflict: conflicts.get(k).cloned(),
-            hpa: hpas.get(&(k.0.clone(), hpa::hpa_name(so))).cloned(),
-        };
-        if let Some(w) = workers.get(k) {
-            w.tx.send_if_modified(|current| {
-                let wake = wakes(current, &input);
-                *current = input;
-                wake
-            });
-        } else {
-            let (tx, rx) = watch::channel(input);
-            let task = tokio::spawn(worker::run(ctx.clone(), rx));
-            workers.insert(k.clone(), WorkerHandle { tx, task });
-        }
+        hand(ctx, workers, k, so, conflicts.get(k).cloned(), hpas);
     }
 }
 

@@ -222,5 +222,14 @@ async fn broken_scaled_objects_are_reported_and_the_valid_one_keeps_scaling() {
         .expect("fix the secret");
     let ready = wait_condition(&h.client, &ns, "wrong-password", "Ready", |c| c.is_true()).await;
     assert_eq!(ready.reason.as_deref(), Some("ScaledObjectReady"));
+
+    // The owner of the taken target deleted: the second one takes it over (the deletion is
+    // one watch event, handed to the objects that share its target).
+    kube::Api::<tandem_api::keda::v1alpha1::ScaledObject>::namespaced(h.client.clone(), &ns)
+        .delete("good", &kube::api::DeleteParams::default())
+        .await
+        .expect("delete good");
+    let ready = wait_condition(&h.client, &ns, "second-on-good", "Ready", |c| c.is_true()).await;
+    assert_eq!(ready.reason.as_deref(), Some("ScaledObjectReady"));
     drop(h);
 }
