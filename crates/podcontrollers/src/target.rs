@@ -76,6 +76,48 @@ pub async fn resolve(client: &Client, target: &ScaleTarget) -> Result<TargetType
     Ok(TargetType { resource, gvkr })
 }
 
+/// How long a resolved target type is reused before discovery is asked again: a CRD whose
+/// `/scale` changes is picked up within it.
+pub const DISCOVERY_TTL: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Target types resolved by every worker of one controller, by `(apiVersion, kind)`.
+///
+/// Without it, each ScaledObject asked discovery for its group on its own: 10,000
+/// Deployments' objects made 10,000 `GET /apis/apps/v1` at start-up (the audit log of #15's
+/// bench). One lookup at a time, so that the first burst of workers waits for a single
+/// answer instead of sending one each; failures are not kept (the next tick asks again).
+#[derive(Debug, Default)]
+pub struct TargetTypes {
+    resolved:
+        tokio::sync::Mutex<std::collections::HashMap<TypeKey, (tokio::time::Instant, TargetType)>>,
+}
+
+/// `(scaleTargetRef.apiVersion, kind)`.
+type TypeKey = (Option<String>, String);
+
+impl TargetTypes {
+    /// The type of `target`, from the cache when fresh, else through [`resolve`].
+    ///
+    /// # Errors
+    /// As [`resolve`].
+    pub async fn get(&self, client: &Client, target: &ScaleTarget) -> Result<TargetType, Error> {
+        let key = (
+            target.api_version.clone(),
+            target.kind_or_default().to_owned(),
+        );
+        let mut resolved = self.resolved.lock().await;
+        let now = tokio::time::Instant::now();
+        if let Some((at, t)) = resolved.get(&key)
+            && now.duration_since(*at) < DISCOVERY_TTL
+        {
+            return Ok(t.clone());
+        }
+        let t = resolve(client, target).await?;
+        resolved.insert(key, (now, t.clone()));
+        Ok(t)
+    }
+}
+
 /// The target's replicas as `/scale` shows them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Replicas {
