@@ -245,8 +245,47 @@ pub fn rustls_config(
     }
 }
 
+/// How many distinct shared clients [`client`] keeps at most; past it, clients are built per
+/// trigger again (a bound on what an unusual spread of timeouts could pin).
+const SHARED_CLIENTS: usize = 64;
+
+/// Clients of triggers that bring no TLS material of their own, by `(unsafeSsl, timeout)`.
+type SharedClients = std::collections::HashMap<(bool, Duration), reqwest::Client>;
+
 /// A reqwest client with our TLS and a total timeout per request.
+///
+/// Triggers without a `ca`, `cert` or `key` share one client per `(unsafeSsl, timeout)`: a
+/// reqwest client is a connection pool plus a TLS configuration, and thousands of triggers
+/// polling the same Prometheus each holding their own would keep thousands of idle
+/// connections and configurations (the 10,000-ScaledObject bench of #15). A trigger with its
+/// own TLS material gets a client of its own, so no trigger ever presents another's
+/// certificate.
 pub fn client(
+    p: &TriggerParams,
+    tls: &TlsSettings,
+    timeout: Duration,
+) -> Result<reqwest::Client, ParamError> {
+    static SHARED: std::sync::LazyLock<std::sync::Mutex<SharedClients>> =
+        std::sync::LazyLock::new(Default::default);
+    let shareable = tls.ca.is_none() && tls.cert.is_none() && tls.key.is_none();
+    if !shareable {
+        return build_client(p, tls, timeout);
+    }
+    let key = (tls.unsafe_ssl, timeout);
+    let mut shared = SHARED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(client) = shared.get(&key) {
+        return Ok(client.clone());
+    }
+    let client = build_client(p, tls, timeout)?;
+    if shared.len() < SHARED_CLIENTS {
+        shared.insert(key, client.clone());
+    }
+    Ok(client)
+}
+
+fn build_client(
     p: &TriggerParams,
     tls: &TlsSettings,
     timeout: Duration,
@@ -366,4 +405,98 @@ pub async fn check_status(
         404 => ctx.not_found(what),
         _ => ctx.query(format!("HTTP {status}: {}", body.trim())),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    /// A keep-alive HTTP server answering `ok` to every request; counts its connections.
+    async fn server() -> (String, Arc<AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}/", listener.local_addr().expect("addr"));
+        let connections = Arc::new(AtomicUsize::new(0));
+        let counted = connections.clone();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                counted.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    while let Ok(n) = stream.read(&mut buf).await
+                        && n > 0
+                    {
+                        let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                        if stream.write_all(answer).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        (url, connections)
+    }
+
+    fn params() -> TriggerParams {
+        TriggerParams::new("metrics-api", 0, &std::collections::BTreeMap::new())
+    }
+
+    async fn get(client: &reqwest::Client, url: &str) {
+        let body = client.get(url).send().await.expect("get").text().await;
+        assert_eq!(body.expect("body"), "ok");
+    }
+
+    #[tokio::test]
+    async fn triggers_without_tls_material_share_one_connection_pool() {
+        let (url, connections) = server().await;
+        let timeout = Duration::from_millis(2_345);
+        let tls = TlsSettings::default();
+        for _ in 0..3 {
+            get(&client(&params(), &tls, timeout).expect("client"), &url).await;
+        }
+        assert_eq!(
+            connections.load(Ordering::SeqCst),
+            1,
+            "one kept-alive connection"
+        );
+
+        // Another timeout or unsafeSsl is another client, so another connection.
+        get(
+            &client(&params(), &tls, Duration::from_millis(2_346)).expect("client"),
+            &url,
+        )
+        .await;
+        let unsafe_ssl = TlsSettings {
+            unsafe_ssl: true,
+            ..TlsSettings::default()
+        };
+        get(
+            &client(&params(), &unsafe_ssl, timeout).expect("client"),
+            &url,
+        )
+        .await;
+        assert_eq!(connections.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn a_trigger_with_its_own_certificate_authority_gets_its_own_client() {
+        let (url, connections) = server().await;
+        let timeout = Duration::from_millis(2_347);
+        get(
+            &client(&params(), &TlsSettings::default(), timeout).expect("client"),
+            &url,
+        )
+        .await;
+        let dir = tempfile::tempdir().expect("dir");
+        let pki = tandem_testkit::Pki::generate(dir.path(), "10.0.0.1").expect("pki");
+        let own = TlsSettings {
+            ca: Some(Secret::new(pki.ca_pem().to_owned())),
+            ..TlsSettings::default()
+        };
+        get(&client(&params(), &own, timeout).expect("client"), &url).await;
+        assert_eq!(connections.load(Ordering::SeqCst), 2);
+    }
 }
