@@ -38,7 +38,6 @@ use crate::error::Error;
 use crate::events::Recorder;
 use crate::hpa;
 use crate::metrics_server::MetricValues;
-use crate::target;
 use crate::worker;
 
 /// Field manager of every server-side apply.
@@ -231,20 +230,9 @@ fn wakes(old: &Input, new: &Input) -> bool {
 pub fn target_conflicts<'a>(
     objects: impl IntoIterator<Item = &'a ScaledObject>,
 ) -> BTreeMap<(String, String), String> {
-    let mut by_target: BTreeMap<(String, String, String, String), Vec<&ScaledObject>> =
-        BTreeMap::new();
+    let mut by_target: BTreeMap<(&str, &str, &str, &str), Vec<&ScaledObject>> = BTreeMap::new();
     for so in objects {
-        let t = &so.spec.scale_target_ref;
-        let (group, _) = target::split_api_version(t.api_version.as_deref());
-        by_target
-            .entry((
-                so.metadata.namespace.clone().unwrap_or_default(),
-                group,
-                t.kind_or_default().to_owned(),
-                t.name.clone(),
-            ))
-            .or_default()
-            .push(so);
+        by_target.entry(target_of(so)).or_default().push(so);
     }
     let mut out = BTreeMap::new();
     for (_, mut group) in by_target {
@@ -480,8 +468,7 @@ fn dispatch_changed(
     if now.is_none()
         && let Some(w) = workers.remove(key)
     {
-        w.task.abort();
-        ctx.options.values.remove_object(&key.0, &key.1);
+        stop(ctx, key, &w);
     }
     let targets: Vec<_> = before
         .into_iter()
@@ -496,6 +483,12 @@ fn dispatch_changed(
     for (k, so) in group {
         hand(ctx, workers, k, so, conflicts.get(k).cloned(), hpas);
     }
+}
+
+/// Ends the worker of `key`, whose object is gone, and withdraws the values it served.
+fn stop(ctx: &Ctx, key: &Key, w: &WorkerHandle) {
+    w.task.abort();
+    ctx.options.values.remove_object(&key.0, &key.1);
 }
 
 /// Gives `so`'s worker its new input (waking it only for a change that matters), or starts it.
@@ -535,8 +528,7 @@ fn dispatch(
     workers.retain(|k, w| {
         let keep = objects.contains_key(k);
         if !keep {
-            w.task.abort();
-            ctx.options.values.remove_object(&k.0, &k.1);
+            stop(ctx, k, w);
         }
         keep
     });
