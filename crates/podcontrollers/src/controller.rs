@@ -118,6 +118,8 @@ pub struct PodLayer {
     /// The ScaledJob controller; `None` when ScaledJobs cannot be listed (CRD absent or no
     /// permission), which must not stop ScaledObjects.
     jobs_supervisor: Option<tokio::task::JoinHandle<()>>,
+    /// The watches behind [`Ctx::replicas`].
+    replica_watches: [tokio::task::JoinHandle<()>; 2],
     values: MetricValues,
 }
 
@@ -134,6 +136,7 @@ impl PodLayer {
             .await
             .map_err(|e| Error::kube("list ScaledObjects", e))?;
         let values = options.values.clone();
+        let (replicas, replica_watches) = crate::replicas::ReplicaCache::spawn(&client);
         let ctx = Arc::new(Ctx {
             recorder: if options.observe_only {
                 Recorder::silent(client.clone())
@@ -143,6 +146,7 @@ impl PodLayer {
             client,
             options,
             targets: crate::target::TargetTypes::default(),
+            replicas,
         });
         let jobs_api: Api<ScaledJob> = Api::all(ctx.client.clone());
         let jobs_supervisor = if ctx.options.observe_only {
@@ -164,6 +168,7 @@ impl PodLayer {
         Ok(PodLayer {
             supervisor,
             jobs_supervisor,
+            replica_watches,
             values,
         })
     }
@@ -178,6 +183,9 @@ impl PodLayer {
 impl Drop for PodLayer {
     fn drop(&mut self) {
         self.supervisor.abort();
+        for w in &self.replica_watches {
+            w.abort();
+        }
         if let Some(j) = &self.jobs_supervisor {
             j.abort();
         }
@@ -190,6 +198,8 @@ pub(crate) struct Ctx {
     pub(crate) options: Options,
     /// Scale target types, resolved once for every worker.
     pub(crate) targets: crate::target::TargetTypes,
+    /// Replicas of Deployments and StatefulSets, so that a poll reads no `/scale` for them.
+    pub(crate) replicas: crate::replicas::ReplicaCache,
 }
 
 pub(crate) type Key = (String, String);

@@ -46,6 +46,7 @@ pub mod hpa;
 pub mod jobs;
 pub mod metrics;
 pub mod metrics_server;
+pub mod replicas;
 pub mod scaled_job;
 pub mod status;
 pub mod target;

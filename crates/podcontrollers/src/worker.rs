@@ -37,6 +37,10 @@ use crate::status;
 use crate::target::{self, TargetType};
 use crate::triggers;
 
+/// How long after its own `/scale` write a worker reads `/scale` from the API server rather
+/// than from [`crate::replicas::ReplicaCache`], whose watch may not have seen the write yet.
+const OWN_WRITE_WINDOW: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Runs one ScaledObject until it is finalized or the supervisor drops its channel.
 pub(crate) async fn run(ctx: Arc<Ctx>, mut rx: watch::Receiver<Input>) {
     let mut worker = Worker::default();
@@ -178,6 +182,8 @@ struct Worker {
     /// and an event per write, feeding the lag (#15's bench at 3,000 objects).
     last_conditions: Option<Vec<tandem_api::condition::Condition>>,
     original_replicas: Option<u32>,
+    /// When this worker last wrote the target's `/scale` (see [`OWN_WRITE_WINDOW`]).
+    wrote_scale_at: Option<tokio::time::Instant>,
     ready: Option<bool>,
     /// The readings of the last poll that measured (stand-ins while paused).
     last_observations: Vec<TriggerObservation>,
@@ -260,7 +266,29 @@ impl Worker {
         let (ns, name) = key_of(so);
         let target_name = &so.spec.scale_target_ref.name;
         let target_label = format!("{} {ns}/{target_name}", target_type.resource.kind);
-        let replicas = match target::read(&ctx.client, &ns, target_name, &target_type).await {
+        // From the watch, unless this worker wrote /scale moments ago (the watch may not show
+        // that write yet, and the decision must not see the old count and write again). A
+        // target the watch does not show is confirmed with /scale: it may be newer than the
+        // watch, and "doesn't exist" turns the object Ready=False.
+        let own_write_recent = self
+            .wrote_scale_at
+            .is_some_and(|at| at.elapsed() < OWN_WRITE_WINDOW);
+        let cached = (!own_write_recent)
+            .then(|| {
+                ctx.replicas.get(
+                    &target_type.gvkr.group,
+                    &target_type.gvkr.kind,
+                    &ns,
+                    target_name,
+                )
+            })
+            .flatten()
+            .flatten();
+        let read = match cached {
+            Some(r) => Ok(Some(r)),
+            None => target::read(&ctx.client, &ns, target_name, &target_type).await,
+        };
+        let replicas = match read {
             Ok(Some(r)) => r,
             Ok(None) => {
                 self.fail(
@@ -444,6 +472,7 @@ impl Worker {
         for effect in keda_effects(&decision) {
             match effect {
                 Effect::SetReplicas { n } => {
+                    self.wrote_scale_at = Some(tokio::time::Instant::now());
                     if let Err(e) =
                         target::write(&ctx.client, &ns, target_name, &target_type, n).await
                     {
