@@ -292,6 +292,15 @@ impl<K: kube::Resource> Index<K> {
         )
     }
 
+    /// The key of the one object an `Apply` or `Delete` changes; `None` for the events of a
+    /// relist, which change the index as a whole.
+    fn changed(event: &Event<K>) -> Option<Key> {
+        match event {
+            Event::Apply(o) | Event::Delete(o) => Some(Self::key(o)),
+            Event::Init | Event::InitApply(_) | Event::InitDone => None,
+        }
+    }
+
     /// Applies one event; returns whether the index is complete (not inside a relist).
     /// managedFields are dropped on the way in: nothing here reads them, and they were the
     /// biggest part of every stored HPA and ScaledObject (dhat: ~4 KB per object).
@@ -364,31 +373,26 @@ async fn supervise(ctx: Arc<Ctx>) {
             // target with it (before or after the change) are looked at. A full dispatch per
             // event cost O(objects) with allocations, and every status write comes back as
             // an event: at 10,000 objects the supervisor fell behind its own writes (#15).
-            Ok(Ok(e @ (Event::Apply(_) | Event::Delete(_)))) if objects.relist.is_none() => {
-                let key = match &e {
-                    Event::Apply(so) | Event::Delete(so) => Index::key(so),
-                    _ => unreachable!("matched above"),
-                };
-                let before = objects.objects.get(&key).cloned();
-                objects.apply(e);
-                dispatch_changed(
-                    &ctx,
-                    &objects.objects,
-                    &hpa_index.objects,
-                    &mut workers,
-                    &key,
-                    before.as_deref(),
-                );
-                false
-            }
-            Ok(Ok(e)) => objects.apply(e),
+            Ok(Ok(e)) => match Index::changed(&e).filter(|_| objects.relist.is_none()) {
+                Some(key) => {
+                    let before = objects.objects.get(&key).cloned();
+                    objects.apply(e);
+                    dispatch_changed(
+                        &ctx,
+                        &objects.objects,
+                        &hpa_index.objects,
+                        &mut workers,
+                        &key,
+                        before.as_deref(),
+                    );
+                    false
+                }
+                None => objects.apply(e),
+            },
             Ok(Err(e)) => {
                 // One HPA changed: hand it to its worker only (HPA status changes every
                 // sync; a full dispatch per change would cost O(objects) each time).
-                let changed = match &e {
-                    Event::Apply(h) | Event::Delete(h) => Some(Index::key(h)),
-                    _ => None,
-                };
+                let changed = Index::changed(&e);
                 let complete = hpa_index.apply(e);
                 if let Some((ns, hpa_name)) = changed {
                     let hpa = hpa_index

@@ -120,7 +120,11 @@ where
     let mut stream = pin!(watcher::watcher(api, watcher::Config::default()).default_backoff());
     let mut relist: Option<HashMap<Key, Replicas>> = None;
     while let Some(event) = stream.next().await {
-        let write = || into.replicas.write().unwrap_or_else(PoisonError::into_inner);
+        let write = || {
+            into.replicas
+                .write()
+                .unwrap_or_else(PoisonError::into_inner)
+        };
         match event {
             Ok(Event::Init) => relist = Some(HashMap::new()),
             Ok(Event::InitApply(o)) => {
@@ -159,7 +163,11 @@ mod tests {
     #[test]
     fn other_kinds_and_unlisted_kinds_fall_back_to_scale() {
         let cache = ReplicaCache::default();
-        assert_eq!(cache.get("apps", "Deployment", "ns", "a"), None, "not listed yet");
+        assert_eq!(
+            cache.get("apps", "Deployment", "ns", "a"),
+            None,
+            "not listed yet"
+        );
         cache.deployments.synced.store(true, Ordering::Release);
         assert_eq!(cache.get("apps", "Deployment", "ns", "a"), Some(None));
         cache

@@ -137,12 +137,43 @@ async fn bench(n: usize) {
     }
     let startup = started.elapsed();
     eprintln!(
-        "pod_layer_at_size: {have} HPAs after {:.0} s; settling two polling intervals",
+        "pod_layer_at_size: {have} HPAs after {:.0} s; waiting for their first syncs",
         startup.as_secs_f64()
     );
     // The HPA controller's first sync of each new HPA sets ScalingActive, which the next poll
     // copies into the ScaledObject's HPAActive condition: a write that belongs to start-up.
-    tokio::time::sleep(Duration::from_secs(60)).await;
+    // A fixed 60 s left hundreds of those in the window at 3,000 objects; so wait until every
+    // HPA has synced, then one polling interval and a margin.
+    let synced_hpas = || async {
+        let mut count = 0;
+        let mut params = ListParams::default().limit(1_000);
+        while let Ok(page) = hpas.list(&params).await {
+            count += page
+                .items
+                .iter()
+                .filter(|h| {
+                    h.status
+                        .as_ref()
+                        .and_then(|s| s.conditions.as_ref())
+                        .is_some_and(|c| c.iter().any(|c| c.type_ == "ScalingActive"))
+                })
+                .count();
+            match page.metadata.continue_.filter(|c| !c.is_empty()) {
+                Some(token) => params = params.continue_token(&token),
+                None => break,
+            }
+        }
+        count
+    };
+    let syncing = Instant::now();
+    while syncing.elapsed() < Duration::from_secs(900) && synced_hpas().await < n {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+    eprintln!(
+        "pod_layer_at_size: every HPA synced {:.0} s later; one more polling interval",
+        syncing.elapsed().as_secs_f64()
+    );
+    tokio::time::sleep(Duration::from_secs(35)).await;
 
     // Steady state: three polling intervals.
     let window = Duration::from_secs(90);
