@@ -17,14 +17,21 @@
 //! average CPU in cores; the API requests per second Tandem's client sent (its own
 //! `rest_client_requests_total`; the fake kubelets' writes are not Tandem's and not counted);
 //! node utilisation = requested / allocatable CPU and memory over the pool's nodes.
+//!
+//! Drift (scenario `drift`): once the 600 pods run, the NodePool's template gains an
+//! annotation, as upstream's test does; the phase lasts until no node from before remains and
+//! every pod is Ready again. In `do-not-disrupt`, 100 pods carry
+//! `karpenter.sh/do-not-disrupt: "true"` and keep their replicas while the others halve; the
+//! nodes that held them before are counted again afterwards.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
 
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use serde_json::json;
@@ -40,6 +47,18 @@ struct Workload {
     memory: &'static str,
     /// `hostname-spread`, `anti-affinity` or nothing.
     shape: Shape,
+    /// Pods annotated `karpenter.sh/do-not-disrupt: "true"`; consolidation leaves their
+    /// replicas as they are.
+    do_not_disrupt: bool,
+}
+
+impl Workload {
+    fn protected(self) -> Workload {
+        Workload {
+            do_not_disrupt: true,
+            ..self
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,6 +86,8 @@ struct Scenario {
     workloads: Vec<Workload>,
     scale_out: Threshold,
     consolidation: Option<(f64, Threshold)>,
+    /// A drift phase (the NodePool template changed) after the scale-out.
+    drift: Option<Threshold>,
 }
 
 fn workload(
@@ -82,6 +103,7 @@ fn workload(
         cpu,
         memory,
         shape,
+        do_not_disrupt: false,
     }
 }
 
@@ -112,6 +134,7 @@ fn scenarios() -> Vec<Scenario> {
                     utilisation: None,
                 },
             )),
+            drift: None,
         },
         Scenario {
             name: "hostname-spread",
@@ -137,6 +160,7 @@ fn scenarios() -> Vec<Scenario> {
                     utilisation: None,
                 },
             )),
+            drift: None,
         },
         Scenario {
             name: "anti-affinity",
@@ -154,6 +178,7 @@ fn scenarios() -> Vec<Scenario> {
                 utilisation: Some((0.38, 0.40)),
             },
             consolidation: None,
+            drift: None,
         },
         Scenario {
             name: "wide",
@@ -185,6 +210,51 @@ fn scenarios() -> Vec<Scenario> {
                     utilisation: None,
                 },
             )),
+            drift: None,
+        },
+        Scenario {
+            name: "do-not-disrupt",
+            workloads: vec![
+                workload("small", 500, "950m", "3900Mi", Shape::HostnameSpread),
+                workload("large", 500, "3800m", "31Gi", Shape::Plain),
+                workload("protected", 100, "950m", "450Mi", Shape::Plain).protected(),
+            ],
+            scale_out: Threshold {
+                time: minutes(4),
+                memory_mb: 645.0,
+                cpu: 1.10,
+                utilisation: Some((0.38, 0.40)),
+            },
+            consolidation: Some((
+                0.5,
+                Threshold {
+                    time: minutes(35),
+                    memory_mb: 585.0,
+                    cpu: 0.80,
+                    utilisation: None,
+                },
+            )),
+            drift: None,
+        },
+        Scenario {
+            name: "drift",
+            workloads: vec![
+                workload("spread", 300, "950m", "3900Mi", Shape::HostnameSpread),
+                workload("standard", 300, "3800m", "31Gi", Shape::Plain),
+            ],
+            scale_out: Threshold {
+                time: minutes(5),
+                memory_mb: 425.0,
+                cpu: 0.70,
+                utilisation: None,
+            },
+            consolidation: None,
+            drift: Some(Threshold {
+                time: minutes(50),
+                memory_mb: 470.0,
+                cpu: 1.05,
+                utilisation: None,
+            }),
         },
     ]
 }
@@ -210,11 +280,15 @@ fn deployment(w: &Workload) -> Deployment {
                     "labelSelector": {"matchLabels": labels}}]}});
         }
     }
+    let mut metadata = json!({"labels": labels});
+    if w.do_not_disrupt {
+        metadata["annotations"] = json!({"karpenter.sh/do-not-disrupt": "true"});
+    }
     serde_json::from_value(json!({
         "apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": {"name": w.name},
         "spec": {"replicas": w.replicas, "selector": {"matchLabels": labels},
-            "template": {"metadata": {"labels": labels}, "spec": spec}},
+            "template": {"metadata": metadata, "spec": spec}},
     }))
     .expect("a valid Deployment")
 }
@@ -440,11 +514,16 @@ async fn run(scenario: &Scenario) -> Vec<(String, Figures, Threshold)> {
             .workloads
             .iter()
             .map(|w| Workload {
-                replicas: (f64::from(w.replicas) * fraction).round() as u32,
+                replicas: if w.do_not_disrupt {
+                    w.replicas
+                } else {
+                    (f64::from(w.replicas) * fraction).round() as u32
+                },
                 ..w.clone()
             })
             .collect();
         let total: u32 = kept.iter().map(|w| w.replicas).sum();
+        let protected_nodes = protected_nodes(&client, &ns, &scenario.workloads).await;
         let sampler = Sampler::start(pid, tandem.metrics).await;
         for w in &kept {
             deployments
@@ -480,13 +559,111 @@ async fn run(scenario: &Scenario) -> Vec<(String, Figures, Threshold)> {
         let ready = ready_pods(&deployments).await;
         let (util, n) = utilisation(&client, &ns, &kept).await;
         let figures = sampler.finish(last.1, util, n, ready).await;
+        if !protected_nodes.is_empty() {
+            let names = node_names(&nodes, &ns).await;
+            eprintln!(
+                "{}: {} of the {} nodes that held do-not-disrupt pods are still there",
+                scenario.name,
+                protected_nodes.intersection(&names).count(),
+                protected_nodes.len()
+            );
+        }
         out.push((
             format!("{} consolidation", scenario.name),
             figures,
             threshold,
         ));
     }
+
+    if let Some(threshold) = scenario.drift {
+        out.push((
+            format!("{} drift", scenario.name),
+            drift(&client, &ns, pid, tandem.metrics, scenario, threshold).await,
+            threshold,
+        ));
+    }
     drop(tandem);
+    out
+}
+
+/// Changes the NodePool's template and waits until every node from before is gone and every
+/// pod is Ready again (or twice upstream's time has passed).
+async fn drift(
+    client: &Client,
+    pool: &str,
+    pid: u32,
+    metrics: u16,
+    scenario: &Scenario,
+    threshold: Threshold,
+) -> Figures {
+    let nodes: Api<Node> = Api::all(client.clone());
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), pool);
+    let total: u32 = scenario.workloads.iter().map(|w| w.replicas).sum();
+    // Upstream lets the cluster settle for 30 s before it changes the template.
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    let before = node_names(&nodes, pool).await;
+    let sampler = Sampler::start(pid, metrics).await;
+    Api::<tandem_api::karpenter::NodePool>::all(client.clone())
+        .patch(
+            pool,
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"spec": {"template": {"metadata": {
+                "annotations": {"test-drift-trigger": "drift-1"}}}}})),
+        )
+        .await
+        .expect("change the NodePool template");
+    loop {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let now = node_names(&nodes, pool).await;
+        let left = before.intersection(&now).count();
+        if left == 0 && ready_pods(&deployments).await >= total {
+            break;
+        }
+        if sampler.started.elapsed() > threshold.time * 2 {
+            eprintln!(
+                "{}: {left} of {} drifted nodes still there after {:.0} s",
+                scenario.name,
+                before.len(),
+                sampler.started.elapsed().as_secs_f64()
+            );
+            break;
+        }
+    }
+    let took = sampler.started.elapsed();
+    let ready = ready_pods(&deployments).await;
+    let (util, n) = utilisation(client, pool, &scenario.workloads).await;
+    sampler.finish(took, util, n, ready).await
+}
+
+async fn node_names(nodes: &Api<Node>, pool: &str) -> BTreeSet<String> {
+    nodes
+        .list_metadata(&ListParams::default().labels(&format!("karpenter.sh/nodepool={pool}")))
+        .await
+        .map(|l| {
+            l.items
+                .into_iter()
+                .filter_map(|n| n.metadata.name)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The nodes running pods of the do-not-disrupt workloads.
+async fn protected_nodes(client: &Client, ns: &str, workloads: &[Workload]) -> BTreeSet<String> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let mut out = BTreeSet::new();
+    for w in workloads.iter().filter(|w| w.do_not_disrupt) {
+        let listed = pods
+            .list(&ListParams::default().labels(&format!("app={}", w.name)))
+            .await
+            .map(|l| l.items)
+            .unwrap_or_default();
+        out.extend(
+            listed
+                .into_iter()
+                .filter_map(|p| p.spec.and_then(|s| s.node_name)),
+        );
+    }
     out
 }
 
