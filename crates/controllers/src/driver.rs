@@ -538,8 +538,28 @@ const EPHEMERAL_TAINTS: [&str; 3] = [
     "karpenter.sh/unregistered",
 ];
 
-/// Per claim: `None` while effects run, `Some((resourceVersion, when))` once they finished.
-type Busy = Arc<Mutex<BTreeMap<String, Option<(String, Instant)>>>>;
+/// Per claim: `None` while effects run, [`Done`] once they finished.
+type Busy = Arc<Mutex<BTreeMap<String, Option<Done>>>>;
+
+/// The first wait before a claim whose view has not changed is stepped again.
+const REPEAT_FIRST: Duration = Duration::from_secs(2);
+/// The longest such wait.
+const REPEAT_MAX: Duration = Duration::from_secs(60);
+
+/// A claim whose effects finished while the index showed it (and its Node) at `seen`.
+///
+/// The same view is not stepped again before `wait` has passed, and each repeat on an
+/// unchanged view doubles `wait` (2 s up to 60 s). A fixed 2 s fed a spiral (#15's drift
+/// scenario, 450 claims at once): once the API server was slow to deliver watch events, every
+/// claim repeated its last step every 2 s from a stale view — finalizers, status, deletes
+/// (31 k PATCH and 11 k DELETE for 675 claims) — which slowed the API server further, until
+/// launched claims were deleted for a launch timeout they had not hit.
+#[derive(Debug, Clone)]
+struct Done {
+    seen: String,
+    at: Instant,
+    wait: Duration,
+}
 
 async fn lifecycle_loop(ctx: Arc<Ctx>, mut rx: watch::Receiver<Arc<ClusterState>>) {
     // Claims with effects running, and claims whose effects finished at a resourceVersion the
@@ -558,21 +578,33 @@ async fn lifecycle_loop(ctx: Arc<Ctx>, mut rx: watch::Receiver<Arc<ClusterState>
         let now = Timestamp::now();
         let by_provider = nodes_by_provider_id(&st);
         for (name, claim) in &st.nodeclaims {
-            let rv = claim.metadata.resource_version.clone().unwrap_or_default();
+            let node = node_of(claim, &by_provider).cloned();
+            // What the step reads: the claim and its Node, by resource version.
+            let rv = format!(
+                "{}/{}",
+                claim
+                    .metadata
+                    .resource_version
+                    .as_deref()
+                    .unwrap_or_default(),
+                node.as_ref()
+                    .and_then(|n| n.metadata.resource_version.as_deref())
+                    .unwrap_or_default()
+            );
             {
                 let mut b = busy
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner);
-                match b.get(name) {
+                let wait = match b.get(name) {
                     Some(None) => continue,
-                    Some(Some((seen, at)))
-                        if *seen == rv && at.elapsed() < Duration::from_secs(2) =>
-                    {
-                        continue;
+                    Some(Some(done)) if done.seen == rv => {
+                        if done.at.elapsed() < done.wait {
+                            continue;
+                        }
+                        (done.wait * 2).min(REPEAT_MAX)
                     }
-                    _ => {}
-                }
-                let node = node_of(claim, &by_provider).cloned();
+                    _ => REPEAT_FIRST,
+                };
                 let mut f = facts(claim, node.as_deref());
                 // A deleted claim whose Node is gone waits for the cloud to say NotFound; that
                 // answer needs a call, made in the task.
@@ -607,9 +639,14 @@ async fn lifecycle_loop(ctx: Arc<Ctx>, mut rx: watch::Receiver<Arc<ClusterState>
                     // Only the claim's Node, not the whole state: hundreds of launches in
                     // flight each held a state version alive (RSS 208 → 351 MiB at 1,000 pods).
                     execute(&ctx, &claim, node.as_deref(), effects).await;
+                    let done = Done {
+                        seen: rv,
+                        at: Instant::now(),
+                        wait,
+                    };
                     busy.lock()
                         .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .insert(name, Some((rv, Instant::now())));
+                        .insert(name, Some(done));
                 });
             }
         }
