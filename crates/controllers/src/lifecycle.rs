@@ -263,11 +263,7 @@ pub fn step(input: Input, now: Timestamp) -> (State, Vec<Effect>) {
         Input::Observed(f) => {
             let state = state_of(&f);
             let effects = match state {
-                // The launch follows the finalizer in the same pass (as upstream's reconcile
-                // does) instead of waiting for the watch to show the finalizer: under a loaded
-                // API server that round trip took seconds per claim.
-                State::New if older_than(f.created, now, LAUNCH_TTL) => vec![Effect::AddFinalizer],
-                State::New => vec![Effect::AddFinalizer, Effect::Launch],
+                State::New => vec![Effect::AddFinalizer],
                 State::Launching => {
                     if older_than(f.created, now, LAUNCH_TTL) {
                         vec![Effect::DeleteClaim {
@@ -408,16 +404,6 @@ mod tests {
                     ..facts()
                 },
                 1,
-                State::New,
-                vec!["AddFinalizer", "Launch"],
-            ),
-            (
-                "a new claim past the launch timeout only gets the finalizer (then times out)",
-                Facts {
-                    has_finalizer: false,
-                    ..facts()
-                },
-                300,
                 State::New,
                 vec!["AddFinalizer"],
             ),
