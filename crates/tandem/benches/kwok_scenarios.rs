@@ -421,14 +421,6 @@ async fn ready_pods(deployments: &Api<Deployment>) -> u32 {
         .unwrap_or(0)
 }
 
-async fn node_count(nodes: &Api<Node>, pool: &str) -> usize {
-    nodes
-        .list_metadata(&ListParams::default().labels(&format!("karpenter.sh/nodepool={pool}")))
-        .await
-        .map(|l| l.items.len())
-        .unwrap_or(0)
-}
-
 async fn run(scenario: &Scenario) -> Vec<(String, Figures, Threshold)> {
     let cp = ControlPlane::start_with(Options {
         component_client_limit: Some((200, 400)),
@@ -536,10 +528,13 @@ async fn run(scenario: &Scenario) -> Vec<(String, Figures, Threshold)> {
                 .expect("scale down");
         }
         let quiet = Duration::from_secs(60);
-        let mut last = (node_count(&nodes, &ns).await, sampler.started.elapsed());
+        let mut last = (
+            common::pool_node_names(&nodes, &ns).await.len(),
+            sampler.started.elapsed(),
+        );
         loop {
             tokio::time::sleep(Duration::from_secs(2)).await;
-            let now = node_count(&nodes, &ns).await;
+            let now = common::pool_node_names(&nodes, &ns).await.len();
             if now != last.0 {
                 last = (now, sampler.started.elapsed());
             } else if sampler.started.elapsed() - last.1 >= quiet
@@ -560,7 +555,7 @@ async fn run(scenario: &Scenario) -> Vec<(String, Figures, Threshold)> {
         let (util, n) = utilisation(&client, &ns, &kept).await;
         let figures = sampler.finish(last.1, util, n, ready).await;
         if !protected_nodes.is_empty() {
-            let names = node_names(&nodes, &ns).await;
+            let names = common::pool_node_names(&nodes, &ns).await;
             eprintln!(
                 "{}: {} of the {} nodes that held do-not-disrupt pods are still there",
                 scenario.name,
@@ -601,7 +596,7 @@ async fn drift(
     let total: u32 = scenario.workloads.iter().map(|w| w.replicas).sum();
     // Upstream lets the cluster settle for 30 s before it changes the template.
     tokio::time::sleep(Duration::from_secs(30)).await;
-    let before = node_names(&nodes, pool).await;
+    let before = common::pool_node_names(&nodes, pool).await;
     let sampler = Sampler::start(pid, metrics).await;
     Api::<tandem_api::karpenter::NodePool>::all(client.clone())
         .patch(
@@ -614,7 +609,7 @@ async fn drift(
         .expect("change the NodePool template");
     loop {
         tokio::time::sleep(Duration::from_secs(2)).await;
-        let now = node_names(&nodes, pool).await;
+        let now = common::pool_node_names(&nodes, pool).await;
         let left = before.intersection(&now).count();
         if left == 0 && ready_pods(&deployments).await >= total {
             break;
@@ -633,19 +628,6 @@ async fn drift(
     let ready = ready_pods(&deployments).await;
     let (util, n) = utilisation(client, pool, &scenario.workloads).await;
     sampler.finish(took, util, n, ready).await
-}
-
-async fn node_names(nodes: &Api<Node>, pool: &str) -> BTreeSet<String> {
-    nodes
-        .list_metadata(&ListParams::default().labels(&format!("karpenter.sh/nodepool={pool}")))
-        .await
-        .map(|l| {
-            l.items
-                .into_iter()
-                .filter_map(|n| n.metadata.name)
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// The nodes running pods of the do-not-disrupt workloads.

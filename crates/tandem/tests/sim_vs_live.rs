@@ -238,16 +238,7 @@ async fn the_simulator_and_the_live_system_agree_on_a_scale_script() {
                     && p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
             })
             .count();
-        let node_names: Vec<String> = nodes
-            .list_metadata(&ListParams::default().labels(&selector))
-            .await
-            .map(|l| {
-                l.items
-                    .into_iter()
-                    .filter_map(|n| n.metadata.name)
-                    .collect()
-            })
-            .unwrap_or_default();
+        let node_names = common::pool_node_names(&nodes, &pool).await;
         for c in claims
             .list_metadata(&ListParams::default().labels(&selector))
             .await

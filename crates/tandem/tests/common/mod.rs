@@ -262,3 +262,22 @@ pub async fn metric_values(port: u16, metric: &str, with: &str) -> Vec<f64> {
         .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
         .collect()
 }
+
+/// Names of the Nodes of NodePool `pool` (its `karpenter.sh/nodepool` label); empty when the
+/// list fails, as a sample taken while the API server is busy.
+pub async fn pool_node_names(
+    nodes: &kube::Api<k8s_openapi::api::core::v1::Node>,
+    pool: &str,
+) -> std::collections::BTreeSet<String> {
+    let params = kube::api::ListParams::default().labels(&format!("karpenter.sh/nodepool={pool}"));
+    nodes
+        .list_metadata(&params)
+        .await
+        .map(|l| {
+            l.items
+                .into_iter()
+                .filter_map(|n| n.metadata.name)
+                .collect()
+        })
+        .unwrap_or_default()
+}
