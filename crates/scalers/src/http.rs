@@ -362,9 +362,31 @@ pub fn transport_error(ctx: &crate::error::ErrorContext, e: reqwest::Error) -> c
         ctx.unreachable("timed out")
     } else if e.is_connect() {
         ctx.unreachable(format!("connection failed: {}", error_chain(&e)))
+    } else if connection_lost(&e) {
+        // A source that goes down while a pooled connection is open resets it mid-request:
+        // that is the source being away, not a bad query.
+        ctx.unreachable(format!("connection lost: {}", error_chain(&e)))
     } else {
         ctx.query(error_chain(&e))
     }
+}
+
+/// Whether an I/O error in `e`'s causes says the peer closed or reset the connection.
+fn connection_lost(e: &dyn std::error::Error) -> bool {
+    use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset, UnexpectedEof};
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        if let Some(io) = c.downcast_ref::<std::io::Error>()
+            && matches!(
+                io.kind(),
+                ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof
+            )
+        {
+            return true;
+        }
+        cur = c.source();
+    }
+    false
 }
 
 /// `e: cause: cause`, for foreign errors whose Display prints only the top.
@@ -447,6 +469,41 @@ mod tests {
     async fn get(client: &reqwest::Client, url: &str) {
         let body = client.get(url).send().await.expect("get").text().await;
         assert_eq!(body.expect("body"), "ok");
+    }
+
+    #[tokio::test]
+    async fn a_connection_reset_mid_request_is_an_unreachable_source() {
+        // A server that reads the request, then resets the connection, as a source does
+        // when it is stopped while a pooled connection is open.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}/", listener.local_addr().expect("addr"));
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let mut buf = [0u8; 4096];
+                let _ = stream.read(&mut buf).await;
+                let _ = stream.set_zero_linger();
+                drop(stream);
+            }
+        });
+        let client =
+            client(&params(), &TlsSettings::default(), Duration::from_secs(5)).expect("client");
+        let e = client.get(&url).send().await.expect_err("reset");
+        let ctx = crate::error::ErrorContext::new(
+            crate::params::TriggerId {
+                kind: "metrics-api".into(),
+                index: 0,
+                name: None,
+            },
+            &url,
+            vec![],
+        );
+        let err = transport_error(&ctx, e);
+        assert!(
+            matches!(err, crate::ScalerError::Unreachable { .. }),
+            "{err:?}"
+        );
     }
 
     #[tokio::test]
