@@ -991,10 +991,18 @@ impl Index {
         let mut registered_ids = std::collections::BTreeSet::new();
         for (name, node) in nodes {
             let labels = node.metadata.labels.clone().unwrap_or_default();
-            if let Some(pid) = node.spec.as_ref().and_then(|s| s.provider_id.clone()) {
+            let status = node.status.as_ref();
+            // A Node that has not reported what it can hold yet (kubelets create the object,
+            // then patch its status) leaves its claim in flight, or its room would be counted
+            // nowhere and the next plan would launch a second node for the same pods.
+            let reported = status
+                .and_then(|s| s.allocatable.as_ref())
+                .is_some_and(|a| !a.is_empty());
+            if let Some(pid) = node.spec.as_ref().and_then(|s| s.provider_id.clone())
+                && reported
+            {
                 registered_ids.insert(pid);
             }
-            let status = node.status.as_ref();
             let capacity = convert::resources(status.and_then(|s| s.capacity.as_ref()));
             if let Some(pool) = labels.get(tandem_model::labels::NODEPOOL) {
                 let u = usage.entry(pool.clone()).or_default();

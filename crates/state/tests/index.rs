@@ -156,6 +156,12 @@ fn claims_without_a_node_are_in_flight_and_registered_ones_are_not() {
     ix.apply_nodeclaim(claim("launched", Some("kwok://launched")));
     ix.apply_nodeclaim(claim("registered", Some("kwok://registered")));
     ix.apply_node(node("registered", "default", true));
+    // A Node object whose kubelet has not reported its status yet: its room is still the
+    // claim's, or it would be counted nowhere.
+    ix.apply_nodeclaim(claim("joining", Some("kwok://joining")));
+    let mut joining = node("joining", "default", false);
+    joining.status = None;
+    ix.apply_node(joining);
     let s = ix.state();
     let names: Vec<&str> = s
         .snapshot
@@ -163,8 +169,8 @@ fn claims_without_a_node_are_in_flight_and_registered_ones_are_not() {
         .iter()
         .map(|c| c.name.as_str())
         .collect();
-    assert_eq!(names, ["launched", "unlaunched"]);
-    let unlaunched = &s.snapshot.in_flight[1];
+    assert_eq!(names, ["joining", "launched", "unlaunched"]);
+    let unlaunched = &s.snapshot.in_flight[2];
     assert_eq!(unlaunched.nodepool, "default");
     assert_eq!(
         unlaunched.allocatable.cpu.0, 1000,
@@ -174,7 +180,7 @@ fn claims_without_a_node_are_in_flight_and_registered_ones_are_not() {
         unlaunched.capacity.cpu.0, 4000,
         "reserves its largest option"
     );
-    let launched = &s.snapshot.in_flight[0];
+    let launched = &s.snapshot.in_flight[1];
     assert_eq!(launched.allocatable.cpu.0, 1900);
     assert!(s.node_by_provider_id("kwok://registered").is_some());
 }
