@@ -162,6 +162,25 @@ pub enum Effect {
     },
 }
 
+impl Effect {
+    /// The effect's name, for logs (`LOG_LEVEL=info,tandem_controllers::lifecycle=debug`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Effect::AddFinalizer => "AddFinalizer",
+            Effect::Launch => "Launch",
+            Effect::RecordLaunch(_) => "RecordLaunch",
+            Effect::Conditions(_) => "Conditions",
+            Effect::SyncNode { .. } => "SyncNode",
+            Effect::MarkNodeInitialized { .. } => "MarkNodeInitialized",
+            Effect::DeleteClaim { .. } => "DeleteClaim",
+            Effect::DeleteNode { .. } => "DeleteNode",
+            Effect::DeleteInstance { .. } => "DeleteInstance",
+            Effect::RemoveFinalizer => "RemoveFinalizer",
+            Effect::Event { .. } => "Event",
+        }
+    }
+}
+
 fn cond(
     type_: &'static str,
     status: &'static str,
@@ -375,22 +394,7 @@ mod tests {
     }
 
     fn kinds(effects: &[Effect]) -> Vec<&'static str> {
-        effects
-            .iter()
-            .map(|e| match e {
-                Effect::AddFinalizer => "AddFinalizer",
-                Effect::Launch => "Launch",
-                Effect::RecordLaunch(_) => "RecordLaunch",
-                Effect::Conditions(_) => "Conditions",
-                Effect::SyncNode { .. } => "SyncNode",
-                Effect::MarkNodeInitialized { .. } => "MarkNodeInitialized",
-                Effect::DeleteClaim { .. } => "DeleteClaim",
-                Effect::DeleteNode { .. } => "DeleteNode",
-                Effect::DeleteInstance { .. } => "DeleteInstance",
-                Effect::RemoveFinalizer => "RemoveFinalizer",
-                Effect::Event { .. } => "Event",
-            })
-            .collect()
+        effects.iter().map(Effect::kind).collect()
     }
 
     #[test]
