@@ -486,6 +486,14 @@ async fn run(scenario: &Scenario) -> Vec<(String, Figures, Threshold)> {
     let ready = ready_pods(&deployments).await;
     let (util, n) = utilisation(&client, &ns, &scenario.workloads).await;
     let figures = sampler.finish(took, util, n, ready).await;
+    // `TANDEM_BENCH_LOG=DIR` keeps each scenario's whole tandem log after its scale-out, for
+    // finding where the time went.
+    if let Ok(dir) = std::env::var("TANDEM_BENCH_LOG") {
+        let path = std::path::Path::new(&dir).join(format!("{}-scale-out.log", scenario.name));
+        if let Err(e) = std::fs::write(&path, tandem.log()) {
+            eprintln!("writing {}: {e}", path.display());
+        }
+    }
     if ready < total {
         eprintln!(
             "{}: only {ready} of {total} pods Ready after {:.0} s; tandem log tail:\n{}",
