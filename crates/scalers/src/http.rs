@@ -490,15 +490,7 @@ mod tests {
         let client =
             client(&params(), &TlsSettings::default(), Duration::from_secs(5)).expect("client");
         let e = client.get(&url).send().await.expect_err("reset");
-        let ctx = crate::error::ErrorContext::new(
-            crate::params::TriggerId {
-                kind: "metrics-api".into(),
-                index: 0,
-                name: None,
-            },
-            &url,
-            vec![],
-        );
+        let ctx = crate::error::ErrorContext::new(params().id, &url, vec![]);
         let err = transport_error(&ctx, e);
         assert!(
             matches!(err, crate::ScalerError::Unreachable { .. }),
