@@ -308,6 +308,9 @@ struct Figures {
     utilisation: (f64, f64),
     nodes: usize,
     pods: u32,
+    /// Average cores of every other process on the machine the phase loads (the control
+    /// plane's, this bench's own), and of the whole machine: which one saturates first.
+    shares: common::CpuShares,
 }
 
 /// Samples Tandem's RSS every second while a phase runs.
@@ -319,10 +322,13 @@ struct Sampler {
     metrics_port: u16,
     rss: std::sync::Arc<std::sync::Mutex<Vec<f64>>>,
     task: tokio::task::JoinHandle<()>,
+    clock: common::CpuClock,
 }
 
 impl Sampler {
-    async fn start(pid: u32, metrics_port: u16) -> Sampler {
+    /// `others`: the processes besides Tandem whose CPU the phase reports (the control
+    /// plane's and this bench's).
+    async fn start(pid: u32, metrics_port: u16, others: &[(&'static str, u32)]) -> Sampler {
         let rss = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let samples = rss.clone();
         let task = tokio::spawn(async move {
@@ -340,6 +346,7 @@ impl Sampler {
             metrics_port,
             rss,
             task,
+            clock: common::CpuClock::start(others),
         }
     }
 
@@ -370,6 +377,7 @@ impl Sampler {
             utilisation,
             nodes,
             pods,
+            shares: self.clock.shares(wall),
         }
     }
 }
@@ -455,6 +463,9 @@ async fn run(scenario: &Scenario) -> Vec<(String, Figures, Threshold)> {
         &["--disable-leader-election", "--disable-pod-layer"],
     );
     let pid = tandem.child.id();
+    let mut others = cp.processes().await;
+    others.retain(|(name, _)| *name != "watchdog");
+    others.push(("bench", std::process::id()));
     for _ in 0..100 {
         if tandem.log().contains("leading; starting") {
             break;
@@ -468,7 +479,7 @@ async fn run(scenario: &Scenario) -> Vec<(String, Figures, Threshold)> {
 
     // Scale-out.
     let total: u32 = scenario.workloads.iter().map(|w| w.replicas).sum();
-    let sampler = Sampler::start(pid, tandem.metrics).await;
+    let sampler = Sampler::start(pid, tandem.metrics, &others).await;
     for w in &scenario.workloads {
         deployments
             .create(&PostParams::default(), &deployment(w))
@@ -524,7 +535,7 @@ async fn run(scenario: &Scenario) -> Vec<(String, Figures, Threshold)> {
             .collect();
         let total: u32 = kept.iter().map(|w| w.replicas).sum();
         let protected_nodes = protected_nodes(&client, &ns, &scenario.workloads).await;
-        let sampler = Sampler::start(pid, tandem.metrics).await;
+        let sampler = Sampler::start(pid, tandem.metrics, &others).await;
         for w in &kept {
             deployments
                 .patch(
@@ -581,7 +592,15 @@ async fn run(scenario: &Scenario) -> Vec<(String, Figures, Threshold)> {
     if let Some(threshold) = scenario.drift {
         out.push((
             format!("{} drift", scenario.name),
-            drift(&client, &ns, pid, tandem.metrics, scenario, threshold).await,
+            drift(
+                &client,
+                &ns,
+                (pid, tandem.metrics),
+                &others,
+                scenario,
+                threshold,
+            )
+            .await,
             threshold,
         ));
     }
@@ -594,8 +613,8 @@ async fn run(scenario: &Scenario) -> Vec<(String, Figures, Threshold)> {
 async fn drift(
     client: &Client,
     pool: &str,
-    pid: u32,
-    metrics: u16,
+    (pid, metrics): (u32, u16),
+    others: &[(&'static str, u32)],
     scenario: &Scenario,
     threshold: Threshold,
 ) -> Figures {
@@ -605,7 +624,7 @@ async fn drift(
     // Upstream lets the cluster settle for 30 s before it changes the template.
     tokio::time::sleep(Duration::from_secs(30)).await;
     let before = common::pool_node_names(&nodes, pool).await;
-    let sampler = Sampler::start(pid, metrics).await;
+    let sampler = Sampler::start(pid, metrics, others).await;
     Api::<tandem_api::karpenter::NodePool>::all(client.clone())
         .patch(
             pool,
@@ -714,5 +733,9 @@ fn main() {
             f.utilisation.0,
             f.utilisation.1,
         );
+    }
+    println!("\nwhere the machine's CPU went (average cores over each phase; tandem above):");
+    for (name, f, _) in &rows {
+        println!("{name:<28} {}", f.shares);
     }
 }

@@ -14,8 +14,8 @@
 //! new nodes, and the old nodes empty out for consolidation). Measured during the churn:
 //! the reconcile lag = a new pod first seen Pending and unbound (by this bench's watch) → its
 //! `Nominated` Event from Tandem (p50/p95/max); Tandem's RSS (p95, max), CPU in cores, API
-//! requests per second and how many waited for its client limiter; and the API server's own
-//! CPU and RSS beside them, to say which saturates first.
+//! requests per second and how many waited for its client limiter; and the CPU of every
+//! control-plane process and of the whole machine beside them, to say which saturates first.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -124,18 +124,20 @@ async fn bench(nodes: usize, minutes: u64) {
         &["--disable-leader-election", "--disable-pod-layer"],
     );
     let pid = tandem.child.id();
-    let apiserver = cp
-        .processes()
-        .await
-        .into_iter()
+    let mut others = cp.processes().await;
+    others.retain(|(name, _)| *name != "watchdog");
+    others.push(("bench", std::process::id()));
+    let apiserver = others
+        .iter()
         .find(|(name, _)| *name == "kube-apiserver")
-        .map(|(_, pid)| pid);
+        .map(|&(_, pid)| pid);
 
     // Set-up: all pods Ready.
     let pods_total = nodes * PODS_PER_NODE;
     let per = pods_total / DEPLOYMENTS;
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
     let setup = Instant::now();
+    let setup_clock = common::CpuClock::start(&others);
     for i in 0..DEPLOYMENTS {
         let labels = json!({"app": format!("d{i}")});
         let d: Deployment = serde_json::from_value(json!({
@@ -188,6 +190,7 @@ async fn bench(nodes: usize, minutes: u64) {
         tokio::time::sleep(Duration::from_secs(5)).await;
     }
     let setup_time = setup.elapsed();
+    let setup_shares = setup_clock.shares(setup_time.as_secs_f64());
     let setup_rss = common::process_figures(pid).0;
     eprintln!(
         "node_layer_at_size: set-up done in {:.0} s, tandem {setup_rss:.0} MiB",
@@ -203,7 +206,7 @@ async fn bench(nodes: usize, minutes: u64) {
         common::metric_sum(tandem.metrics, "rest_client_requests_total{", with)
     };
     let (requests0, cpu0) = (requests("").await, common::process_figures(pid).1);
-    let api_cpu0 = apiserver.map_or(0.0, |p| common::process_figures(p).1);
+    let clock = common::CpuClock::start(&others);
     let waits_over_1ms = || async {
         common::metric_sum(
             tandem.metrics,
@@ -246,7 +249,7 @@ async fn bench(nodes: usize, minutes: u64) {
     }
     let wall = churn.elapsed().as_secs_f64();
     let cpu = (common::process_figures(pid).1 - cpu0) / wall;
-    let api_cpu = apiserver.map_or(0.0, |p| (common::process_figures(p).1 - api_cpu0) / wall);
+    let shares = clock.shares(wall);
     let request_rate = (requests("").await - requests0) / wall;
     let waits = waits_over_1ms().await - waits0;
     let (mut measured, unmatched) = {
@@ -263,13 +266,15 @@ async fn bench(nodes: usize, minutes: u64) {
     println!(
         "\nnode layer at size: {nodes} nodes wanted ({INSTANCE_TYPE}), {pods_total} pods in \
          {DEPLOYMENTS} Deployments, tandem run --disable-pod-layer on the real control plane\n\
-         set-up: all pods Ready in {:.0} s; tandem RSS then {setup_rss:.0} MiB\n\
+         set-up: all pods Ready in {:.0} s; tandem RSS then {setup_rss:.0} MiB; CPU (cores): \
+         {setup_shares}\n\
          churn: {restarted} Deployments restarted over {:.0} s ({per} pods each, surge first)\n\
          Pending → Nominated: {} pods, p50 {:.2} s, p95 {:.2} s, max {:.2} s ({unmatched} new \
          pods never nominated: bound to room that was already there)\n\
          tandem: RSS p95 {:.0} MiB (max {:.0}), CPU {cpu:.2} cores, {request_rate:.1} API \
          requests/s, {waits:.0} waited > 1 ms for the client limiter\n\
-         kube-apiserver: CPU {api_cpu:.2} cores, RSS p95 {:.0} MiB; control plane now: {:?}",
+         where the CPU went (cores): {shares}\n\
+         kube-apiserver: RSS p95 {:.0} MiB; control plane now: {:?}",
         setup_time.as_secs_f64(),
         wall,
         measured.len(),

@@ -238,6 +238,76 @@ pub fn process_figures(pid: u32) -> (f64, f64) {
     (rss, cpu)
 }
 
+/// CPU seconds of named processes and of the whole machine at the start of a phase; the
+/// difference at its end says where the machine's cores went.
+pub struct CpuClock {
+    processes: Vec<(&'static str, u32, f64)>,
+    machine_busy: f64,
+}
+
+/// Average cores over a phase, per named process and for the whole machine.
+#[derive(Debug)]
+pub struct CpuShares {
+    pub processes: Vec<(&'static str, f64)>,
+    pub machine_busy: f64,
+    pub machine_cores: usize,
+}
+
+impl CpuClock {
+    pub fn start(processes: &[(&'static str, u32)]) -> CpuClock {
+        CpuClock {
+            processes: processes
+                .iter()
+                .map(|&(name, pid)| (name, pid, process_figures(pid).1))
+                .collect(),
+            machine_busy: machine_busy_seconds(),
+        }
+    }
+
+    pub fn shares(&self, wall: f64) -> CpuShares {
+        CpuShares {
+            processes: self
+                .processes
+                .iter()
+                .map(|&(name, pid, at_start)| (name, (process_figures(pid).1 - at_start) / wall))
+                .collect(),
+            machine_busy: (machine_busy_seconds() - self.machine_busy) / wall,
+            machine_cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        }
+    }
+}
+
+impl std::fmt::Display for CpuShares {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "machine busy {:.2} of {} cores:",
+            self.machine_busy, self.machine_cores
+        )?;
+        for (name, cores) in &self.processes {
+            write!(f, " {name} {cores:.2}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Seconds every CPU of the machine spent not idle (`/proc/stat`'s first line, all but idle
+/// and iowait), summed over CPUs.
+pub fn machine_busy_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let Some(line) = stat.lines().next() else {
+        return 0.0;
+    };
+    let ticks: Vec<f64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    let idle = ticks.get(3).copied().unwrap_or(0.0) + ticks.get(4).copied().unwrap_or(0.0);
+    // USER_HZ is 100 on Linux.
+    (ticks.iter().take(8).sum::<f64>() - idle) / 100.0
+}
+
 /// The `p` quantile (0–1) of sorted values, nearest rank; 0 when empty.
 pub fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted
