@@ -376,7 +376,7 @@ async fn execute(
             untaint_all(ctx, &tainted).await;
             return false;
         };
-        match crate::create_once::create_claim(&claims, nodeclaim_for(launch, np)).await {
+        match ctx.create_claim(nodeclaim_for(launch, np)).await {
             Ok(c) => {
                 tracing::info!(nodeclaim = %c.name_any(), reason, "launched a replacement");
                 // Upstream publishes both on the replacement it waits for.

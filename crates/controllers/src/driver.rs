@@ -77,6 +77,22 @@ pub(crate) struct Ctx {
     pub(crate) options: Options,
     /// The provisioner's recent nominations, which disruption must respect.
     pub(crate) nominations: crate::nominations::Nominations,
+    /// Hands created claims to the index before the watch shows them.
+    pub(crate) created: tandem_state::CreatedClaims,
+}
+
+impl Ctx {
+    /// Creates a NodeClaim exactly once ([`create_once::create_claim`]) and hands the stored
+    /// object to the index, so the next plan counts it even while the watch lags behind.
+    pub(crate) async fn create_claim(
+        &self,
+        claim: NodeClaim,
+    ) -> Result<NodeClaim, create_once::CreateError> {
+        let claims: Api<NodeClaim> = Api::all(self.client.clone());
+        let created = create_once::create_claim(&claims, claim).await?;
+        self.created.record(created.clone());
+        Ok(created)
+    }
 }
 
 /// The running controllers; dropping it stops them.
@@ -108,9 +124,10 @@ impl Controllers {
     pub fn spawn_with(
         client: Client,
         cloud: Arc<dyn CloudProvider>,
-        index: Index,
+        mut index: Index,
         options: Options,
     ) -> Self {
+        let created = index.created_claims();
         let state = tandem_state::watch::spawn(client.clone(), index);
         let ctx = Arc::new(Ctx {
             recorder: Recorder::new(client.clone()),
@@ -118,6 +135,7 @@ impl Controllers {
             cloud,
             options,
             nominations: crate::nominations::Nominations::default(),
+            created,
         });
         let tasks = vec![
             tokio::spawn(provision_loop(ctx.clone(), state.clone())),
@@ -203,6 +221,9 @@ async fn provision_loop(ctx: Arc<Ctx>, mut rx: watch::Receiver<Arc<ClusterState>
         }
         nodepool_status(&ctx, &st, &mut last_status).await;
         // The claims of the last plan must be in the index before the next plan counts them.
+        // The index takes each created claim from its create call's answer at once
+        // (`tandem_state::created`); what waits here is a creation whose answer was lost (it
+        // may exist) until the watch shows it.
         awaiting.retain(|n| !st.nodeclaims.contains_key(n));
         // Planning without them would launch their pods again; so wait as long as a broken
         // watch takes to come back (its backoff tops at 30 s). 10 s was not enough for 830
@@ -273,7 +294,6 @@ const PLAN_WRITES_IN_FLIGHT: usize = 32;
 
 /// Creates the plan's NodeClaims and publishes its Events; returns the created claim names.
 async fn execute_plan(ctx: &Ctx, st: &ClusterState, plan: &Plan) -> BTreeSet<String> {
-    let claims: Api<NodeClaim> = Api::all(ctx.client.clone());
     let mut created = BTreeSet::new();
     // Futures built up front (not a closure over the stream): the provisioner's task must stay
     // `Send`, which a closure over borrowed launches cannot prove to the compiler.
@@ -282,10 +302,10 @@ async fn execute_plan(ctx: &Ctx, st: &ClusterState, plan: &Plan) -> BTreeSet<Str
         .iter()
         .filter_map(|launch| {
             let np = st.nodepools.get(&launch.nodepool)?;
-            let (claims, claim) = (claims.clone(), nodeclaim_for(launch, np));
-            Some(Box::pin(async move {
-                (launch, create_once::create_claim(&claims, claim).await)
-            }))
+            let claim = nodeclaim_for(launch, np);
+            Some(Box::pin(
+                async move { (launch, ctx.create_claim(claim).await) },
+            ))
         })
         .collect();
     let results: Vec<_> = futures::stream::iter(creations)
@@ -1029,3 +1049,4 @@ async fn gc_loop(ctx: Arc<Ctx>, rx: watch::Receiver<Arc<ClusterState>>) {
         }
     }
 }
+

@@ -219,13 +219,12 @@ async fn drain(
     let reason = draining
         .first()
         .map_or("interruption", |d| d.notice.kind.as_str());
-    let claims: Api<NodeClaim> = Api::all(ctx.client.clone());
     let mut launched = BTreeSet::new();
     for launch in &launches {
         let Some(np) = st.nodepools.get(&launch.nodepool) else {
             continue;
         };
-        match crate::create_once::create_claim(&claims, nodeclaim_for(launch, np)).await {
+        match ctx.create_claim(nodeclaim_for(launch, np)).await {
             Ok(c) => {
                 tracing::info!(nodeclaim = %c.name_any(), reason, pods = launch.pods.len(), "launched an interruption replacement");
                 ctx.options

@@ -12,7 +12,9 @@
 //!
 //! ```text
 //!   tandem_state::watch ──► Arc<ClusterState> ─┬─► provisioner: Batcher (1 s idle / 10 s max)
-//!                                              │     └─► nodescaler::plan ─► create NodeClaims,
+//!                                              │     └─► nodescaler::plan ─► create NodeClaims
+//!                                              │         (each answer back into the index at
+//!                                              │         once, tandem_state::created),
 //!                                              │         Events Nominated / FailedScheduling,
 //!                                              │         NodePool status.resources / nodes
 //!                                              ├─► lifecycle: per claim step(Input, now)

@@ -356,6 +356,10 @@ pub struct Index {
     predictions: Arc<crate::predictions::PredictionMap>,
     /// Where forecasts come from; taken by the writer task when it starts.
     predictions_rx: Option<tokio::sync::watch::Receiver<Arc<crate::predictions::PredictionMap>>>,
+    /// Claims this process created that the watch has not shown yet (see [`crate::created`]).
+    unconfirmed: crate::created::Unconfirmed,
+    /// Where created claims come from; taken by the writer task when it starts.
+    created_rx: Option<tokio::sync::mpsc::UnboundedReceiver<NodeClaim>>,
 }
 
 impl std::fmt::Debug for Index {
@@ -393,6 +397,35 @@ impl Index {
             pod_events: BTreeMap::new(),
             predictions: Arc::default(),
             predictions_rx: None,
+            unconfirmed: crate::created::Unconfirmed::default(),
+            created_rx: None,
+        }
+    }
+
+    /// The sender through which the controllers hand over the NodeClaims they create, so
+    /// the next state counts them before the watch shows them (see [`crate::created`]). One
+    /// channel per index: a second call replaces the first.
+    pub fn created_claims(&mut self) -> crate::created::CreatedClaims {
+        let (tx, rx) = crate::created::CreatedClaims::channel();
+        self.created_rx = Some(rx);
+        tx
+    }
+
+    /// The created claims' receiver, for the writer task (once).
+    pub fn take_created_claims(
+        &mut self,
+    ) -> Option<tokio::sync::mpsc::UnboundedReceiver<NodeClaim>> {
+        self.created_rx.take()
+    }
+
+    /// Takes a NodeClaim this process just created (the create call's answer) until the watch
+    /// shows it: not when the watch already did, or showed it deleted.
+    pub fn created_nodeclaim(&mut self, nc: NodeClaim) {
+        let name = name_key(&nc.metadata);
+        let claim = Arc::new(nc);
+        let known = self.nodeclaims.objects.contains_key(&name);
+        if self.unconfirmed.take(&name, &claim, known, self.now_ms) {
+            self.nodeclaims.apply(name, claim);
         }
     }
 
@@ -454,6 +487,9 @@ impl Index {
     /// before each batch, so the index itself never reads a clock.
     pub fn set_now(&mut self, now_ms: i64) {
         self.now_ms = now_ms;
+        for name in self.unconfirmed.expire(now_ms) {
+            self.nodeclaims.delete(&name);
+        }
     }
 
     fn pod_moved(&mut self, old: Option<&str>, new: Option<&str>) {
@@ -639,10 +675,25 @@ impl Index {
         );
     }
 
-    /// Applies a NodeClaim watch event.
+    /// Applies a NodeClaim watch event; the watch confirms (or removes) created claims.
     pub fn nodeclaim_event(&mut self, ev: Event<NodeClaim>) {
+        let relisted = matches!(ev, Event::InitDone);
+        match &ev {
+            Event::Apply(c) | Event::InitApply(c) => self.unconfirmed.seen(&name_key(&c.metadata)),
+            Event::Delete(c) => self
+                .unconfirmed
+                .deleted(&name_key(&c.metadata), self.now_ms),
+            Event::Init | Event::InitDone => {}
+        }
         self.nodeclaims
             .event(ev, |n| name_key(&n.metadata), Arc::new);
+        if relisted {
+            let objects = &self.nodeclaims.objects;
+            let keep = self.unconfirmed.after_relist(|n| objects.contains_key(n));
+            for (name, claim) in keep {
+                self.nodeclaims.apply(name, claim);
+            }
+        }
     }
 
     /// Adds or replaces a NodeClaim.

@@ -29,12 +29,14 @@
 //! ```
 
 pub mod convert;
+pub mod created;
 pub mod dedupe;
 pub mod index;
 pub mod predictions;
 pub mod watch;
 pub mod workloads;
 
+pub use created::CreatedClaims;
 pub use index::{
     ClaimRecord, ClusterState, Ec2ClassRecord, Index, PdbRecord, PodRecord, StorageClassRecord,
     VolumeAttachmentRecord, ZoneCatalog,

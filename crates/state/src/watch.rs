@@ -54,11 +54,14 @@ enum Change {
     Pdb(Event<PodDisruptionBudget>),
     ScaledObject(Box<Event<tandem_api::keda::ScaledObject>>),
     Predictions(Arc<crate::predictions::PredictionMap>),
+    // Boxed: a whole NodeClaim, from this process's own create calls.
+    Created(Box<NodeClaim>),
 }
 
 fn apply(index: &mut Index, change: Change) {
     match change {
         Change::Predictions(map) => index.set_predictions(map),
+        Change::Created(claim) => index.created_nodeclaim(*claim),
         Change::Pod(ev) => index.pod_event(ev),
         Change::Node(ev) => index.node_event(ev),
         Change::NodePool(ev) => index.nodepool_event(ev),
@@ -174,6 +177,16 @@ pub fn spawn_with(
             Some((Ok(Change::Predictions(map)), rx))
         });
         streams.push(forecasts.boxed());
+    }
+    if let Some(rx) = index.take_created_claims() {
+        // Claims this process created, taken before the watch shows them (see
+        // `crate::created`); in the same batches as the watches.
+        let created = stream::unfold(rx, |mut rx| async move {
+            let mut claim = rx.recv().await?;
+            strip(&mut claim);
+            Some((Ok(Change::Created(Box::new(claim))), rx))
+        });
+        streams.push(created.boxed());
     }
     let mut all = stream::select_all(streams).ready_chunks(4096);
     tokio::spawn(async move {

@@ -474,3 +474,57 @@ fn bound_pods_carry_owner_do_not_disrupt_pdb_blocks_and_their_spec() {
         .unwrap();
     assert!(free.disruption.pdb_blocked.is_some());
 }
+
+/// Names of the claims the state holds in flight.
+fn in_flight(ix: &Index) -> Vec<String> {
+    ix.state()
+        .snapshot
+        .in_flight
+        .iter()
+        .map(|c| c.name.clone())
+        .collect()
+}
+
+#[test]
+fn created_claims_count_before_the_watch_shows_them_and_the_watch_stays_the_authority() {
+    let mut ix = index();
+    ix.mark_synced();
+    ix.set_now(1_000);
+    // The provisioner's create calls answered; the watch has shown none of it yet.
+    ix.created_nodeclaim(claim("a", None));
+    ix.created_nodeclaim(claim("b", None));
+    ix.created_nodeclaim(claim("c", None));
+    assert_eq!(in_flight(&ix), ["a", "b", "c"], "counted at once");
+
+    // The watch shows `a` changed (its finalizer, say): the watch's object replaces it.
+    let mut a = claim("a", None);
+    a.metadata.finalizers = Some(vec!["karpenter.sh/termination".into()]);
+    ix.nodeclaim_event(Event::Apply(a));
+    // A second answer for `a` (a retried call) does not replace what the watch showed.
+    ix.created_nodeclaim(claim("a", None));
+    assert_eq!(
+        ix.state().nodeclaims["a"].metadata.finalizers,
+        Some(vec!["karpenter.sh/termination".into()])
+    );
+
+    // The watch shows `b` deleted (a launch refused at once); a late answer for it must not
+    // bring it back.
+    ix.nodeclaim_event(Event::Delete(claim("b", None)));
+    ix.created_nodeclaim(claim("b", None));
+    assert_eq!(in_flight(&ix), ["a", "c"]);
+
+    // A relist that started before `c` was created does not list it: it stays while young.
+    ix.nodeclaim_event(Event::Init);
+    ix.nodeclaim_event(Event::InitApply(claim("a", None)));
+    ix.nodeclaim_event(Event::InitDone);
+    assert_eq!(in_flight(&ix), ["a", "c"]);
+
+    // A claim the watch never shows is dropped after the time limit; confirmed ones stay.
+    ix.set_now(1_000 + tandem_state::created::UNSEEN_TTL_MS - 1);
+    assert_eq!(in_flight(&ix), ["a", "c"]);
+    ix.set_now(1_000 + tandem_state::created::UNSEEN_TTL_MS);
+    assert_eq!(in_flight(&ix), ["a"]);
+    // Creations go on counting as before.
+    ix.created_nodeclaim(claim("d", None));
+    assert_eq!(in_flight(&ix), ["a", "d"]);
+}
