@@ -856,7 +856,12 @@ async fn execute(ctx: &Ctx, claim: &NodeClaim, claim_node: Option<&Node>, effect
             }
         };
         if let Err(e) = result {
-            tracing::warn!(error = %e, nodeclaim = %name, "lifecycle effect failed; retrying on the next pass");
+            if matches!(&e, kube::Error::Api(s) if s.code == 409) {
+                // A write under an optimistic lock met a newer object: the next pass has it.
+                tracing::debug!(error = %e, nodeclaim = %name, "lifecycle effect met a newer object; retrying on the next pass");
+            } else {
+                tracing::warn!(error = %e, nodeclaim = %name, "lifecycle effect failed; retrying on the next pass");
+            }
             return;
         }
     }
@@ -950,15 +955,40 @@ async fn sync_node(
     node: Option<&Node>,
     name: &str,
 ) -> Result<(), kube::Error> {
+    let Some(patch) = node_sync_patch(claim, node) else {
+        return Ok(());
+    };
+    nodes
+        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map(|_| ())
+}
+
+/// What registering a Node writes onto it: the claim's labels and `karpenter.sh/registered`,
+/// the claim's taints and startup taints, the termination finalizer and the claim as owner,
+/// without the kwok provider's unregistered taint. `None` when the Node has all of it already.
+///
+/// The taints are a whole list in a merge patch, computed from this process's view of the
+/// Node; so the patch carries that view's resourceVersion (upstream writes it with an optimistic
+/// lock too), and a Node changed since is refused with 409 instead of getting back a taint
+/// another controller just removed. Both mattered at scale: on a loaded API server the watch
+/// ran late, every re-step of a registering claim re-sent the stale list with the
+/// node-lifecycle controller's `not-ready` taint, that controller removed it again, and the
+/// change re-stepped the claim: ~35 PATCHes per node in the KWOK drift scale-out.
+pub(crate) fn node_sync_patch(claim: &NodeClaim, node: Option<&Node>) -> Option<serde_json::Value> {
     let mut labels = claim.metadata.labels.clone().unwrap_or_default();
     labels.insert("karpenter.sh/registered".into(), "true".into());
-    let mut taints: Vec<serde_json::Value> = node
+    let current_taints: Vec<serde_json::Value> = node
         .and_then(|n| n.spec.as_ref())
         .and_then(|s| s.taints.clone())
         .unwrap_or_default()
         .into_iter()
-        .filter(|t| t.key != tandem_cloud::kwok::UNREGISTERED_TAINT)
         .filter_map(|t| serde_json::to_value(t).ok())
+        .collect();
+    let mut taints: Vec<serde_json::Value> = current_taints
+        .iter()
+        .filter(|t| t["key"] != tandem_cloud::kwok::UNREGISTERED_TAINT)
+        .cloned()
         .collect();
     for t in claim.spec.taints.iter().chain(&claim.spec.startup_taints) {
         let v = json!({"key": t.key, "value": t.value, "effect": t.effect});
@@ -972,19 +1002,31 @@ async fn sync_node(
     let mut finalizers = node
         .and_then(|n| n.metadata.finalizers.clone())
         .unwrap_or_default();
-    if !finalizers.iter().any(|f| f == TERMINATION_FINALIZER) {
+    let has_finalizer = finalizers.iter().any(|f| f == TERMINATION_FINALIZER);
+    if !has_finalizer {
         finalizers.push(TERMINATION_FINALIZER.to_owned());
     }
-    let patch = json!({"metadata": {
+    let mut meta = json!({
         "labels": labels,
         "finalizers": finalizers,
         "ownerReferences": [{"apiVersion": "karpenter.sh/v1", "kind": "NodeClaim",
             "name": claim.metadata.name, "uid": claim.metadata.uid, "blockOwnerDeletion": true}],
-    }, "spec": {"taints": taints}});
-    nodes
-        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-        .map(|_| ())
+    });
+    if let Some(node) = node {
+        let node_labels = node.metadata.labels.clone().unwrap_or_default();
+        let labelled = labels.iter().all(|(k, v)| node_labels.get(k) == Some(v));
+        let owned = node.metadata.owner_references.as_ref().is_some_and(|o| {
+            o.iter()
+                .any(|r| Some(&r.uid) == claim.metadata.uid.as_ref())
+        });
+        if labelled && owned && has_finalizer && taints == current_taints {
+            return None;
+        }
+        if let Some(rv) = &node.metadata.resource_version {
+            meta["resourceVersion"] = json!(rv);
+        }
+    }
+    Some(json!({"metadata": meta, "spec": {"taints": taints}}))
 }
 
 /// Every `gc.interval`: the cloud's instances against the claims, through [`crate::gc::decide`].
@@ -1050,3 +1092,119 @@ async fn gc_loop(ctx: Arc<Ctx>, rx: watch::Receiver<Arc<ClusterState>>) {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claim() -> NodeClaim {
+        serde_json::from_value(json!({
+            "apiVersion": "karpenter.sh/v1", "kind": "NodeClaim",
+            "metadata": {"name": "pool-abcde", "uid": "claim-uid",
+                "labels": {"karpenter.sh/nodepool": "pool", "team": "a"}},
+            "spec": {
+                "taints": [{"key": "dedicated", "value": "a", "effect": "NoSchedule"}],
+                "startupTaints": [{"key": "agent-not-ready", "effect": "NoSchedule"}],
+                "requirements": [],
+                "nodeClassRef": {"group": "karpenter.kwok.sh", "kind": "KWOKNodeClass", "name": "k"}},
+        }))
+        .expect("claim")
+    }
+
+    fn node(rv: &str, taints: serde_json::Value) -> Node {
+        serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": "pool-abcde", "resourceVersion": rv,
+                "labels": {"kubernetes.io/hostname": "pool-abcde"}},
+            "spec": {"providerID": "kwok://pool-abcde", "taints": taints},
+        }))
+        .expect("node")
+    }
+
+    /// The Node as the API server stores it after `patch` (labels merged, lists replaced).
+    fn patched(mut node: Node, patch: &serde_json::Value, rv: &str) -> Node {
+        let meta = &patch["metadata"];
+        let labels = node.metadata.labels.get_or_insert_with(Default::default);
+        for (k, v) in meta["labels"].as_object().expect("labels") {
+            labels.insert(k.clone(), v.as_str().expect("label").to_owned());
+        }
+        node.metadata.finalizers = serde_json::from_value(meta["finalizers"].clone()).ok();
+        node.metadata.owner_references =
+            serde_json::from_value(meta["ownerReferences"].clone()).ok();
+        node.spec.as_mut().expect("spec").taints =
+            serde_json::from_value(patch["spec"]["taints"].clone()).ok();
+        node.metadata.resource_version = Some(rv.to_owned());
+        node
+    }
+
+    fn keys(patch: &serde_json::Value) -> Vec<&str> {
+        patch["spec"]["taints"]
+            .as_array()
+            .expect("taints")
+            .iter()
+            .map(|t| t["key"].as_str().expect("key"))
+            .collect()
+    }
+
+    #[test]
+    fn a_node_is_synced_once_under_its_resource_version_and_then_left_alone() {
+        let claim = claim();
+        let fresh = node(
+            "10",
+            json!([{"key": "karpenter.sh/unregistered", "effect": "NoExecute"},
+                   {"key": "node.kubernetes.io/not-ready", "effect": "NoSchedule"}]),
+        );
+        let patch = node_sync_patch(&claim, Some(&fresh)).expect("a new node needs a sync");
+        assert_eq!(
+            patch["metadata"]["resourceVersion"], "10",
+            "optimistic lock"
+        );
+        assert_eq!(
+            patch["metadata"]["labels"]["karpenter.sh/registered"],
+            "true"
+        );
+        assert_eq!(patch["metadata"]["labels"]["team"], "a");
+        assert_eq!(
+            patch["metadata"]["finalizers"],
+            json!([TERMINATION_FINALIZER])
+        );
+        assert_eq!(patch["metadata"]["ownerReferences"][0]["uid"], "claim-uid");
+        assert_eq!(
+            keys(&patch),
+            [
+                "node.kubernetes.io/not-ready",
+                "dedicated",
+                "agent-not-ready"
+            ]
+        );
+
+        // Synced: nothing more to write, however often the claim is stepped again.
+        let synced = patched(fresh, &patch, "11");
+        assert_eq!(node_sync_patch(&claim, Some(&synced)), None);
+        // The node-lifecycle controller removes its not-ready taint: still nothing to write
+        // (a stale list would put it back).
+        let mut ready = synced.clone();
+        ready
+            .spec
+            .as_mut()
+            .unwrap()
+            .taints
+            .as_mut()
+            .unwrap()
+            .retain(|t| t.key != "node.kubernetes.io/not-ready");
+        assert_eq!(node_sync_patch(&claim, Some(&ready)), None);
+        // A label of the claim's missing again (someone removed it): written back, locked.
+        let mut unlabelled = ready;
+        unlabelled.metadata.resource_version = Some("12".into());
+        unlabelled.metadata.labels.as_mut().unwrap().remove("team");
+        let again = node_sync_patch(&claim, Some(&unlabelled)).expect("label restored");
+        assert_eq!(again["metadata"]["resourceVersion"], "12");
+        assert_eq!(keys(&again), ["dedicated", "agent-not-ready"]);
+    }
+
+    #[test]
+    fn a_node_not_in_view_yet_is_patched_without_a_lock() {
+        let patch = node_sync_patch(&claim(), None).expect("patch");
+        assert!(patch["metadata"].get("resourceVersion").is_none());
+        assert_eq!(keys(&patch), ["dedicated", "agent-not-ready"]);
+    }
+}
