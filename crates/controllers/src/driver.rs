@@ -574,11 +574,18 @@ const REPEAT_MAX: Duration = Duration::from_secs(60);
 /// claim repeated its last step every 2 s from a stale view — finalizers, status, deletes
 /// (31 k PATCH and 11 k DELETE for 675 claims) — which slowed the API server further, until
 /// launched claims were deleted for a launch timeout they had not hit.
+///
+/// When every write of that step was accepted, `settled` holds its effects' kinds: a repeat on
+/// the same view that decides the same effects has nothing to write (the writes are done; the
+/// watch has not shown them yet) and is skipped. On a loaded API server the watch ran tens of
+/// seconds late and each repeat re-sent the same status and Node patches: ~31 status applies
+/// per claim in #15's drift scenario.
 #[derive(Debug, Clone)]
 struct Done {
     seen: String,
     at: Instant,
     wait: Duration,
+    settled: Option<Vec<&'static str>>,
 }
 
 async fn lifecycle_loop(ctx: Arc<Ctx>, mut rx: watch::Receiver<Arc<ClusterState>>) {
@@ -615,15 +622,15 @@ async fn lifecycle_loop(ctx: Arc<Ctx>, mut rx: watch::Receiver<Arc<ClusterState>
                 let mut b = busy
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner);
-                let wait = match b.get(name) {
+                let (wait, settled) = match b.get(name) {
                     Some(None) => continue,
                     Some(Some(done)) if done.seen == rv => {
                         if done.at.elapsed() < done.wait {
                             continue;
                         }
-                        (done.wait * 2).min(REPEAT_MAX)
+                        ((done.wait * 2).min(REPEAT_MAX), done.settled.clone())
                     }
-                    _ => REPEAT_FIRST,
+                    _ => (REPEAT_FIRST, None),
                 };
                 let mut f = facts(claim, node.as_deref());
                 // A deleted claim whose Node is gone waits for the cloud to say NotFound; that
@@ -635,6 +642,20 @@ async fn lifecycle_loop(ctx: Arc<Ctx>, mut rx: watch::Receiver<Arc<ClusterState>
                     let (_, effects) = lifecycle::step(Input::Observed(f.clone()), now);
                     if effects.is_empty() {
                         b.remove(name);
+                        continue;
+                    }
+                    let kinds: Vec<&'static str> = effects.iter().map(Effect::kind).collect();
+                    if settled.as_ref() == Some(&kinds) {
+                        // Done already at this view: wait for the watch to show it.
+                        b.insert(
+                            name.clone(),
+                            Some(Done {
+                                seen: rv,
+                                at: Instant::now(),
+                                wait,
+                                settled,
+                            }),
+                        );
                         continue;
                     }
                     effects
@@ -658,11 +679,14 @@ async fn lifecycle_loop(ctx: Arc<Ctx>, mut rx: watch::Receiver<Arc<ClusterState>
                     };
                     // Only the claim's Node, not the whole state: hundreds of launches in
                     // flight each held a state version alive (RSS 208 → 351 MiB at 1,000 pods).
-                    execute(&ctx, &claim, node.as_deref(), effects).await;
+                    let kinds: Vec<&'static str> = effects.iter().map(Effect::kind).collect();
+                    let accepted = execute(&ctx, &claim, node.as_deref(), effects).await;
                     let done = Done {
                         seen: rv,
                         at: Instant::now(),
                         wait,
+                        // A step that asked the cloud polls it again: never taken as done.
+                        settled: (accepted && !ask_cloud).then_some(kinds),
                     };
                     busy.lock()
                         .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -674,12 +698,19 @@ async fn lifecycle_loop(ctx: Arc<Ctx>, mut rx: watch::Receiver<Arc<ClusterState>
 }
 
 /// Executes one step's effects for a claim, feeding launch results back into the machine.
-async fn execute(ctx: &Ctx, claim: &NodeClaim, claim_node: Option<&Node>, effects: Vec<Effect>) {
+/// True when every write was accepted and no launch failed (nothing to retry at this view).
+async fn execute(
+    ctx: &Ctx,
+    claim: &NodeClaim,
+    claim_node: Option<&Node>,
+    effects: Vec<Effect>,
+) -> bool {
     let name = claim.metadata.name.clone().unwrap_or_default();
     let claims: Api<NodeClaim> = Api::all(ctx.client.clone());
     let nodes: Api<Node> = Api::all(ctx.client.clone());
     let mut status = claim.status.clone().unwrap_or_default();
     let mut status_dirty = false;
+    let mut launch_failed = false;
     if tracing::enabled!(target: "tandem_controllers::lifecycle", tracing::Level::DEBUG) {
         let kinds: Vec<&str> = effects.iter().map(Effect::kind).collect();
         tracing::debug!(target: "tandem_controllers::lifecycle", nodeclaim = %name, effects = ?kinds, "lifecycle step");
@@ -715,6 +746,7 @@ async fn execute(ctx: &Ctx, claim: &NodeClaim, claim_node: Option<&Node>, effect
                     Ok(i) => Input::LaunchSucceeded(Box::new(i)),
                     Err(e) => {
                         tracing::warn!(error = %e, nodeclaim = %name, "launch failed");
+                        launch_failed = true;
                         Input::LaunchFailed {
                             category: e.category(),
                             retryable: e.is_retryable(),
@@ -799,7 +831,7 @@ async fn execute(ctx: &Ctx, claim: &NodeClaim, claim_node: Option<&Node>, effect
             Effect::DeleteInstance { provider_id } => {
                 if let Err(e) = ctx.cloud.delete(&provider_id).await {
                     tracing::warn!(error = %e, nodeclaim = %name, "instance termination failed; retrying");
-                    return;
+                    return false;
                 }
                 Ok(())
             }
@@ -862,7 +894,7 @@ async fn execute(ctx: &Ctx, claim: &NodeClaim, claim_node: Option<&Node>, effect
             } else {
                 tracing::warn!(error = %e, nodeclaim = %name, "lifecycle effect failed; retrying on the next pass");
             }
-            return;
+            return false;
         }
     }
     if status_dirty {
@@ -880,19 +912,23 @@ async fn execute(ctx: &Ctx, claim: &NodeClaim, claim_node: Option<&Node>, effect
         // A step repeated on a Node that changed for another reason (a kubelet heartbeat)
         // sets the conditions the claim already has: no write, or each heartbeat of each
         // registering node was a status PATCH (≈90 requests per claim in #15's drift scale-out).
-        if claim.status.as_ref() != Some(&status) {
-            write_claim_status(&claims, &name, &status).await;
+        if claim.status.as_ref() != Some(&status)
+            && !write_claim_status(&claims, &name, &status).await
+        {
+            return false;
         }
     }
+    !launch_failed
 }
 
 /// Writes a claim's whole status by server-side apply (manager `tandem`); every writer sends
-/// the full status, so no field of an earlier apply is dropped.
+/// the full status, so no field of an earlier apply is dropped. False when it was not written
+/// (logged).
 pub(crate) async fn write_claim_status(
     claims: &Api<NodeClaim>,
     name: &str,
     status: &tandem_api::karpenter::v1::NodeClaimStatus,
-) {
+) -> bool {
     let body = json!({"apiVersion": "karpenter.sh/v1", "kind": "NodeClaim",
                       "metadata": {"name": name}, "status": status});
     if let Err(e) = claims
@@ -904,7 +940,9 @@ pub(crate) async fn write_claim_status(
         .await
     {
         tracing::warn!(error = %e, nodeclaim = %name, "nodeclaim status not written");
+        return false;
     }
+    true
 }
 
 pub(crate) fn ignore_not_found(r: Result<(), kube::Error>) -> Result<(), kube::Error> {
