@@ -463,9 +463,7 @@ async fn run(scenario: &Scenario) -> Vec<(String, Figures, Threshold)> {
         &["--disable-leader-election", "--disable-pod-layer"],
     );
     let pid = tandem.child.id();
-    let mut others = cp.processes().await;
-    others.retain(|(name, _)| *name != "watchdog");
-    others.push(("bench", std::process::id()));
+    let others = common::cpu_watched(&cp).await;
     for _ in 0..100 {
         if tandem.log().contains("leading; starting") {
             break;

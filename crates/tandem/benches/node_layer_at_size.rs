@@ -124,9 +124,7 @@ async fn bench(nodes: usize, minutes: u64) {
         &["--disable-leader-election", "--disable-pod-layer"],
     );
     let pid = tandem.child.id();
-    let mut others = cp.processes().await;
-    others.retain(|(name, _)| *name != "watchdog");
-    others.push(("bench", std::process::id()));
+    let others = common::cpu_watched(&cp).await;
     let apiserver = others
         .iter()
         .find(|(name, _)| *name == "kube-apiserver")

@@ -238,6 +238,15 @@ pub fn process_figures(pid: u32) -> (f64, f64) {
     (rss, cpu)
 }
 
+/// The processes a scale bench reports the CPU of beside Tandem's: every control-plane
+/// component (not its watchdog shell) and the bench itself.
+pub async fn cpu_watched(cp: &tandem_testkit::ControlPlane) -> Vec<(&'static str, u32)> {
+    let mut watched = cp.processes().await;
+    watched.retain(|(name, _)| *name != "watchdog");
+    watched.push(("bench", std::process::id()));
+    watched
+}
+
 /// CPU seconds of named processes and of the whole machine at the start of a phase; the
 /// difference at its end says where the machine's cores went.
 pub struct CpuClock {
