@@ -11,6 +11,7 @@ use std::sync::Arc;
 use benchmark_mix::{Rng, SEED, diverse_pods, snapshot};
 use tandem_model::catalog::Catalog;
 use tandem_nodescaler::lower_bound::{Cuts, cost_ratio_with, lower_bound};
+use tandem_nodescaler::snapshot::{PendingPod, requests};
 use tandem_nodescaler::{Options, plan};
 
 #[test]
@@ -66,5 +67,38 @@ fn the_shape_bound_lies_between_the_covering_bound_and_the_cost() {
         } else {
             assert!(shaped > covering * 1.2, "{shaped} vs {covering}");
         }
+    }
+}
+
+/// The dual-feasible-function cuts charge a pod for the room it leaves no other pod: on a
+/// one-type catalog (900m of room), three pods of 600m need three nodes, which the plan
+/// launches and the shape bound now proves optimal, where the resource rows alone allow two
+/// (1,800m of 900m nodes); three of 350m need two nodes, and `u_2` charges each half a node.
+#[test]
+fn pods_over_half_a_node_are_charged_a_node_each() {
+    let catalog = Arc::new(Catalog::benchmark_sized(1));
+    let price = catalog.types()[0].offerings()[0].price.as_f64();
+    for (cpu, nodes, shaped_nodes) in [(600, 3, 3.0), (350, 2, 1.5)] {
+        let pods = (0..3)
+            .map(|i| PendingPod::new("default", &format!("p-{i}"), requests(cpu, 100)))
+            .collect();
+        let snap = snapshot(&catalog, pods);
+        let p = plan(&snap, &Options::default());
+        assert_eq!(p.launches.len(), nodes, "{cpu}m: {:?}", p.launches);
+        let bound = |cuts| {
+            lower_bound(&p, &snap, cuts)
+                .unwrap_or_else(|e| panic!("{cpu}m, {cuts:?}: {e}"))
+                .usd_per_hour
+        };
+        let (covering, shaped) = (bound(Cuts::ResourcesAndNodes), bound(Cuts::Shapes));
+        let plain_nodes = (3 * cpu) as f64 / 900.0;
+        assert!(
+            (covering - plain_nodes * price).abs() < 1e-6,
+            "{cpu}m: covering {covering} vs {plain_nodes} nodes at {price}"
+        );
+        assert!(
+            (shaped - shaped_nodes * price).abs() < 1e-6,
+            "{cpu}m: shapes {shaped} vs {shaped_nodes} nodes at {price}"
+        );
     }
 }

@@ -11,6 +11,7 @@
 //!   subject to Σ_t y_s,t ≥ n_s                         for every shape s
 //!              Σ_s req_s,r · y_s,t ≤ room_t,r · x_t    for every type t and resource r
 //!              Σ_{s ∈ g} y_s,t ≤ x_t                   for every type t and anti-affinity group g
+//!              Σ_s u_k(req_s,r / room_t,r) · y_s,t ≤ x_t   for every type t, resource r, k = 1…3
 //!              Σ_t x_t ≥ 1
 //!              x, y ≥ 0,  y_s,t only where s runs on t (requirements, offerings, room)
 //! ```
@@ -21,7 +22,15 @@
 //! plan's cost. Types another type dominates (no dearer, at least as roomy in every resource,
 //! usable by every shape that can use the first) are dropped first: swapping each of their
 //! instances for the dominating type keeps a plan feasible at no more cost, so the optimum is
-//! unchanged and the LP stays small. When pods come in too many distinct request vectors,
+//! unchanged and the LP stays small.
+//!
+//! The `u_k` rows are cuts from dual feasible functions (Fekete and Schepers): whenever sizes
+//! `x_i` sum to at most 1, so do the `u_k(x_i)` — so summed over a type's nodes they hold for
+//! every plan. They charge a pod for the room it makes useless: two pods each over half a
+//! node's CPU never share it (`u_1` rounds them to a whole node), a pod of 1,500m on a
+//! 1,930m node leaves room no 1,000m pod can use. Without them the relaxation fills every
+//! node to the last millicore, which small nodes (AWS's 2-vCPU burstable types, priced by
+//! their memory) never allow. When pods come in too many distinct request vectors,
 //! requests are rounded *down* to a few significant bits until the shapes fit a budget:
 //! smaller requests only loosen the LP, so it stays a bound.
 
@@ -237,6 +246,36 @@ fn useful_types(pool: &Pool<'_>, shapes: &[Shape], sig_types: &[Vec<bool>]) -> V
         .collect()
 }
 
+/// Orders `k` of the dual feasible functions whose cuts the LP gets (1: over a half, 2: over a
+/// third, 3: over a quarter of a node). Higher orders charge less than the plain row.
+const DFF_ORDERS: i64 = 3;
+
+/// Fekete and Schepers' dual feasible function `u_k` of the size `req / room`: the size itself
+/// when `(k + 1) · size` is whole, else `⌊(k + 1) · size⌋ / k`. Any sizes summing to at most 1
+/// have `u_k` values summing to at most 1, which makes `Σ u_k · y ≤ x` valid for every plan.
+fn dff(k: i64, req: i64, room: i64) -> f64 {
+    if req <= 0 || room <= 0 {
+        return 0.0;
+    }
+    let scaled = i128::from(k + 1) * i128::from(req);
+    let room = i128::from(room);
+    if scaled % room == 0 {
+        return (req as f64) / (room as f64);
+    }
+    ((scaled / room) as f64) / (k as f64)
+}
+
+/// Whether `u_k(req / room)` exceeds `req / room` (exactly, in integers), i.e. the cut charges
+/// the pod more than the resource row does.
+fn dff_exceeds_share(k: i64, req: i64, room: i64) -> bool {
+    if req <= 0 || room <= 0 {
+        return false;
+    }
+    let scaled = i128::from(k + 1) * i128::from(req);
+    let room = i128::from(room);
+    scaled % room != 0 && (scaled / room) * room > i128::from(k) * i128::from(req)
+}
+
 /// Builds and solves the LP over the kept types.
 fn solve(
     pool: &Pool<'_>,
@@ -293,6 +332,21 @@ fn solve(
                 .sum();
             let room = solver_units(r, pool.types[*t].room[r].max(0)) * xs[k];
             model.add_constraint(used.leq(room));
+            for order in 1..=DFF_ORDERS {
+                let cap = pool.types[*t].room[r];
+                // Only a row that charges some shape more than its plain share adds anything.
+                if !on_t
+                    .iter()
+                    .any(|(s, _)| dff_exceeds_share(order, s.req[r], cap))
+                {
+                    continue;
+                }
+                let charged: Expression = on_t
+                    .iter()
+                    .map(|(s, y)| dff(order, s.req[r], cap) * *y)
+                    .sum();
+                model.add_constraint(charged.leq(xs[k]));
+            }
         }
         for g in 0..groups {
             let members: Vec<Variable> = on_t
@@ -317,7 +371,40 @@ fn solve(
 
 #[cfg(test)]
 mod tests {
-    use super::round_down;
+    use super::{dff, dff_exceeds_share, round_down};
+    use proptest::prelude::*;
+
+    #[test]
+    fn dff_rounds_big_items_up_and_small_ones_away() {
+        // u_1: over half a node is a whole node, under half is nothing, a half stays a half.
+        assert_eq!(dff(1, 1500, 1930), 1.0);
+        assert_eq!(dff(1, 900, 1930), 0.0);
+        assert_eq!(dff(1, 965, 1930), 0.5);
+        // u_2: between a third and two thirds counts a half.
+        assert_eq!(dff(2, 1000, 1930), 0.5);
+        assert!(dff_exceeds_share(1, 1500, 1930));
+        assert!(!dff_exceeds_share(1, 900, 1930));
+        assert!(!dff_exceeds_share(3, 0, 1930));
+        assert_eq!(dff(2, 5, 0), 0.0);
+    }
+
+    proptest! {
+        /// The property the cuts rest on: items that fit one node together have `u_k` values
+        /// summing to at most 1.
+        #[test]
+        fn dff_of_items_sharing_a_node_sums_to_at_most_one(
+            room in 1i64..10_000,
+            parts in proptest::collection::vec(1i64..10_000, 1..8),
+            k in 1i64..=3,
+        ) {
+            // Scale the parts down until they fit the room together.
+            let total: i64 = parts.iter().sum();
+            let items: Vec<i64> = parts.iter().map(|p| p * room / total.max(room)).collect();
+            prop_assume!(items.iter().sum::<i64>() <= room);
+            let charged: f64 = items.iter().map(|i| dff(k, *i, room)).sum();
+            prop_assert!(charged <= 1.0 + 1e-9, "{items:?} in {room}: {charged}");
+        }
+    }
 
     #[test]
     fn rounding_keeps_the_top_bits_and_never_rounds_up() {
