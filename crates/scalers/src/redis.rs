@@ -134,9 +134,58 @@ impl KindName for redis::RedisError {
     }
 }
 
-struct Inner {
+/// One server as reached with one set of credentials and TLS material: its client and the
+/// multiplexed connection every scaler with the same settings sends its commands on.
+///
+/// KEDA opens a connection per scaler; at 10,000 ScaledObjects a third of them on one Redis
+/// that is 3,333 connections (Redis' default `maxclients` is 10,000), each with its driver
+/// task and buffers in Tandem. A multiplexed connection pipelines concurrent commands, and
+/// the scalers' commands (LLEN, XLEN, XPENDING, XINFO) are O(1) or small, so one connection
+/// per distinct server and credentials serves them all.
+struct Shared {
     client: redis::Client,
-    conn: Mutex<Option<redis::aio::MultiplexedConnection>>,
+    /// The live connection and its generation: a failed command drops the connection only if
+    /// it is still the one the command ran on, not a fresh one another scaler just opened.
+    conn: Mutex<Option<(u64, redis::aio::MultiplexedConnection)>>,
+}
+
+/// Shared connections by their settings (URL with credentials, CA, client certificate and
+/// key). Weak: the connection closes when the last scaler using it is dropped.
+type Pool = std::collections::HashMap<String, std::sync::Weak<Shared>>;
+
+fn pool() -> &'static std::sync::Mutex<Pool> {
+    static POOL: std::sync::OnceLock<std::sync::Mutex<Pool>> = std::sync::OnceLock::new();
+    POOL.get_or_init(Default::default)
+}
+
+/// The shared connection for `c`, created when no live scaler holds one.
+fn shared(c: &Connection, errors: &ErrorContext) -> Result<Arc<Shared>, ScalerError> {
+    let tls = c.tls.as_ref().map(|t| {
+        (
+            t.ca.as_ref().map(|v| v.expose().clone()),
+            t.client
+                .as_ref()
+                .map(|(cert, key)| (cert.expose().clone(), key.expose().clone())),
+        )
+    });
+    let key = format!("{}\n{tls:?}", c.url.expose());
+    let mut pool = pool()
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(live) = pool.get(&key).and_then(std::sync::Weak::upgrade) {
+        return Ok(live);
+    }
+    pool.retain(|_, w| w.strong_count() > 0);
+    let created = Arc::new(Shared {
+        client: c.client(errors)?,
+        conn: Mutex::new(None),
+    });
+    pool.insert(key, Arc::downgrade(&created));
+    Ok(created)
+}
+
+struct Inner {
+    shared: Arc<Shared>,
     errors: ErrorContext,
     db: i64,
 }
@@ -147,8 +196,7 @@ impl Inner {
         secrets.push(c.url.clone());
         let errors = ErrorContext::new(p.id.clone(), &c.address, secrets);
         Ok(Inner {
-            client: c.client(&errors)?,
-            conn: Mutex::new(None),
+            shared: shared(c, &errors)?,
             errors,
             db: c.db,
         })
@@ -174,28 +222,36 @@ impl Inner {
         }
     }
 
-    async fn connection(&self) -> Result<redis::aio::MultiplexedConnection, ScalerError> {
-        let mut guard = self.conn.lock().await;
-        if let Some(c) = guard.as_ref() {
-            return Ok(c.clone());
+    async fn connection(&self) -> Result<(u64, redis::aio::MultiplexedConnection), ScalerError> {
+        let mut guard = self.shared.conn.lock().await;
+        if let Some((generation, c)) = guard.as_ref() {
+            return Ok((*generation, c.clone()));
         }
-        let c = tokio::time::timeout(TIMEOUT, self.client.get_multiplexed_async_connection())
-            .await
-            .map_err(|_| self.errors.unreachable("connect timed out"))?
-            .map_err(|e| self.map(&e))?;
-        *guard = Some(c.clone());
-        Ok(c)
+        let c = tokio::time::timeout(
+            TIMEOUT,
+            self.shared.client.get_multiplexed_async_connection(),
+        )
+        .await
+        .map_err(|_| self.errors.unreachable("connect timed out"))?
+        .map_err(|e| self.map(&e))?;
+        static GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let generation = GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        *guard = Some((generation, c.clone()));
+        Ok((generation, c))
     }
 
     async fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, ScalerError> {
-        let mut c = self.connection().await?;
+        let (generation, mut c) = self.connection().await?;
         let r = tokio::time::timeout(TIMEOUT, cmd.query_async::<T>(&mut c))
             .await
             .map_err(|_| self.errors.unreachable("command timed out"))?;
         r.map_err(|e| {
             if e.is_io_error() || e.is_connection_dropped() {
-                // Reconnect on the next call.
-                if let Ok(mut g) = self.conn.try_lock() {
+                // Reconnect on the next call, unless another scaler already has.
+                if let Ok(mut g) = self.shared.conn.try_lock()
+                    && g.as_ref()
+                        .is_some_and(|(current, _)| *current == generation)
+                {
                     *g = None;
                 }
             }
@@ -316,7 +372,7 @@ impl Scaler for RedisListScaler {
                             None => sub = None,
                         }
                     }
-                    if let Ok(mut ps) = inner.client.get_async_pubsub().await
+                    if let Ok(mut ps) = inner.shared.client.get_async_pubsub().await
                         && ps.subscribe(&channel).await.is_ok()
                     {
                         sub = Some(ps.into_on_message());
@@ -504,6 +560,7 @@ impl Scaler for RedisStreamScaler {
                         let cfg = redis::AsyncConnectionConfig::new()
                             .set_response_timeout(Some(Duration::from_secs(15)));
                         match inner
+                            .shared
                             .client
                             .get_multiplexed_async_connection_with_config(&cfg)
                             .await

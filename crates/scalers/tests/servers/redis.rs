@@ -142,3 +142,92 @@ async fn redis_lists_and_streams_value_activation_push_auth_and_down() {
         .unwrap_err();
     assert_clean(&e, "SourceUnreachable", "redis trigger 0", &[PASSWORD]);
 }
+
+/// The `connected_clients` line of `INFO clients`.
+async fn connected_clients(c: &mut ::redis::aio::MultiplexedConnection) -> usize {
+    let info: String = ::redis::cmd("INFO")
+        .arg("clients")
+        .query_async(c)
+        .await
+        .expect("info");
+    info.lines()
+        .find_map(|l| l.strip_prefix("connected_clients:"))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("connected_clients in INFO")
+}
+
+/// Scalers that reach the same server with the same credentials send their commands on one
+/// multiplexed connection (KEDA opens one per scaler: 3,333 at #15's 10,000 ScaledObjects);
+/// another password gets its own; a connection the server drops is opened again.
+#[tokio::test]
+async fn redis_scalers_of_one_server_share_a_connection() {
+    let server = started(Redis::start(Some(PASSWORD)).await);
+    let address = server.address();
+    let client =
+        ::redis::Client::open(format!("redis://default:{PASSWORD}@{address}/0")).expect("client");
+    let mut c = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
+    let _: i64 = ::redis::cmd("RPUSH")
+        .arg("shared")
+        .arg(&["a", "b", "c"])
+        .query_async(&mut c)
+        .await
+        .expect("rpush");
+    let before = connected_clients(&mut c).await;
+    let list = |pw: &str| {
+        params(
+            "redis",
+            &[
+                ("address", address.as_str()),
+                ("listName", "shared"),
+                ("listLength", "5"),
+            ],
+            &[("password", pw)],
+        )
+    };
+    let mut scalers = Vec::new();
+    for _ in 0..50 {
+        scalers.push(build(list(PASSWORD)).await);
+    }
+    let values = futures::future::join_all(scalers.iter().map(|s| value(&**s))).await;
+    assert!(values.iter().all(|v| *v == (3.0, true)), "{values:?}");
+    assert_eq!(
+        connected_clients(&mut c).await,
+        before + 1,
+        "50 scalers of one server and password: one connection"
+    );
+
+    // Another password is another connection (refused here), never the shared one.
+    let wrong = build(list("canary-wrong-pw")).await;
+    let e = measure(&*wrong).await.unwrap_err();
+    assert_clean(
+        &e,
+        "Unauthorized",
+        "redis trigger 0",
+        &["canary-wrong-pw", PASSWORD],
+    );
+    assert_eq!(value(&*scalers[0]).await, (3.0, true));
+
+    // The server drops every other client: the next command fails or reconnects, and from
+    // then on every scaler measures again, still on one connection.
+    let _: ::redis::Value = ::redis::cmd("CLIENT")
+        .arg(&["KILL", "TYPE", "normal", "SKIPME", "yes"])
+        .query_async(&mut c)
+        .await
+        .expect("client kill");
+    for s in &scalers {
+        if measure(&**s).await.is_err() {
+            assert_eq!(
+                value(&**s).await,
+                (3.0, true),
+                "after one failure, reconnected"
+            );
+        }
+    }
+    let values = futures::future::join_all(scalers.iter().map(|s| value(&**s))).await;
+    assert!(values.iter().all(|v| *v == (3.0, true)), "{values:?}");
+    assert_eq!(connected_clients(&mut c).await, before + 1);
+    drop(scalers);
+}
