@@ -666,7 +666,17 @@ impl Worker {
                 continue;
             }
             let kind = so.spec.triggers[i].type_.clone();
-            match triggers::build(&ctx.client, so, i, &env, ctx.options.auth_scope()).await {
+            // Boxed: building a scaler (some connect or resolve credentials on the way) is a
+            // ~19 KB state machine, and inline it sized every tick's future, all of which
+            // wait in the client's rate limiter at start-up (#15: 10,000 at once).
+            let build = Box::pin(triggers::build(
+                &ctx.client,
+                so,
+                i,
+                &env,
+                ctx.options.auth_scope(),
+            ));
+            match build.await {
                 Ok(s) => {
                     self.scalers[i] = Some(s);
                     self.build_errors[i] = None;

@@ -1,7 +1,9 @@
 //! Memory of `tandem run` at scale, as a report (ignored by default; figures printed, never
 //! asserted): `cargo test -p tandem --test footprint -- --ignored --nocapture`.
 //!
-//! - 1,000 ScaledObjects (cron triggers), each on its own Deployment, with the pod layer's HPAs.
+//! - 1,000 ScaledObjects (cron triggers; `TANDEM_FOOTPRINT_TRIGGERS=mixed` for cron,
+//!   metrics-api and redis a third each, as `pod_layer_at_size`), each on its own Deployment,
+//!   with the pod layer's HPAs.
 //! - then 1,000 kwok nodes carrying 10,000 pods for the node layer's state.
 
 mod common;
@@ -12,6 +14,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::{ListParams, PostParams};
 use kube::{Api, Client};
 use serde_json::json;
+use tandem_testkit::services::{HttpFixture, Redis};
 use tandem_testkit::{ControlPlane, wait_for};
 
 /// Resident set and its peak of a process, in MiB, from /proc.
@@ -48,6 +51,16 @@ async fn memory_with_a_thousand_scaled_objects() {
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
     let objects = Api::<tandem_api::keda::ScaledObject>::namespaced(client.clone(), &ns);
     const N: usize = 1_000;
+    let mixed = std::env::var("TANDEM_FOOTPRINT_TRIGGERS").is_ok_and(|v| v == "mixed");
+    let sources = if mixed {
+        let fixture = HttpFixture::start().await.expect("http fixture");
+        fixture.set("/value", "application/json", r#"{"value": 0}"#);
+        Some((fixture, Redis::start(None).await.expect("redis")))
+    } else {
+        None
+    };
+    let cron = json!({"type": "cron", "metadata": {"timezone": "UTC",
+        "start": "0 3 * * *", "end": "5 3 * * *", "desiredReplicas": "1"}});
     for i in 0..N {
         let d: Deployment = serde_json::from_value(json!({
             "apiVersion": "apps/v1", "kind": "Deployment",
@@ -61,13 +74,21 @@ async fn memory_with_a_thousand_scaled_objects() {
             .create(&PostParams::default(), &d)
             .await
             .expect("create deployment");
+        let trigger = match (&sources, i % 3) {
+            (Some((fixture, _)), 1) => json!({"type": "metrics-api", "metadata": {
+                "url": fixture.url("/value"), "valueLocation": "value",
+                "targetValue": "10", "activationTargetValue": "5"}}),
+            (Some((_, redis)), 2) => json!({"type": "redis", "metadata": {
+                "address": redis.address(), "listName": format!("queue-{i}"),
+                "listLength": "5"}}),
+            _ => cron.clone(),
+        };
         let so = serde_json::from_value(json!({
             "apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
             "metadata": {"name": format!("w{i}")},
             "spec": {"scaleTargetRef": {"name": format!("w{i}")}, "minReplicaCount": 0,
                 "pollingInterval": 30,
-                "triggers": [{"type": "cron", "metadata": {"timezone": "UTC",
-                    "start": "0 3 * * *", "end": "5 3 * * *", "desiredReplicas": "1"}}]},
+                "triggers": [trigger]},
         }))
         .expect("scaledobject");
         objects
@@ -93,9 +114,14 @@ async fn memory_with_a_thousand_scaled_objects() {
     tokio::time::sleep(Duration::from_secs(35)).await; // one more polling interval for all
     let (rss, peak) = rss_mib(controller.child.id());
     eprintln!(
-        "footprint: tandem run (pod layer) idle {:.1} MiB; with {N} ScaledObjects and their HPAs \
-         {rss:.1} MiB RSS, peak {peak:.1} MiB",
-        idle.0
+        "footprint: tandem run (pod layer) idle {:.1} MiB; with {N} ScaledObjects ({} triggers) \
+         and their HPAs {rss:.1} MiB RSS, peak {peak:.1} MiB",
+        idle.0,
+        if mixed {
+            "cron, metrics-api, redis"
+        } else {
+            "cron"
+        },
     );
     stop_for_profile(controller);
 }
