@@ -588,6 +588,63 @@ struct Done {
     settled: Option<Vec<&'static str>>,
 }
 
+/// What the lifecycle loop does with a claim on this pass, from what it remembers of the
+/// claim's last step ([`Busy`]) and the view (`rv`, the claim's and its Node's resource
+/// versions) it has now.
+#[derive(Debug, PartialEq)]
+enum Pass {
+    /// Effects are running, or the same view was stepped less than `wait` ago.
+    Skip,
+    /// Step the claim: after this, an unchanged view waits `wait`; `settled` is carried from a
+    /// previous step on the same view whose writes were all accepted.
+    Step {
+        wait: Duration,
+        settled: Option<Vec<&'static str>>,
+    },
+}
+
+/// The pass for a claim whose last step left `prev` (`None`: never stepped or forgotten;
+/// `Some(None)`: its effects are running), seen at `rv` at `now`. A new view is stepped at
+/// once; the same view again only after the last wait, which then doubles up to
+/// [`REPEAT_MAX`].
+fn next_pass(prev: Option<&Option<Done>>, rv: &str, now: Instant) -> Pass {
+    match prev {
+        Some(None) => Pass::Skip,
+        Some(Some(done)) if done.seen == rv => {
+            if now.saturating_duration_since(done.at) < done.wait {
+                Pass::Skip
+            } else {
+                Pass::Step {
+                    wait: (done.wait * 2).min(REPEAT_MAX),
+                    settled: done.settled.clone(),
+                }
+            }
+        }
+        _ => Pass::Step {
+            wait: REPEAT_FIRST,
+            settled: None,
+        },
+    }
+}
+
+/// When a step on the same view decides the same effect kinds as the last one whose writes
+/// were all accepted (`settled`), there is nothing to write: the [`Done`] to remember instead
+/// of running them (waiting for the watch to show the writes). `None`: run the effects.
+fn already_done(pass: Pass, kinds: &[&'static str], rv: String, now: Instant) -> Option<Done> {
+    match pass {
+        Pass::Step {
+            wait,
+            settled: Some(settled),
+        } if settled == kinds => Some(Done {
+            seen: rv,
+            at: now,
+            wait,
+            settled: Some(settled),
+        }),
+        _ => None,
+    }
+}
+
 async fn lifecycle_loop(ctx: Arc<Ctx>, mut rx: watch::Receiver<Arc<ClusterState>>) {
     // Claims with effects running, and claims whose effects finished at a resourceVersion the
     // index has not moved past yet (so a stale view does not repeat them at once).
@@ -622,15 +679,9 @@ async fn lifecycle_loop(ctx: Arc<Ctx>, mut rx: watch::Receiver<Arc<ClusterState>
                 let mut b = busy
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner);
-                let (wait, settled) = match b.get(name) {
-                    Some(None) => continue,
-                    Some(Some(done)) if done.seen == rv => {
-                        if done.at.elapsed() < done.wait {
-                            continue;
-                        }
-                        ((done.wait * 2).min(REPEAT_MAX), done.settled.clone())
-                    }
-                    _ => (REPEAT_FIRST, None),
+                let pass = next_pass(b.get(name), &rv, Instant::now());
+                let Pass::Step { wait, .. } = pass else {
+                    continue;
                 };
                 let mut f = facts(claim, node.as_deref());
                 // A deleted claim whose Node is gone waits for the cloud to say NotFound; that
@@ -645,17 +696,9 @@ async fn lifecycle_loop(ctx: Arc<Ctx>, mut rx: watch::Receiver<Arc<ClusterState>
                         continue;
                     }
                     let kinds: Vec<&'static str> = effects.iter().map(Effect::kind).collect();
-                    if settled.as_ref() == Some(&kinds) {
+                    if let Some(done) = already_done(pass, &kinds, rv.clone(), Instant::now()) {
                         // Done already at this view: wait for the watch to show it.
-                        b.insert(
-                            name.clone(),
-                            Some(Done {
-                                seen: rv,
-                                at: Instant::now(),
-                                wait,
-                                settled,
-                            }),
-                        );
+                        b.insert(name.clone(), Some(done));
                         continue;
                     }
                     effects
@@ -1132,6 +1175,84 @@ async fn gc_loop(ctx: Arc<Ctx>, rx: watch::Receiver<Arc<ClusterState>>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn done(seen: &str, at: Instant, wait: Duration, settled: Option<Vec<&'static str>>) -> Done {
+        Done {
+            seen: seen.to_owned(),
+            at,
+            wait,
+            settled,
+        }
+    }
+
+    /// Running effects are never doubled; a new view steps at once with the first wait; the
+    /// same view waits, then steps with the wait doubled (up to the cap) and what it settled.
+    #[test]
+    fn a_claim_is_stepped_again_on_a_new_view_or_after_a_doubling_wait() {
+        let t0 = Instant::now();
+        assert_eq!(next_pass(Some(&None), "1/1", t0), Pass::Skip);
+        let first = Pass::Step {
+            wait: REPEAT_FIRST,
+            settled: None,
+        };
+        assert_eq!(next_pass(None, "1/1", t0), first);
+        let last = Some(done(
+            "1/1",
+            t0,
+            Duration::from_secs(4),
+            Some(vec!["Conditions"]),
+        ));
+        assert_eq!(next_pass(Some(&last), "2/1", t0), first, "new view");
+        assert_eq!(
+            next_pass(Some(&last), "1/1", t0 + Duration::from_secs(3)),
+            Pass::Skip
+        );
+        assert_eq!(
+            next_pass(Some(&last), "1/1", t0 + Duration::from_secs(4)),
+            Pass::Step {
+                wait: Duration::from_secs(8),
+                settled: Some(vec!["Conditions"]),
+            }
+        );
+        let long = Some(done("1/1", t0, Duration::from_secs(45), None));
+        assert_eq!(
+            next_pass(Some(&long), "1/1", t0 + Duration::from_secs(50)),
+            Pass::Step {
+                wait: REPEAT_MAX,
+                settled: None,
+            }
+        );
+    }
+
+    /// #15's drift run re-sent ~31 status applies per claim while the watch lagged: a repeat
+    /// on the same view deciding what was already written is remembered, not run; other
+    /// effects, or a step whose writes failed (nothing settled), run.
+    #[test]
+    fn a_repeat_of_accepted_writes_on_the_same_view_is_not_run() {
+        let t0 = Instant::now();
+        let last = Some(done(
+            "1/1",
+            t0,
+            Duration::from_secs(2),
+            Some(vec!["Conditions", "SyncNode"]),
+        ));
+        let later = t0 + Duration::from_secs(2);
+        let pass = || next_pass(Some(&last), "1/1", later);
+        let held = already_done(pass(), &["Conditions", "SyncNode"], "1/1".into(), later)
+            .expect("the same writes are not sent again");
+        assert_eq!((held.seen.as_str(), held.at), ("1/1", later));
+        assert_eq!(
+            held.wait,
+            Duration::from_secs(4),
+            "and the wait still doubles"
+        );
+        assert_eq!(held.settled, Some(vec!["Conditions", "SyncNode"]));
+        assert!(already_done(pass(), &["Conditions", "DeleteNode"], "1/1".into(), later).is_none());
+        let failed = Some(done("1/1", t0, Duration::from_secs(2), None));
+        let pass = next_pass(Some(&failed), "1/1", later);
+        assert!(already_done(pass, &["Conditions", "SyncNode"], "1/1".into(), later).is_none());
+        assert!(already_done(Pass::Skip, &["Conditions"], "1/1".into(), later).is_none());
+    }
 
     fn claim() -> NodeClaim {
         serde_json::from_value(json!({
