@@ -147,6 +147,136 @@ struct Shared {
     /// The live connection and its generation: a failed command drops the connection only if
     /// it is still the one the command ran on, not a fresh one another scaler just opened.
     conn: Mutex<Option<(u64, redis::aio::MultiplexedConnection)>>,
+    /// Keyspace notifications for the list scalers' push, once one asks.
+    hub: std::sync::Mutex<Option<Arc<PushHub>>>,
+}
+
+impl Shared {
+    /// The server's push hub, started on first use. `None` outside a tokio runtime (no push;
+    /// polling still works).
+    fn hub(&self) -> Option<Arc<PushHub>> {
+        let mut slot = self
+            .hub
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(hub) = slot.as_ref() {
+            return Some(hub.clone());
+        }
+        let runtime = tokio::runtime::Handle::try_current().ok()?;
+        let (alive, stopped) = tokio::sync::watch::channel(());
+        let hub = Arc::new(PushHub {
+            state: std::sync::Mutex::new(HubState::default()),
+            _alive: alive,
+        });
+        runtime.spawn(read_keyspace(
+            self.client.clone(),
+            Arc::downgrade(&hub),
+            stopped,
+        ));
+        *slot = Some(hub.clone());
+        Some(hub)
+    }
+}
+
+/// The keyspace subscriptions of every list scaler of one server on one pub/sub connection
+/// (one per scaler would be 3,333 connections at #15's 10,000 ScaledObjects, as many as the
+/// command connections this module already shares).
+struct PushHub {
+    state: std::sync::Mutex<HubState>,
+    /// Dropped with the hub (with the last scaler of the server): stops its reader.
+    _alive: tokio::sync::watch::Sender<()>,
+}
+
+/// Watchers and the connection's subscribe side, under one lock so a watcher that registers
+/// while the reader reconnects is either in the reader's resubscription or subscribes itself.
+#[derive(Default)]
+struct HubState {
+    /// Channel → wake senders of the scalers watching it.
+    watchers: std::collections::HashMap<String, Vec<tokio::sync::mpsc::Sender<()>>>,
+    /// The live connection's subscribe side; `None` while (re)connecting.
+    sink: Option<redis::aio::PubSubSink>,
+}
+
+impl PushHub {
+    /// Registers a watcher of `channel`: wakes arrive on the returned receiver (one held at a
+    /// time; more while it is full are the same wake).
+    fn watch(
+        &self,
+        channel: &str,
+    ) -> (
+        tokio::sync::mpsc::Receiver<()>,
+        Option<redis::aio::PubSubSink>,
+    ) {
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        state
+            .watchers
+            .entry(channel.to_owned())
+            .or_default()
+            .push(tx);
+        (rx, state.sink.clone())
+    }
+}
+
+/// Reads the hub's pub/sub connection, waking the watchers of each message's channel;
+/// reconnects (every 2 s) and subscribes every watched channel again when the connection is
+/// lost; ends when the hub is dropped.
+async fn read_keyspace(
+    client: redis::Client,
+    hub: std::sync::Weak<PushHub>,
+    mut stopped: tokio::sync::watch::Receiver<()>,
+) {
+    loop {
+        let connected = tokio::select! {
+            _ = stopped.changed() => return,
+            c = tokio::time::timeout(TIMEOUT, client.get_async_pubsub()) => c,
+        };
+        if let Ok(Ok(pubsub)) = connected {
+            let (mut sink, mut messages) = pubsub.split();
+            let channels: Vec<String> = {
+                let Some(hub) = hub.upgrade() else { return };
+                let mut state = hub
+                    .state
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                state.sink = Some(sink.clone());
+                state.watchers.keys().cloned().collect()
+            };
+            if channels.is_empty() || sink.subscribe(&channels).await.is_ok() {
+                loop {
+                    let message = tokio::select! {
+                        _ = stopped.changed() => return,
+                        m = messages.next() => m,
+                    };
+                    let Some(message) = message else { break };
+                    let Some(hub) = hub.upgrade() else { return };
+                    let mut state = hub
+                        .state
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    if let Some(senders) = state.watchers.get_mut(message.get_channel_name()) {
+                        senders.retain(|s| !s.is_closed());
+                        for s in senders.iter() {
+                            let _ = s.try_send(());
+                        }
+                    }
+                }
+            }
+            if let Some(hub) = hub.upgrade() {
+                hub.state
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .sink = None;
+            }
+        }
+        tokio::select! {
+            _ = stopped.changed() => return,
+            () = tokio::time::sleep(Duration::from_secs(2)) => {}
+        }
+    }
 }
 
 /// Shared connections by their settings (URL with credentials, CA, client certificate and
@@ -179,6 +309,7 @@ fn shared(c: &Connection, errors: &ErrorContext) -> Result<Arc<Shared>, ScalerEr
     let created = Arc::new(Shared {
         client: c.client(errors)?,
         conn: Mutex::new(None),
+        hub: std::sync::Mutex::new(None),
     });
     pool.insert(key, Arc::downgrade(&created));
     Ok(created)
@@ -353,35 +484,31 @@ impl Scaler for RedisListScaler {
     }
 
     fn watch(&self) -> Option<WakeStream> {
-        let inner = self.inner.clone();
-        let channel = format!("__keyspace@{}__:{}", inner.db, self.config.list_name);
-        let events = futures::stream::unfold(
-            (inner, channel, None::<redis::aio::PubSubStream>),
-            |(inner, channel, mut sub)| async move {
-                loop {
-                    if let Some(s) = sub.as_mut() {
-                        match s.next().await {
-                            Some(_) => {
-                                return Some((
-                                    Wake {
-                                        reason: "keyspace-event",
-                                    },
-                                    (inner, channel, sub),
-                                ));
-                            }
-                            None => sub = None,
-                        }
-                    }
-                    if let Ok(mut ps) = inner.shared.client.get_async_pubsub().await
-                        && ps.subscribe(&channel).await.is_ok()
-                    {
-                        sub = Some(ps.into_on_message());
-                        continue;
-                    }
-                    tokio::time::sleep(Duration::from_secs(2)).await;
-                }
-            },
-        );
+        let hub = self.inner.shared.hub()?;
+        let channel = format!("__keyspace@{}__:{}", self.inner.db, self.config.list_name);
+        let (rx, sink) = hub.watch(&channel);
+        // Subscribed now if the hub is connected; otherwise its reader subscribes every
+        // watched channel once it is. The stream keeps the hub (and its reader) alive.
+        let subscribed = async move {
+            if let Some(mut sink) = sink {
+                let _ = sink.subscribe(&channel).await;
+            }
+        };
+        let events = futures::stream::once(subscribed)
+            .filter_map(|()| async { None })
+            .chain(futures::stream::unfold(
+                (rx, hub),
+                |(mut rx, hub)| async move {
+                    rx.recv().await.map(|()| {
+                        (
+                            Wake {
+                                reason: "keyspace-event",
+                            },
+                            (rx, hub),
+                        )
+                    })
+                },
+            ));
         Some(push::rate_limited(
             events.boxed(),
             push::DEFAULT_MIN_WAKE_INTERVAL,

@@ -157,8 +157,10 @@ async fn connected_clients(c: &mut ::redis::aio::MultiplexedConnection) -> usize
 }
 
 /// Scalers that reach the same server with the same credentials send their commands on one
-/// multiplexed connection (KEDA opens one per scaler: 3,333 at #15's 10,000 ScaledObjects);
-/// another password gets its own; a connection the server drops is opened again.
+/// multiplexed connection and take their keyspace notifications (push) from one pub/sub
+/// connection (KEDA opens a connection per scaler: 3,333 at #15's 10,000 ScaledObjects);
+/// another password gets its own; connections the server drops are opened again, and the
+/// watches subscribed again.
 #[tokio::test]
 async fn redis_scalers_of_one_server_share_a_connection() {
     let server = started(Redis::start(Some(PASSWORD)).await);
@@ -198,6 +200,37 @@ async fn redis_scalers_of_one_server_share_a_connection() {
         before + 1,
         "50 scalers of one server and password: one connection"
     );
+    // Push: every watch on the one pub/sub connection, each woken by a change of its list.
+    let _: () = ::redis::cmd("CONFIG")
+        .arg(&["SET", "notify-keyspace-events", "Kl"])
+        .query_async(&mut c)
+        .await
+        .expect("config set");
+    let mut watches: Vec<_> = scalers[..10]
+        .iter()
+        .map(|s| s.watch().expect("list watch"))
+        .collect();
+    let rpush = |c: &mut ::redis::aio::MultiplexedConnection| {
+        let mut c = c.clone();
+        async move {
+            let _: i64 = ::redis::cmd("RPUSH")
+                .arg("shared")
+                .arg("x")
+                .query_async(&mut c)
+                .await
+                .expect("rpush");
+        }
+    };
+    tokio::time::sleep(Duration::from_secs(1)).await; // subscribed
+    assert_eq!(
+        connected_clients(&mut c).await,
+        before + 2,
+        "and one pub/sub connection"
+    );
+    rpush(&mut c).await;
+    for w in &mut watches {
+        next_wake(w, Duration::from_secs(10)).await;
+    }
 
     // Another password is another connection (refused here), never the shared one.
     let wrong = build(list("canary-wrong-pw")).await;
@@ -208,26 +241,38 @@ async fn redis_scalers_of_one_server_share_a_connection() {
         "redis trigger 0",
         &["canary-wrong-pw", PASSWORD],
     );
-    assert_eq!(value(&*scalers[0]).await, (3.0, true));
+    assert_eq!(value(&*scalers[0]).await, (4.0, true));
 
     // The server drops every other client: the next command fails or reconnects, and from
-    // then on every scaler measures again, still on one connection.
+    // then on every scaler measures again, still on one connection; the hub subscribes every
+    // watch again on its new connection.
     let _: ::redis::Value = ::redis::cmd("CLIENT")
         .arg(&["KILL", "TYPE", "normal", "SKIPME", "yes"])
         .query_async(&mut c)
         .await
         .expect("client kill");
+    let _: ::redis::Value = ::redis::cmd("CLIENT")
+        .arg(&["KILL", "TYPE", "pubsub"])
+        .query_async(&mut c)
+        .await
+        .expect("client kill pubsub");
     for s in &scalers {
         if measure(&**s).await.is_err() {
             assert_eq!(
                 value(&**s).await,
-                (3.0, true),
+                (4.0, true),
                 "after one failure, reconnected"
             );
         }
     }
     let values = futures::future::join_all(scalers.iter().map(|s| value(&**s))).await;
-    assert!(values.iter().all(|v| *v == (3.0, true)), "{values:?}");
-    assert_eq!(connected_clients(&mut c).await, before + 1);
+    assert!(values.iter().all(|v| *v == (4.0, true)), "{values:?}");
+    tokio::time::sleep(Duration::from_secs(4)).await; // the hub reconnects after 2 s
+    assert_eq!(connected_clients(&mut c).await, before + 2);
+    rpush(&mut c).await;
+    for w in &mut watches {
+        next_wake(w, Duration::from_secs(10)).await;
+    }
+    drop(watches);
     drop(scalers);
 }
