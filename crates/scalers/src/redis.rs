@@ -212,11 +212,11 @@ impl PushHub {
             .state
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        state
-            .watchers
-            .entry(channel.to_owned())
-            .or_default()
-            .push(tx);
+        // A scaler is rebuilt after each failed fetch, dropping its watch: the watchers gone
+        // are pruned here too, not only when their channel has a message.
+        let watchers = state.watchers.entry(channel.to_owned()).or_default();
+        watchers.retain(|s| !s.is_closed());
+        watchers.push(tx);
         (rx, state.sink.clone())
     }
 }
