@@ -155,10 +155,7 @@ impl Shared {
     /// The server's push hub, started on first use. `None` outside a tokio runtime (no push;
     /// polling still works).
     fn hub(&self) -> Option<Arc<PushHub>> {
-        let mut slot = self
-            .hub
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut slot = lock(&self.hub);
         if let Some(hub) = slot.as_ref() {
             return Some(hub.clone());
         }
@@ -208,10 +205,7 @@ impl PushHub {
         Option<redis::aio::PubSubSink>,
     ) {
         let (tx, rx) = tokio::sync::mpsc::channel(1);
-        let mut state = self
-            .state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut state = lock(&self.state);
         // A scaler is rebuilt after each failed fetch, dropping its watch: the watchers gone
         // are pruned here too, not only when their channel has a message.
         let watchers = state.watchers.entry(channel.to_owned()).or_default();
@@ -238,10 +232,7 @@ async fn read_keyspace(
             let (mut sink, mut messages) = pubsub.split();
             let channels: Vec<String> = {
                 let Some(hub) = hub.upgrade() else { return };
-                let mut state = hub
-                    .state
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                let mut state = lock(&hub.state);
                 state.sink = Some(sink.clone());
                 state.watchers.keys().cloned().collect()
             };
@@ -253,10 +244,7 @@ async fn read_keyspace(
                     };
                     let Some(message) = message else { break };
                     let Some(hub) = hub.upgrade() else { return };
-                    let mut state = hub
-                        .state
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    let mut state = lock(&hub.state);
                     if let Some(senders) = state.watchers.get_mut(message.get_channel_name()) {
                         senders.retain(|s| !s.is_closed());
                         for s in senders.iter() {
@@ -266,10 +254,7 @@ async fn read_keyspace(
                 }
             }
             if let Some(hub) = hub.upgrade() {
-                hub.state
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .sink = None;
+                lock(&hub.state).sink = None;
             }
         }
         tokio::select! {
@@ -277,6 +262,12 @@ async fn read_keyspace(
             () = tokio::time::sleep(Duration::from_secs(2)) => {}
         }
     }
+}
+
+/// A lock of this module's state, taken over a panic elsewhere: every guarded value stays
+/// consistent at each step (a map entry or an `Option` replaced whole).
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Shared connections by their settings (URL with credentials, CA, client certificate and
@@ -299,9 +290,7 @@ fn shared(c: &Connection, errors: &ErrorContext) -> Result<Arc<Shared>, ScalerEr
         )
     });
     let key = format!("{}\n{tls:?}", c.url.expose());
-    let mut pool = pool()
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut pool = lock(pool());
     if let Some(live) = pool.get(&key).and_then(std::sync::Weak::upgrade) {
         return Ok(live);
     }
