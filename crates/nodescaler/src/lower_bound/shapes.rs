@@ -250,30 +250,34 @@ fn useful_types(pool: &Pool<'_>, shapes: &[Shape], sig_types: &[Vec<bool>]) -> V
 /// third, 3: over a quarter of a node). Higher orders charge less than the plain row.
 const DFF_ORDERS: i64 = 3;
 
-/// Fekete and Schepers' dual feasible function `u_k` of the size `req / room`: the size itself
-/// when `(k + 1) · size` is whole, else `⌊(k + 1) · size⌋ / k`. Any sizes summing to at most 1
-/// have `u_k` values summing to at most 1, which makes `Σ u_k · y ≤ x` valid for every plan.
-fn dff(k: i64, req: i64, room: i64) -> f64 {
+/// Fekete and Schepers' dual feasible function `u_k` of the size `req / room`, exactly, as a
+/// fraction `(numerator, denominator)`: the size itself when `(k + 1) · size` is whole, else
+/// `⌊(k + 1) · size⌋ / k`. Any sizes summing to at most 1 have `u_k` values summing to at
+/// most 1, which makes `Σ u_k · y ≤ x` valid for every plan. `None` for an empty request or
+/// room (charged nothing).
+fn dff_fraction(k: i64, req: i64, room: i64) -> Option<(i128, i128)> {
     if req <= 0 || room <= 0 {
-        return 0.0;
+        return None;
     }
     let scaled = i128::from(k + 1) * i128::from(req);
     let room = i128::from(room);
-    if scaled % room == 0 {
-        return (req as f64) / (room as f64);
-    }
-    ((scaled / room) as f64) / (k as f64)
+    Some(if scaled % room == 0 {
+        (i128::from(req), room)
+    } else {
+        (scaled / room, i128::from(k))
+    })
+}
+
+/// `u_k(req / room)` as the solver's coefficient.
+fn dff(k: i64, req: i64, room: i64) -> f64 {
+    dff_fraction(k, req, room).map_or(0.0, |(num, den)| num as f64 / den as f64)
 }
 
 /// Whether `u_k(req / room)` exceeds `req / room` (exactly, in integers), i.e. the cut charges
 /// the pod more than the resource row does.
 fn dff_exceeds_share(k: i64, req: i64, room: i64) -> bool {
-    if req <= 0 || room <= 0 {
-        return false;
-    }
-    let scaled = i128::from(k + 1) * i128::from(req);
-    let room = i128::from(room);
-    scaled % room != 0 && (scaled / room) * room > i128::from(k) * i128::from(req)
+    dff_fraction(k, req, room)
+        .is_some_and(|(num, den)| num * i128::from(room) > i128::from(req) * den)
 }
 
 /// Builds and solves the LP over the kept types.
@@ -332,8 +336,8 @@ fn solve(
                 .sum();
             let room = solver_units(r, pool.types[*t].room[r].max(0)) * xs[k];
             model.add_constraint(used.leq(room));
+            let cap = pool.types[*t].room[r];
             for order in 1..=DFF_ORDERS {
-                let cap = pool.types[*t].room[r];
                 // Only a row that charges some shape more than its plain share adds anything.
                 if !on_t
                     .iter()
