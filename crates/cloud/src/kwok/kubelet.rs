@@ -159,14 +159,10 @@ impl Kubelet {
         )
         .default_backoff()
         .boxed();
-        let (pod_store, pod_writer) = reflector::store();
-        let mut pod_stream = reflector::reflector(
-            pod_writer,
-            watcher::watcher(
-                pods.clone(),
-                watcher::Config::default().fields("spec.nodeName!="),
-            )
-            .modify(|p| p.metadata.managed_fields = None),
+        let mut pod_store = Pods::default();
+        let mut pod_stream = watcher::watcher(
+            pods.clone(),
+            watcher::Config::default().fields("spec.nodeName!="),
         )
         .default_backoff()
         .boxed();
@@ -185,13 +181,13 @@ impl Kubelet {
                     None => return,
                 },
                 ev = pod_stream.next(), if work.has_room() => match ev {
-                    Some(Ok(Event::Apply(pod) | Event::InitApply(pod))) => {
-                        if let Some(uid) = pod.metadata.uid.clone() {
-                            tried.insert(uid, Instant::now());
+                    Some(Ok(ev)) => {
+                        if let Some(pod) = pod_store.apply(ev) {
+                            tried.insert(pod.uid.clone(), Instant::now());
+                            self.pod(pod, &node_store, &mut work);
                         }
-                        self.pod(Arc::new(pod), &node_store, &mut work);
                     }
-                    Some(_) => {}
+                    Some(Err(_)) => {}
                     None => return,
                 },
                 Some(done) = work.in_flight.next() => work.finish(done),
@@ -215,19 +211,16 @@ impl Kubelet {
                     if resync {
                         tried.retain(|_, at| at.elapsed() < period * 4);
                     }
-                    for pod in pod_store.state() {
+                    for pod in pod_store.live.values() {
                         // To start, or to make Ready again.
-                        let due = matches!(
-                            pod.status.as_ref().and_then(|s| s.phase.as_deref()),
-                            None | Some("Pending")
-                        ) || not_ready(&pod);
-                        let uid = pod.metadata.uid.clone().unwrap_or_default();
-                        let recent = tried.get(&uid).is_some_and(|at| at.elapsed() < period);
-                        if pod.metadata.deletion_timestamp.is_some() {
-                            self.pod(pod, &node_store, &mut work);
+                        let due = matches!(pod.phase.as_deref(), None | Some("Pending"))
+                            || pod.not_ready;
+                        let recent = tried.get(&pod.uid).is_some_and(|at| at.elapsed() < period);
+                        if pod.deleted_at.is_some() {
+                            self.pod(pod.clone(), &node_store, &mut work);
                         } else if resync && due && !recent && work.has_room() {
-                            self.pod(pod, &node_store, &mut work);
-                            tried.insert(uid, Instant::now());
+                            self.pod(pod.clone(), &node_store, &mut work);
+                            tried.insert(pod.uid.clone(), Instant::now());
                         }
                     }
                 }
@@ -328,38 +321,34 @@ impl Kubelet {
     }
 
     /// Starts the pod's work (if any is due and none is in flight for it).
-    fn pod(&self, pod: Arc<Pod>, nodes: &Store<Node>, work: &mut Work) {
-        let Some(node_name) = pod.spec.as_ref().and_then(|s| s.node_name.clone()) else {
+    fn pod(&self, pod: Arc<BoundPod>, nodes: &Store<Node>, work: &mut Work) {
+        let Some(node) = nodes.get(&reflector::ObjectRef::new(&pod.node)) else {
             return;
         };
-        let Some(node) = nodes.get(&reflector::ObjectRef::new(&node_name)) else {
-            return;
-        };
-        let key = Key::Pod(pod.metadata.uid.clone().unwrap_or_else(|| pod.name_any()));
+        let key = Key::Pod(pod.uid.clone());
         let kubelet = self.clone();
         work.start(key, async move {
-            kubelet.pod_work(&pod, &node, &node_name).await;
+            kubelet.pod_work(&pod, &node).await;
             Done::Nothing
         });
     }
 
     /// Running for a new pod on one of our nodes; Ready again for a Running pod marked NotReady;
     /// removal once a deleted pod's grace is over.
-    async fn pod_work(&self, pod: &Pod, node: &Node, node_name: &str) {
-        let ns = pod.namespace().unwrap_or_default();
-        let name = pod.name_any();
-        let api: Api<Pod> = Api::namespaced(self.client.clone(), &ns);
-        if let Some(deleted) = &pod.metadata.deletion_timestamp {
-            if deleted.0 <= Timestamp::now() {
+    async fn pod_work(&self, pod: &BoundPod, node: &Node) {
+        let (ns, name, node_name) = (&pod.namespace, &pod.name, &pod.node);
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), ns);
+        if let Some(deleted) = pod.deleted_at {
+            if deleted <= Timestamp::now() {
                 let dp = DeleteParams {
                     grace_period_seconds: Some(0),
                     preconditions: Some(Preconditions {
-                        uid: pod.metadata.uid.clone(),
+                        uid: Some(pod.uid.clone()),
                         resource_version: None,
                     }),
                     ..DeleteParams::default()
                 };
-                if let Err(e) = api.delete(&name, &dp).await {
+                if let Err(e) = api.delete(name, &dp).await {
                     tracing::debug!(error = %e, pod = %format!("{ns}/{name}"), "kwok: pod removal failed");
                 }
             }
@@ -368,33 +357,26 @@ impl Kubelet {
         if node.annotations().contains_key(TERMINATED_ANNOTATION) {
             return;
         }
-        let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
-        if phase == Some("Running") && not_ready(pod) && node_ready(node) {
+        let phase = pod.phase.as_deref();
+        if phase == Some("Running") && pod.not_ready && node_ready(node) {
             // The node lifecycle controller marked it NotReady while the node's lease was
             // stale; a kubelet's status manager asserts readiness again once it is back.
-            self.ready_again(&api, pod).await;
+            self.ready_again(&api, name).await;
             return;
         }
         if !matches!(phase, None | Some("Pending")) {
             return;
         }
         let now = Time(Timestamp::now());
-        let pod_ip = address(
-            [198, 19, 0, 0],
-            17,
-            &pod.metadata.uid.clone().unwrap_or(name.clone()),
-        );
+        let pod_ip = address([198, 19, 0, 0], 17, &pod.uid);
         let host_ip = node_ip(node_name);
         let containers: Vec<serde_json::Value> = pod
-            .spec
-            .as_ref()
-            .map(|s| s.containers.as_slice())
-            .unwrap_or_default()
+            .containers
             .iter()
-            .map(|c| {
+            .map(|(container, image)| {
                 json!({
-                    "name": c.name, "image": c.image.clone().unwrap_or_default(), "imageID": "",
-                    "containerID": format!("kwok://{}", c.name),
+                    "name": container, "image": image, "imageID": "",
+                    "containerID": format!("kwok://{container}"),
                     "ready": true, "started": true, "restartCount": 0,
                     "state": {"running": {"startedAt": now}},
                 })
@@ -419,7 +401,7 @@ impl Kubelet {
             "containerStatuses": containers,
         }});
         if let Err(e) = api
-            .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
             .await
         {
             tracing::debug!(error = %e, pod = %format!("{ns}/{name}"), "kwok: pod start failed");
@@ -430,26 +412,120 @@ impl Kubelet {
 impl Kubelet {
     /// Sets a Running pod's `Ready` condition back to True (strategic merge keys conditions
     /// by type, so the others stay).
-    async fn ready_again(&self, api: &Api<Pod>, pod: &Pod) {
+    async fn ready_again(&self, api: &Api<Pod>, name: &str) {
         let now = Time(Timestamp::now());
         let patch = json!({"status": {"conditions": [
             {"type": "Ready", "status": "True", "lastTransitionTime": now}]}});
         if let Err(e) = api
-            .patch_status(
-                &pod.name_any(),
-                &PatchParams::default(),
-                &Patch::Strategic(&patch),
-            )
+            .patch_status(name, &PatchParams::default(), &Patch::Strategic(&patch))
             .await
         {
-            tracing::debug!(error = %e, pod = %pod.name_any(), "kwok: pod readiness not restored");
+            tracing::debug!(error = %e, pod = %name, "kwok: pod readiness not restored");
+        }
+    }
+}
+
+/// What this kubelet reads of a bound Pod. It holds every bound pod of the cluster, and a
+/// k8s-openapi Pod costs tens of KB even stripped of what is not read (a profile at 9,000
+/// pods put this store at a third of the process's heap while it kept whole Pods).
+#[derive(Debug, Clone, PartialEq)]
+struct BoundPod {
+    namespace: String,
+    name: String,
+    uid: String,
+    /// `spec.nodeName`.
+    node: String,
+    /// `metadata.deletionTimestamp` plus nothing: the pod goes once it has passed.
+    deleted_at: Option<Timestamp>,
+    /// `status.phase`.
+    phase: Option<String>,
+    /// Its `Ready` condition is False (as the node lifecycle controller leaves it).
+    not_ready: bool,
+    /// Container names and images, for the statuses a start writes.
+    containers: Vec<(String, String)>,
+}
+
+impl BoundPod {
+    /// None for a pod without a node (the watch selects bound pods, so only a malformed one).
+    fn of(pod: Pod) -> Option<BoundPod> {
+        let spec = pod.spec?;
+        let status = pod.status;
+        Some(BoundPod {
+            namespace: pod.metadata.namespace.unwrap_or_default(),
+            uid: pod
+                .metadata
+                .uid
+                .or_else(|| pod.metadata.name.clone())
+                .unwrap_or_default(),
+            name: pod.metadata.name.unwrap_or_default(),
+            node: spec.node_name?,
+            deleted_at: pod.metadata.deletion_timestamp.map(|t| t.0),
+            not_ready: not_ready(status.as_ref()),
+            phase: status.and_then(|s| s.phase),
+            containers: spec
+                .containers
+                .into_iter()
+                .map(|c| (c.name, c.image.unwrap_or_default()))
+                .collect(),
+        })
+    }
+}
+
+/// The bound pods by `namespace/name`, kept from the watch as a reflector keeps its store: a
+/// relist (`Init` … `InitDone`) replaces them at its end, so pods deleted while the watch was
+/// down are dropped.
+#[derive(Debug, Default)]
+struct Pods {
+    live: std::collections::HashMap<String, Arc<BoundPod>>,
+    relist: Option<std::collections::HashMap<String, Arc<BoundPod>>>,
+}
+
+impl Pods {
+    /// Applies one watch event; returns the pod to act on (an added, changed or relisted one).
+    fn apply(&mut self, ev: Event<Pod>) -> Option<Arc<BoundPod>> {
+        let key = |pod: &Pod| {
+            format!(
+                "{}/{}",
+                pod.metadata.namespace.as_deref().unwrap_or_default(),
+                pod.metadata.name.as_deref().unwrap_or_default()
+            )
+        };
+        match ev {
+            Event::Init => {
+                self.relist = Some(std::collections::HashMap::new());
+                None
+            }
+            Event::InitApply(pod) => {
+                let k = key(&pod);
+                let pod = Arc::new(BoundPod::of(pod)?);
+                self.relist
+                    .get_or_insert_with(Default::default)
+                    .insert(k, pod.clone());
+                Some(pod)
+            }
+            Event::InitDone => {
+                if let Some(fresh) = self.relist.take() {
+                    self.live = fresh;
+                }
+                None
+            }
+            Event::Apply(pod) => {
+                let k = key(&pod);
+                let pod = Arc::new(BoundPod::of(pod)?);
+                self.live.insert(k, pod.clone());
+                Some(pod)
+            }
+            Event::Delete(pod) => {
+                self.live.remove(&key(&pod));
+                None
+            }
         }
     }
 }
 
 /// A pod whose `Ready` condition is False (as the node lifecycle controller leaves it).
-fn not_ready(pod: &Pod) -> bool {
-    let conditions = pod.status.as_ref().and_then(|s| s.conditions.as_deref());
+fn not_ready(status: Option<&k8s_openapi::api::core::v1::PodStatus>) -> bool {
+    let conditions = status.and_then(|s| s.conditions.as_deref());
     ready_status(
         conditions
             .unwrap_or_default()
@@ -472,4 +548,67 @@ fn node_ready(node: &Node) -> bool {
 /// The status of the `Ready` condition among `(type, status)` pairs.
 fn ready_status<'a>(mut conditions: impl Iterator<Item = (&'a str, &'a str)>) -> Option<&'a str> {
     conditions.find(|(t, _)| *t == "Ready").map(|(_, s)| s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(name: &str, phase: &str, ready: &str) -> Pod {
+        serde_json::from_value(json!({
+            "metadata": {"name": name, "namespace": "ns", "uid": format!("uid-{name}"),
+                "labels": {"app": "a"}, "annotations": {"big": "x".repeat(1000)}},
+            "spec": {"nodeName": "n1", "containers": [
+                {"name": "c", "image": "pause", "env": [{"name": "A", "value": "b"}]}]},
+            "status": {"phase": phase, "podIP": "10.0.0.1",
+                "conditions": [{"type": "Ready", "status": ready}]},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_bound_pod_keeps_what_the_kubelet_reads() {
+        let p = BoundPod::of(pod("a", "Running", "False")).unwrap();
+        assert_eq!(
+            p,
+            BoundPod {
+                namespace: "ns".into(),
+                name: "a".into(),
+                uid: "uid-a".into(),
+                node: "n1".into(),
+                deleted_at: None,
+                phase: Some("Running".into()),
+                not_ready: true,
+                containers: vec![("c".into(), "pause".into())],
+            }
+        );
+        let mut unbound = pod("b", "Pending", "False");
+        unbound.spec.as_mut().unwrap().node_name = None;
+        assert_eq!(BoundPod::of(unbound), None);
+    }
+
+    #[test]
+    fn a_relist_replaces_the_pods_at_its_end() {
+        let mut pods = Pods::default();
+        assert!(
+            pods.apply(Event::Apply(pod("a", "Pending", "False")))
+                .is_some()
+        );
+        assert!(
+            pods.apply(Event::Apply(pod("b", "Running", "True")))
+                .is_some()
+        );
+        assert!(
+            pods.apply(Event::Delete(pod("b", "Running", "True")))
+                .is_none()
+        );
+        assert_eq!(pods.live.len(), 1);
+        // The watch broke; "a" was deleted meanwhile, "c" appeared.
+        pods.apply(Event::Init);
+        let c = pods.apply(Event::InitApply(pod("c", "Pending", "False")));
+        assert_eq!(c.map(|c| c.name.clone()).as_deref(), Some("c"));
+        assert!(pods.live.contains_key("ns/a"), "kept until the relist ends");
+        pods.apply(Event::InitDone);
+        assert_eq!(pods.live.keys().collect::<Vec<_>>(), ["ns/c"]);
+    }
 }
