@@ -8,14 +8,19 @@
 //!
 //! A fresh control plane (kube-controller-manager and kube-scheduler at 200 QPS / burst 400)
 //! and `tandem run --disable-pod-layer` (release, kwok provider, default client limit). One
-//! NodePool of one 32-vCPU kwok type; 100 Deployments of 1-CPU pods, 30 pods per node wanted
-//! in all (5,000 nodes → 150,000 pods). Set-up: every pod Ready. Then, each minute, one
+//! NodePool of one 32-vCPU kwok type; 100 Deployments of 1,050m pods, 30 pods per node wanted
+//! in all (5,000 nodes → 150,000 pods): 30 fill a node's 31,900m allocatable with no room for a
+//! 31st, so a surge needs new nodes (with 1-CPU pods each node kept room for a 31st, and a
+//! 100-node trial's churn never needed one). Set-up: every pod Ready. Then, each minute, one
 //! Deployment in turn is restarted (1 % of the pods replaced: surge first, so its new pods need
 //! new nodes, and the old nodes empty out for consolidation). Measured during the churn:
 //! the reconcile lag = a new pod first seen Pending and unbound (by this bench's watch) → its
 //! `Nominated` Event from Tandem (p50/p95/max); Tandem's RSS (p95, max), CPU in cores, API
 //! requests per second and how many waited for its client limiter; and the CPU of every
 //! control-plane process and of the whole machine beside them, to say which saturates first.
+//! The lag is also split at the moment kube-scheduler marks a pod unschedulable (before it
+//! the pod is the scheduler's, after it Tandem's), with the provisioner's plan count and time.
+//! `BATCH_IDLE_DURATION` / `BATCH_MAX_DURATION` in the environment reach `tandem run`.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -37,12 +42,33 @@ const DEPLOYMENTS: usize = 100;
 const PODS_PER_NODE: usize = 30;
 const INSTANCE_TYPE: &str = "c-32x-amd64-linux";
 
-/// Pending pods first seen (by uid) and the lags measured when their Nominated Event came.
+/// Pending pods first seen (by uid), first seen marked unschedulable by kube-scheduler, and
+/// the lags measured when their Nominated Event came.
 #[derive(Default)]
 struct Lags {
     pending_since: HashMap<String, Instant>,
+    unschedulable_since: HashMap<String, Instant>,
+    /// Pending → Nominated: what a user waits for.
     measured: Vec<f64>,
+    /// Marked unschedulable → Nominated: Tandem's own part (its watch, the batch window, the
+    /// plan, the claim and the Event), without kube-scheduler's attempt before it.
+    after_scheduler: Vec<f64>,
     recording: bool,
+}
+
+/// True when kube-scheduler has given up on the pod for now (`PodScheduled=False`,
+/// `Unschedulable`): the moment a pod becomes Tandem's to provision.
+fn unschedulable(pod: &Pod) -> bool {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|c| {
+            c.iter().any(|c| {
+                c.type_ == "PodScheduled"
+                    && c.status == "False"
+                    && c.reason.as_deref() == Some("Unschedulable")
+            })
+        })
 }
 
 /// Watches pods and Events of `ns` and records Pending → Nominated lags while `recording`.
@@ -61,9 +87,14 @@ fn watch_lags(
                 continue;
             };
             let unbound = pod.spec.as_ref().is_none_or(|s| s.node_name.is_none());
-            if unbound && let Some(uid) = pod.metadata.uid {
+            if unbound && let Some(uid) = pod.metadata.uid.clone() {
                 let mut l = pod_lags.lock().expect("lags");
                 if l.recording {
+                    if unschedulable(&pod) {
+                        l.unschedulable_since
+                            .entry(uid.clone())
+                            .or_insert_with(Instant::now);
+                    }
                     l.pending_since.entry(uid).or_insert_with(Instant::now);
                 }
             }
@@ -83,6 +114,10 @@ fn watch_lags(
             if let Some(seen) = l.pending_since.remove(&uid) {
                 let lag = seen.elapsed().as_secs_f64();
                 l.measured.push(lag);
+            }
+            if let Some(seen) = l.unschedulable_since.remove(&uid) {
+                let lag = seen.elapsed().as_secs_f64();
+                l.after_scheduler.push(lag);
             }
         }
     });
@@ -116,7 +151,7 @@ async fn bench(nodes: usize, minutes: u64) {
         .create(&PostParams::default(), &pool)
         .await
         .expect("create nodepool");
-    let tandem = common::Replica::start(
+    let mut tandem = common::Replica::start(
         "node-layer-at-size",
         cp.kubeconfig_path(),
         &ns,
@@ -146,7 +181,7 @@ async fn bench(nodes: usize, minutes: u64) {
                 "template": {"metadata": {"labels": labels}, "spec": {
                     "terminationGracePeriodSeconds": 0,
                     "containers": [{"name": "c", "image": "registry.k8s.io/pause:3.10",
-                        "resources": {"requests": {"cpu": "1", "memory": "1Gi"}}}]}}},
+                        "resources": {"requests": {"cpu": "1050m", "memory": "1Gi"}}}]}}},
         }))
         .expect("deployment");
         deployments
@@ -220,6 +255,15 @@ async fn bench(nodes: usize, minutes: u64) {
             .await
     };
     let waits0 = waits_over_1ms().await;
+    let plan_figures = || async {
+        let metric = "karpenter_scheduler_scheduling_duration_seconds";
+        let with = "controller=\"provisioner\"";
+        (
+            common::metric_sum(tandem.metrics, &format!("{metric}_count{{"), with).await,
+            common::metric_sum(tandem.metrics, &format!("{metric}_sum{{"), with).await,
+        )
+    };
+    let plans0 = plan_figures().await;
     let churn = Instant::now();
     let mut rss = Vec::new();
     let mut api_rss = Vec::new();
@@ -250,10 +294,19 @@ async fn bench(nodes: usize, minutes: u64) {
     let shares = clock.shares(wall);
     let request_rate = (requests("").await - requests0) / wall;
     let waits = waits_over_1ms().await - waits0;
-    let (mut measured, unmatched) = {
-        let l = lags.lock().expect("lags");
-        (l.measured.clone(), l.pending_since.len())
+    let (plans, plan_seconds) = {
+        let now = plan_figures().await;
+        (now.0 - plans0.0, now.1 - plans0.1)
     };
+    let (mut measured, mut after_scheduler, unmatched) = {
+        let l = lags.lock().expect("lags");
+        (
+            l.measured.clone(),
+            l.after_scheduler.clone(),
+            l.pending_since.len(),
+        )
+    };
+    after_scheduler.sort_by(f64::total_cmp);
     for w in watchers {
         w.abort();
     }
@@ -261,14 +314,27 @@ async fn bench(nodes: usize, minutes: u64) {
     rss.sort_by(f64::total_cmp);
     api_rss.sort_by(f64::total_cmp);
     let memory = cp.memory().await;
+    // `tandem run` reads these from its environment, which it inherits from the bench.
+    let batch = ["BATCH_IDLE_DURATION", "BATCH_MAX_DURATION"]
+        .map(|k| {
+            format!(
+                "{k}={}",
+                std::env::var(k).unwrap_or_else(|_| "default".into())
+            )
+        })
+        .join(" ");
     println!(
         "\nnode layer at size: {nodes} nodes wanted ({INSTANCE_TYPE}), {pods_total} pods in \
-         {DEPLOYMENTS} Deployments, tandem run --disable-pod-layer on the real control plane\n\
+         {DEPLOYMENTS} Deployments, tandem run --disable-pod-layer on the real control plane \
+         (batch window: {batch})\n\
          set-up: all pods Ready in {:.0} s; tandem RSS then {setup_rss:.0} MiB; CPU (cores): \
          {setup_shares}\n\
          churn: {restarted} Deployments restarted over {:.0} s ({per} pods each, surge first)\n\
          Pending → Nominated: {} pods, p50 {:.2} s, p95 {:.2} s, max {:.2} s ({unmatched} new \
          pods never nominated: bound to room that was already there)\n\
+         of which after kube-scheduler marked them unschedulable (Tandem's part): {} pods, p50 \
+         {:.2} s, p95 {:.2} s, max {:.2} s\n\
+         provisioner plans: {plans:.0}, {plan_seconds:.2} s in all, mean {:.3} s\n\
          tandem: RSS p95 {:.0} MiB (max {:.0}), CPU {cpu:.2} cores, {request_rate:.1} API \
          requests/s, {waits:.0} waited > 1 ms for the client limiter\n\
          where the CPU went (cores): {shares}\n\
@@ -279,6 +345,11 @@ async fn bench(nodes: usize, minutes: u64) {
         common::percentile(&measured, 0.5),
         common::percentile(&measured, 0.95),
         measured.last().copied().unwrap_or(0.0),
+        after_scheduler.len(),
+        common::percentile(&after_scheduler, 0.5),
+        common::percentile(&after_scheduler, 0.95),
+        after_scheduler.last().copied().unwrap_or(0.0),
+        plan_seconds / plans.max(1.0),
         common::percentile(&rss, 0.95),
         rss.last().copied().unwrap_or(0.0),
         common::percentile(&api_rss, 0.95),
@@ -288,6 +359,10 @@ async fn bench(nodes: usize, minutes: u64) {
             .map(|(name, rss, _)| format!("{name} {} MiB", rss / (1 << 20)))
             .collect::<Vec<_>>(),
     );
+    // SIGTERM, so that a build with `--features tandem/dhat-heap` writes its heap profile
+    // (`TANDEM_DHAT_OUT`) as it exits.
+    tandem.signal("-TERM");
+    let _ = tandem.child.wait();
 }
 
 fn main() {
