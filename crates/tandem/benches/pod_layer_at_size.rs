@@ -16,17 +16,23 @@
 //! sampled every 5 s: p50/p95/p99/max), the status writes per second (PATCH requests from
 //! its own `rest_client_requests_total`; nothing changes, so it should be 0), all requests per
 //! second, whether the client limiter ever made a request wait, CPU in cores, RSS, and the
-//! HPA count.
+//! HPA count. Before the window it waits until Tandem's status writes have stopped for a
+//! polling interval (start-up ends with one write per object when its HPA first syncs), and a
+//! watch of the ScaledObjects says which status fields changed in the settling and in the
+//! window: the witness for "no status write when nothing changed".
 
 #[path = "../tests/common/mod.rs"]
 mod common;
 
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt as _;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use kube::api::{ListParams, PostParams};
+use kube::runtime::watcher;
 use kube::{Api, Client};
 use serde_json::json;
 use tandem_testkit::services::{HttpFixture, Redis};
@@ -81,6 +87,87 @@ async fn create_all(client: &Client, ns: &str, n: usize, fixture: &HttpFixture, 
         .await;
 }
 
+/// What changed in ScaledObject statuses, by phase and field, seen by the bench's own watch.
+#[derive(Default)]
+struct StatusChanges {
+    phase: &'static str,
+    last: HashMap<String, serde_json::Value>,
+    counts: BTreeMap<(&'static str, String), usize>,
+}
+
+/// The fields that differ between two statuses: top-level keys by name, conditions by type and
+/// field (`conditions[HPAActive].message`), so a report names what a write changed.
+fn changed_fields(old: &serde_json::Value, new: &serde_json::Value) -> Vec<String> {
+    let empty = serde_json::Map::new();
+    let (old, new) = (
+        old.as_object().unwrap_or(&empty),
+        new.as_object().unwrap_or(&empty),
+    );
+    let mut keys: Vec<&String> = old.keys().chain(new.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    let mut out = Vec::new();
+    for key in keys {
+        let (a, b) = (&old.get(key), &new.get(key));
+        if a == b {
+            continue;
+        }
+        if key != "conditions" {
+            out.push(key.clone());
+            continue;
+        }
+        let by_type = |v: &Option<&serde_json::Value>| -> BTreeMap<String, serde_json::Value> {
+            v.and_then(|v| v.as_array())
+                .into_iter()
+                .flatten()
+                .map(|c| (c["type"].as_str().unwrap_or("-").to_owned(), c.clone()))
+                .collect()
+        };
+        let (a, b) = (by_type(a), by_type(b));
+        let mut types: Vec<&String> = a.keys().chain(b.keys()).collect();
+        types.sort();
+        types.dedup();
+        for t in types {
+            match (a.get(t), b.get(t)) {
+                (Some(x), Some(y)) if x != y => {
+                    for f in changed_fields(x, y) {
+                        out.push(format!("conditions[{t}].{f}"));
+                    }
+                }
+                (Some(_), Some(_)) => {}
+                _ => out.push(format!("conditions[{t}]")),
+            }
+        }
+    }
+    out
+}
+
+/// Watches the ScaledObjects of `ns` and counts changed status fields under the current phase.
+fn watch_status_changes(
+    client: &Client,
+    ns: &str,
+    changes: Arc<Mutex<StatusChanges>>,
+) -> tokio::task::JoinHandle<()> {
+    let api: Api<tandem_api::keda::ScaledObject> = Api::namespaced(client.clone(), ns);
+    tokio::spawn(async move {
+        let mut stream = watcher::watcher(api, watcher::Config::default()).boxed();
+        while let Some(ev) = stream.next().await {
+            let (Ok(watcher::Event::Apply(so)) | Ok(watcher::Event::InitApply(so))) = ev else {
+                continue;
+            };
+            let name = so.metadata.name.clone().unwrap_or_default();
+            let status = serde_json::to_value(&so.status).unwrap_or_default();
+            let mut c = changes.lock().expect("status changes");
+            let phase = c.phase;
+            if let Some(old) = c.last.insert(name, status.clone()) {
+                for field in changed_fields(&old, &status) {
+                    *c.counts.entry((phase, field)).or_default() += 1;
+                }
+            }
+        }
+    })
+}
+
 async fn bench(n: usize) {
     let cp = ControlPlane::start_with(Options {
         hpa_sync_period: Duration::from_secs(15),
@@ -104,6 +191,11 @@ async fn bench(n: usize) {
         created.elapsed().as_secs_f64()
     );
 
+    let changes = Arc::new(Mutex::new(StatusChanges {
+        phase: "start-up",
+        ..StatusChanges::default()
+    }));
+    let status_watch = watch_status_changes(&client, &ns, changes.clone());
     let tandem = common::Replica::start(
         "pod-layer-at-size",
         cp.kubeconfig_path(),
@@ -170,19 +262,40 @@ async fn bench(n: usize) {
         tokio::time::sleep(Duration::from_secs(5)).await;
     }
     eprintln!(
-        "pod_layer_at_size: every HPA synced {:.0} s later; one more polling interval",
+        "pod_layer_at_size: every HPA synced {:.0} s later; waiting for the status writes to settle",
         syncing.elapsed().as_secs_f64()
     );
-    tokio::time::sleep(Duration::from_secs(35)).await;
-
-    // Steady state: three polling intervals.
-    let window = Duration::from_secs(90);
     let patches = |port| async move {
         common::metric_values(port, "rest_client_requests_total{", "method=\"PATCH\"")
             .await
             .iter()
             .sum::<f64>()
     };
+    // Start-up ends with the writes that copy each HPA's first sync into its ScaledObject; they
+    // queue behind the client limiter, so wait until a whole polling interval (and a margin)
+    // passes without a PATCH before the window is read as steady state.
+    changes.lock().expect("status changes").phase = "settling";
+    let settling = Instant::now();
+    let settle_patches0 = patches(tandem.metrics).await;
+    loop {
+        let before = patches(tandem.metrics).await;
+        tokio::time::sleep(Duration::from_secs(35)).await;
+        if patches(tandem.metrics).await == before || settling.elapsed() > Duration::from_secs(900)
+        {
+            break;
+        }
+    }
+    let settle_patches = patches(tandem.metrics).await - settle_patches0;
+    let settling_time = settling.elapsed();
+    eprintln!(
+        "pod_layer_at_size: status writes settled {:.0} s after the last HPA sync \
+         ({settle_patches:.0} PATCHes meanwhile)",
+        settling_time.as_secs_f64()
+    );
+    changes.lock().expect("status changes").phase = "window";
+
+    // Steady state: three polling intervals.
+    let window = Duration::from_secs(90);
     let all = |port| async move {
         common::metric_values(port, "rest_client_requests_total{", "")
             .await
@@ -248,6 +361,15 @@ async fn bench(n: usize) {
         common::percentile(&rss, 0.95),
         rss.last().copied().unwrap_or(0.0),
     );
+    status_watch.abort();
+    println!(
+        "settling: {:.0} s after every HPA synced, {settle_patches:.0} status PATCHes",
+        settling_time.as_secs_f64()
+    );
+    println!("status fields changed (the bench's watch of the ScaledObjects), by phase:");
+    for ((phase, field), count) in &changes.lock().expect("status changes").counts {
+        println!("  {phase:>9} {field:<40} {count:>8}");
+    }
     println!(
         "Tandem's requests in the window, from the API server's audit log (per second, objects):"
     );
