@@ -1,6 +1,8 @@
 //! The provisioning batch window (upstream `pkg/controllers/provisioning/batcher.go`): a batch
 //! opens when a pod becomes pending and closes after `idle` without a new one, or after `max`
-//! at the latest. Pure: time comes in as an argument.
+//! at the latest. With `close_when_settled` it also closes as soon as the state says no pod of
+//! the pending pods' ReplicaSets is still coming (`tandem_state::settled`). Pure: time comes in
+//! as an argument.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -15,6 +17,8 @@ pub struct BatchOptions {
     /// A pod still pending this long after its batch counts as new again, so pods whose claim
     /// failed (capacity, limits freed) are planned again (10 s).
     pub retry: Duration,
+    /// Close at once when the pending pods are settled (off: upstream's timers only).
+    pub close_when_settled: bool,
 }
 
 impl Default for BatchOptions {
@@ -23,6 +27,7 @@ impl Default for BatchOptions {
             idle: Duration::from_secs(1),
             max: Duration::from_secs(10),
             retry: Duration::from_secs(10),
+            close_when_settled: false,
         }
     }
 }
@@ -45,11 +50,12 @@ impl Batcher {
         }
     }
 
-    /// Feeds the currently pending pod UIDs; true when the batch closes now and a plan should
-    /// run.
+    /// Feeds the currently pending pod UIDs and whether they are settled; true when the batch
+    /// closes now and a plan should run.
     pub fn observe<'a>(
         &mut self,
         pending: impl IntoIterator<Item = &'a str>,
+        settled: bool,
         now: Instant,
     ) -> bool {
         let mut next = BTreeMap::new();
@@ -69,9 +75,11 @@ impl Batcher {
             let first = self.opened.map_or(now, |(first, _)| first);
             self.opened = Some((first, now));
         }
+        let settled = settled && self.options.close_when_settled;
         match self.opened {
             Some((first, last))
-                if now.duration_since(last) >= self.options.idle
+                if settled
+                    || now.duration_since(last) >= self.options.idle
                     || now.duration_since(first) >= self.options.max =>
             {
                 self.opened = None;
@@ -107,7 +115,7 @@ mod tests {
         ];
         for (pending, at, fires) in table {
             assert_eq!(
-                b.observe(pending.iter().copied(), t0 + *at),
+                b.observe(pending.iter().copied(), false, t0 + *at),
                 *fires,
                 "at {at:?} with {pending:?}"
             );
@@ -117,11 +125,29 @@ mod tests {
         let mut fired = None;
         for i in 0..30u32 {
             let name = format!("p{i}");
-            if b.observe([name.as_str()], t0 + ms(500) * i) {
+            if b.observe([name.as_str()], false, t0 + ms(500) * i) {
                 fired = Some(i);
                 break;
             }
         }
         assert_eq!(fired, Some(20));
+    }
+
+    #[test]
+    fn settled_pods_close_the_window_at_once_when_asked() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut upstream = Batcher::new(BatchOptions::default());
+        assert!(!upstream.observe(["a", "b"], true, t0));
+        assert!(!upstream.observe(["a", "b"], true, t0 + ms(500)));
+        assert!(upstream.observe(["a", "b"], true, t0 + ms(1000)));
+        let mut b = Batcher::new(BatchOptions {
+            close_when_settled: true,
+            ..BatchOptions::default()
+        });
+        assert!(!b.observe(["a"], false, t0), "more are coming");
+        assert!(b.observe(["a", "b"], true, t0 + ms(100)));
+        // Nothing new: nothing to close.
+        assert!(!b.observe(["a", "b"], true, t0 + ms(200)));
     }
 }

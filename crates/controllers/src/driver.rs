@@ -120,13 +120,17 @@ impl Controllers {
     }
 
     /// [`Controllers::spawn`] over a prepared index (the AWS provider's adds a catalog per
-    /// EC2NodeClass zones).
+    /// EC2NodeClass zones). The index watches ReplicaSets when the batch window closes on
+    /// settled pods.
     pub fn spawn_with(
         client: Client,
         cloud: Arc<dyn CloudProvider>,
         mut index: Index,
         options: Options,
     ) -> Self {
+        if options.batch.close_when_settled {
+            index = index.with_replica_sets();
+        }
         let created = index.created_claims();
         let state = tandem_state::watch::spawn(client.clone(), index);
         let ctx = Arc::new(Ctx {
@@ -239,7 +243,7 @@ async fn provision_loop(ctx: Arc<Ctx>, mut rx: watch::Receiver<Arc<ClusterState>
             awaiting.clear();
         }
         let pending = st.snapshot.pods.iter().map(|p| p.uid.as_str());
-        let batch_closed = batcher.observe(pending, Instant::now());
+        let batch_closed = batcher.observe(pending, st.pending_settled, Instant::now());
         // Anticipated pods (forecasts, headroom) skip the batch window: planning them early is
         // their point. Planned again when they change, and every retry period while they stay
         // (headroom taken by real pods is replenished).

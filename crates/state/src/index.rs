@@ -148,6 +148,28 @@ fn pod_record(pod: Pod) -> PodRecord {
     }
 }
 
+/// What [`crate::settled`] reads of a pod.
+fn settled_facts(rec: &PodRecord) -> crate::settled::PodFacts<'_> {
+    let pod = &rec.pod;
+    let live = pod.metadata.deletion_timestamp.is_none() && !convert::is_terminal(pod);
+    let unbound = pod
+        .spec
+        .as_ref()
+        .is_none_or(|s| s.node_name.as_deref().is_none_or(str::is_empty));
+    crate::settled::PodFacts {
+        replica_set: pod
+            .metadata
+            .owner_references
+            .iter()
+            .flatten()
+            .find(|o| o.controller == Some(true) && o.kind == "ReplicaSet")
+            .map(|o| o.uid.as_str()),
+        live,
+        provisionable: rec.pending.is_some(),
+        undecided: live && unbound && rec.pending.is_none(),
+    }
+}
+
 /// The node a pod occupies: bound and not finished.
 fn bound_node(pod: &Pod) -> Option<&str> {
     pod.spec
@@ -247,6 +269,9 @@ fn storage_class_record(sc: &StorageClass) -> StorageClassRecord {
 pub struct ClusterState {
     /// True once every kind was listed; before that nothing may be decided.
     pub synced: bool,
+    /// Every pending pod's ReplicaSet has all the pods it wants and kube-scheduler has ruled
+    /// on each of them (see [`crate::settled`]); false unless the index watches ReplicaSets.
+    pub pending_settled: bool,
     /// The input of `nodescaler::plan`.
     pub snapshot: Arc<Snapshot>,
     /// NodePools by name.
@@ -346,6 +371,10 @@ pub struct Index {
     /// ScaledObjects, for pod-layer coordination; not part of `synced` (a cluster without
     /// the KEDA CRDs has none, and the node layer must still act).
     scaled_objects: Kind<crate::workloads::ScaledTarget>,
+    /// `spec.replicas` of ReplicaSets by UID, for [`crate::settled`]; watched only when asked
+    /// for ([`Index::with_replica_sets`]) and not part of `synced`.
+    replica_sets: Kind<i32>,
+    watch_replica_sets: bool,
     /// Live pods per scale target and the history of their count.
     workloads: crate::workloads::Workloads,
     /// The writer's clock, ms since the epoch: when the events being applied were observed.
@@ -392,6 +421,8 @@ impl Index {
             storage_classes: Kind::default(),
             pdbs: Kind::default(),
             scaled_objects: Kind::default(),
+            replica_sets: Kind::default(),
+            watch_replica_sets: false,
             workloads: crate::workloads::Workloads::default(),
             now_ms: 0,
             pod_events: BTreeMap::new(),
@@ -433,6 +464,27 @@ impl Index {
     pub fn with_predictions(mut self, predictions: &crate::predictions::Predictions) -> Self {
         self.predictions_rx = Some(predictions.subscribe());
         self
+    }
+
+    /// Watch ReplicaSets, so a state says when its pending pods are all there
+    /// ([`ClusterState::pending_settled`]).
+    pub fn with_replica_sets(mut self) -> Self {
+        self.watch_replica_sets = true;
+        self
+    }
+
+    /// Whether the writer should watch ReplicaSets.
+    pub fn wants_replica_sets(&self) -> bool {
+        self.watch_replica_sets
+    }
+
+    /// Applies a ReplicaSet watch event (its UID and `spec.replicas`, 1 when unset).
+    pub fn replica_set_event(&mut self, ev: Event<k8s_openapi::api::apps::v1::ReplicaSet>) {
+        self.replica_sets.event(
+            ev,
+            |rs| rs.metadata.uid.clone().unwrap_or_default(),
+            |rs| rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1),
+        );
     }
 
     /// The forecasts' receiver, for the writer task (once).
@@ -1193,8 +1245,15 @@ impl Index {
                 snapshot.catalogs.insert(name.clone(), catalog);
             }
         }
+        let pending_settled = self.watch_replica_sets
+            && !snapshot.pods.is_empty()
+            && crate::settled::pending_settled(
+                self.pods.objects.values().map(settled_facts),
+                &self.replica_sets.objects,
+            );
         ClusterState {
             synced: self.synced(),
+            pending_settled,
             snapshot: Arc::new(snapshot),
             nodepools: self.nodepools.objects.clone(),
             nodeclaims: self.nodeclaims.objects.clone(),

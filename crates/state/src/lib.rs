@@ -33,6 +33,7 @@ pub mod created;
 pub mod dedupe;
 pub mod index;
 pub mod predictions;
+pub mod settled;
 pub mod watch;
 pub mod workloads;
 

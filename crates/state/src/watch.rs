@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{StreamExt as _, stream};
-use k8s_openapi::api::apps::v1::DaemonSet;
+use k8s_openapi::api::apps::v1::{DaemonSet, ReplicaSet};
 use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim, Pod};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::storage::v1::{StorageClass, VolumeAttachment};
@@ -53,6 +53,7 @@ enum Change {
     StorageClass(Box<Event<StorageClass>>),
     Pdb(Box<Event<PodDisruptionBudget>>),
     ScaledObject(Box<Event<tandem_api::keda::ScaledObject>>),
+    ReplicaSet(Box<Event<ReplicaSet>>),
     Predictions(Arc<crate::predictions::PredictionMap>),
     Created(Box<NodeClaim>),
 }
@@ -74,6 +75,7 @@ fn apply(index: &mut Index, change: Change) {
         Change::StorageClass(ev) => index.storage_class_event(*ev),
         Change::Pdb(ev) => index.pdb_event(*ev),
         Change::ScaledObject(ev) => index.scaled_object_event(*ev),
+        Change::ReplicaSet(ev) => index.replica_set_event(*ev),
     }
 }
 
@@ -164,13 +166,29 @@ pub fn spawn_with(
         .map(|r| r.map(|ev| Change::Ec2NodeClass(Box::new(ev))))
         .boxed(),
         // Pod-layer coordination; the stream retries quietly until the KEDA CRDs exist.
-        watcher::watcher(Api::<tandem_api::keda::ScaledObject>::all(client), cfg())
-            .default_backoff()
-            .modify(strip)
-            .map(|r| r.map(|ev| Change::ScaledObject(Box::new(ev))))
-            .boxed(),
+        watcher::watcher(
+            Api::<tandem_api::keda::ScaledObject>::all(client.clone()),
+            cfg(),
+        )
+        .default_backoff()
+        .modify(strip)
+        .map(|r| r.map(|ev| Change::ScaledObject(Box::new(ev))))
+        .boxed(),
     ];
     let mut streams = streams;
+    if index.wants_replica_sets() {
+        // Replica counts only: the pod template is dropped on ingest.
+        let replica_sets = watcher::watcher(Api::<ReplicaSet>::all(client), cfg())
+            .default_backoff()
+            .modify(|rs| {
+                strip(rs);
+                if let Some(spec) = rs.spec.as_mut() {
+                    spec.template = None;
+                }
+            })
+            .map(|r| r.map(|ev| Change::ReplicaSet(Box::new(ev))));
+        streams.push(replica_sets.boxed());
+    }
     if let Some(rx) = index.take_predictions() {
         // The pod layer's forecasts, in the same batches as the watches (no API server).
         let forecasts = stream::unfold(rx, |mut rx| async move {

@@ -528,3 +528,44 @@ fn created_claims_count_before_the_watch_shows_them_and_the_watch_stays_the_auth
     ix.created_nodeclaim(claim("d", None));
     assert_eq!(in_flight(&ix), ["a", "d"]);
 }
+
+#[test]
+fn pending_pods_are_settled_once_their_replica_set_has_them_all_and_each_was_ruled_on() {
+    let owned = |pod: Pod| {
+        with_meta(
+            pod,
+            json!({"ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                "name": "web-abc", "uid": "rs-1", "controller": true}]}),
+        )
+    };
+    let replica_set = |replicas: i32| -> k8s_openapi::api::apps::v1::ReplicaSet {
+        serde_json::from_value(json!({
+            "metadata": {"name": "web-abc", "namespace": "ns", "uid": "rs-1"},
+            "spec": {"replicas": replicas, "selector": {}},
+        }))
+        .unwrap()
+    };
+    let mut ix = index().with_replica_sets();
+    ix.mark_synced();
+    ix.replica_set_event(Event::Apply(replica_set(3)));
+    ix.apply_pod(owned(bound("a", "n1")));
+    ix.apply_pod(owned(pending("b")));
+    // Two of three pods exist.
+    assert!(!ix.state().pending_settled);
+    // The third exists but the scheduler has not ruled on it.
+    let mut undecided = owned(pending("c"));
+    undecided.status = None;
+    ix.apply_pod(undecided);
+    assert!(!ix.state().pending_settled);
+    ix.apply_pod(owned(pending("c")));
+    assert!(ix.state().pending_settled);
+    // Scaled up: more are coming.
+    ix.replica_set_event(Event::Apply(replica_set(4)));
+    assert!(!ix.state().pending_settled);
+    // Without the ReplicaSet watch nothing is ever settled: the batch keeps its timer.
+    let mut plain = index();
+    plain.mark_synced();
+    plain.replica_set_event(Event::Apply(replica_set(1)));
+    plain.apply_pod(owned(pending("d")));
+    assert!(!plain.state().pending_settled);
+}

@@ -20,7 +20,8 @@
 //! control-plane process and of the whole machine beside them, to say which saturates first.
 //! The lag is also split at the moment kube-scheduler marks a pod unschedulable (before it
 //! the pod is the scheduler's, after it Tandem's), with the provisioner's plan count and time.
-//! `BATCH_IDLE_DURATION` / `BATCH_MAX_DURATION` in the environment reach `tandem run`.
+//! `BATCH_IDLE_DURATION`, `BATCH_MAX_DURATION` and `TANDEM_BATCH_CLOSE_WHEN_SETTLED` in the
+//! environment reach `tandem run`.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -315,14 +316,18 @@ async fn bench(nodes: usize, minutes: u64) {
     api_rss.sort_by(f64::total_cmp);
     let memory = cp.memory().await;
     // `tandem run` reads these from its environment, which it inherits from the bench.
-    let batch = ["BATCH_IDLE_DURATION", "BATCH_MAX_DURATION"]
-        .map(|k| {
-            format!(
-                "{k}={}",
-                std::env::var(k).unwrap_or_else(|_| "default".into())
-            )
-        })
-        .join(" ");
+    let batch = [
+        "BATCH_IDLE_DURATION",
+        "BATCH_MAX_DURATION",
+        "TANDEM_BATCH_CLOSE_WHEN_SETTLED",
+    ]
+    .map(|k| {
+        format!(
+            "{k}={}",
+            std::env::var(k).unwrap_or_else(|_| "default".into())
+        )
+    })
+    .join(" ");
     println!(
         "\nnode layer at size: {nodes} nodes wanted ({INSTANCE_TYPE}), {pods_total} pods in \
          {DEPLOYMENTS} Deployments, tandem run --disable-pod-layer on the real control plane \

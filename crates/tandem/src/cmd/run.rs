@@ -187,6 +187,12 @@ pub struct Args {
     #[arg(long, env = "BATCH_MAX_DURATION", default_value = "10s", value_parser = super::parse_duration)]
     batch_max_duration: Duration,
 
+    /// Also close a provisioning batch as soon as every pending pod's ReplicaSet has all the
+    /// pods it wants and kube-scheduler has ruled on each (nothing more is coming), instead of
+    /// waiting out the idle window. Watches ReplicaSets.
+    #[arg(long, env = "TANDEM_BATCH_CLOSE_WHEN_SETTLED")]
+    batch_close_when_settled: bool,
+
     /// How often instances without a NodeClaim and claims without an instance are collected.
     #[arg(long, default_value = "2m", value_parser = super::parse_duration)]
     gc_interval: Duration,
@@ -550,6 +556,7 @@ async fn serve(args: Args) -> anyhow::Result<ExitCode> {
             batch: BatchOptions {
                 idle: args.batch_idle_duration,
                 max: args.batch_max_duration,
+                close_when_settled: args.batch_close_when_settled,
                 ..BatchOptions::default()
             },
             gc: GcOptions {
