@@ -151,7 +151,7 @@ fn pod_record(pod: Pod) -> PodRecord {
 /// What [`crate::settled`] reads of a pod.
 fn settled_facts(rec: &PodRecord) -> crate::settled::PodFacts<'_> {
     let pod = &rec.pod;
-    let live = pod.metadata.deletion_timestamp.is_none() && !convert::is_terminal(pod);
+    let live = crate::workloads::live(pod);
     let unbound = pod
         .spec
         .as_ref()

@@ -49,7 +49,8 @@ pub fn key_of(pod: &Pod) -> Option<WorkloadKey> {
     }
 }
 
-fn live(pod: &Pod) -> bool {
+/// Counts toward its owner's replicas: not being deleted and not finished.
+pub(crate) fn live(pod: &Pod) -> bool {
     pod.metadata.deletion_timestamp.is_none() && !convert::is_terminal(pod)
 }
 
