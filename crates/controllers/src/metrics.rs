@@ -134,7 +134,7 @@ impl NodeLayerMetrics {
         self.pods_state.clear();
         let bound = st.pods_by_node.values().flatten();
         for pod in bound.chain(st.other_pods.iter()) {
-            let node = pod.spec.as_ref().and_then(|s| s.node_name.as_deref());
+            let node = pod.node_name.as_deref();
             let labels = node
                 .and_then(|n| st.nodes.get(n))
                 .and_then(|n| n.metadata.labels.as_ref());
@@ -178,7 +178,7 @@ impl NodeLayerMetrics {
 }
 
 fn pod_state(
-    pod: &k8s_openapi::api::core::v1::Pod,
+    pod: &tandem_state::PodView,
     node: Option<&str>,
     node_labels: Option<&std::collections::BTreeMap<String, String>>,
 ) -> PodState {
@@ -188,12 +188,10 @@ fn pod_state(
             .cloned()
             .unwrap_or_default()
     };
-    let namespace = pod.metadata.namespace.clone().unwrap_or_default();
+    let namespace = pod.namespace.clone();
     let owner = pod
-        .metadata
-        .owner_references
-        .as_ref()
-        .and_then(|o| o.first())
+        .owners
+        .first()
         .map(|o| {
             format!(
                 "/apis/{}/namespaces/{namespace}/{}s/{}",
@@ -203,14 +201,9 @@ fn pod_state(
             )
         })
         .unwrap_or_default();
-    let status = pod.status.as_ref();
-    let ready = status
-        .and_then(|s| s.conditions.as_ref())
-        .and_then(|c| c.iter().find(|c| c.type_ == "Ready"))
-        .is_some_and(|c| c.status == "True");
     let nodepool = label(tandem_model::labels::NODEPOOL);
     PodState {
-        name: pod.metadata.name.clone().unwrap_or_default(),
+        name: pod.name.clone(),
         namespace,
         owner,
         node: node.unwrap_or_default().to_owned(),
@@ -221,8 +214,8 @@ fn pod_state(
         arch: label(tandem_model::labels::ARCH),
         capacity_type: label(tandem_model::labels::CAPACITY_TYPE),
         instance_type: label(tandem_model::labels::INSTANCE_TYPE),
-        phase: status.and_then(|s| s.phase.clone()).unwrap_or_default(),
-        ready: ready.to_string(),
+        phase: pod.phase.clone().unwrap_or_default(),
+        ready: pod.ready.to_string(),
     }
 }
 
@@ -459,8 +452,9 @@ mod tests {
         .unwrap();
         let mut st = ClusterState::default();
         st.nodes.insert("n1".into(), Arc::new(node));
-        st.pods_by_node.insert("n1".into(), vec![Arc::new(bound)]);
-        st.other_pods.push(Arc::new(pending));
+        let view = |p: &Pod| Arc::new(tandem_state::PodView::new(p, Arc::default()));
+        st.pods_by_node.insert("n1".into(), vec![view(&bound)]);
+        st.other_pods.push(view(&pending));
         let mut registry = Registry::default();
         let m = NodeLayerMetrics::register(&mut registry);
         m.observe(&st);

@@ -14,7 +14,7 @@ use kube::{Api, ResourceExt as _};
 use serde_json::json;
 use tandem_api::karpenter::NodeClaim;
 use tandem_model::taints::{Taint, TaintEffect};
-use tandem_state::ClusterState;
+use tandem_state::{ClusterState, PodView};
 use tokio::sync::watch;
 
 use crate::driver::{Ctx, claim_ref, ignore_not_found, set_condition, write_claim_status};
@@ -22,7 +22,7 @@ use crate::events::Regarding;
 use crate::lifecycle::TERMINATION_FINALIZER;
 use crate::termination::{
     self, About, Attachment, ClaimFacts, DEFAULT_POD_GRACE_SECONDS, DISRUPTED_TAINT,
-    DO_NOT_DISRUPT_ANNOTATION, EXCLUDE_FROM_LB_LABEL, Effect, Facts, NodeFacts, PodFacts, PodRef,
+    EXCLUDE_FROM_LB_LABEL, Effect, Facts, NodeFacts, PodFacts, PodRef,
     TERMINATION_TIMESTAMP_ANNOTATION,
 };
 
@@ -95,43 +95,23 @@ fn pod_ref(p: &PodRef) -> Regarding {
     }
 }
 
-fn pod_facts(st: &ClusterState, pod: &Pod) -> PodFacts {
-    let spec = pod.spec.clone().unwrap_or_default();
+fn pod_facts(st: &ClusterState, pod: &PodView) -> PodFacts {
     let disrupted = Taint::new(DISRUPTED_TAINT, "", TaintEffect::NoSchedule);
-    let owned_by = |kind: &str| {
-        pod.owner_references()
-            .iter()
-            .any(|o| o.kind == kind && o.controller == Some(true))
-    };
     PodFacts {
-        namespace: pod.namespace().unwrap_or_default(),
-        name: pod.name_any(),
-        uid: pod.metadata.uid.clone().unwrap_or_default(),
+        namespace: pod.namespace.clone(),
+        name: pod.name.clone(),
+        uid: pod.uid.clone(),
         critical: matches!(
-            spec.priority_class_name.as_deref(),
+            pod.priority_class_name.as_deref(),
             Some("system-cluster-critical" | "system-node-critical")
         ),
-        daemon: owned_by("DaemonSet"),
-        mirror: pod.owner_references().iter().any(|o| o.kind == "Node")
-            || pod
-                .annotations()
-                .contains_key("kubernetes.io/config.mirror"),
-        tolerates_disrupted: spec
-            .tolerations
-            .iter()
-            .flatten()
-            .map(tandem_state::convert::toleration)
-            .any(|t| t.tolerates(&disrupted)),
-        deleting: pod.metadata.deletion_timestamp.as_ref().map(|t| t.0),
-        do_not_disrupt: pod.annotations().get(DO_NOT_DISRUPT_ANNOTATION).cloned(),
-        started: pod
-            .status
-            .as_ref()
-            .and_then(|s| s.start_time.as_ref())
-            .map(|t| t.0),
-        grace_seconds: spec
-            .termination_grace_period_seconds
-            .unwrap_or(DEFAULT_POD_GRACE_SECONDS),
+        daemon: pod.owned_by("DaemonSet"),
+        mirror: pod.mirror_annotation || pod.owners.iter().any(|o| o.kind == "Node"),
+        tolerates_disrupted: pod.tolerations.iter().any(|t| t.tolerates(&disrupted)),
+        deleting: pod.deletion,
+        do_not_disrupt: pod.do_not_disrupt.clone(),
+        started: pod.started,
+        grace_seconds: pod.grace_seconds.unwrap_or(DEFAULT_POD_GRACE_SECONDS),
         volumes: st.persistent_volumes_of(pod),
     }
 }
@@ -482,8 +462,10 @@ async fn evict(ctx: &Ctx, node: &Node, pod: &PodRef) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::termination::DO_NOT_DISRUPT_ANNOTATION;
 
-    fn pod(spec: serde_json::Value, meta: serde_json::Value) -> Pod {
+    /// The index's view of a pod with this spec and metadata.
+    fn pod(spec: serde_json::Value, meta: serde_json::Value) -> PodView {
         let mut metadata = json!({"name": "p", "namespace": "ns", "uid": "u"});
         if let (Some(m), Some(extra)) = (metadata.as_object_mut(), meta.as_object()) {
             m.extend(extra.clone());
@@ -492,9 +474,10 @@ mod tests {
         if let (Some(m), Some(extra)) = (s.as_object_mut(), spec.as_object()) {
             m.extend(extra.clone());
         }
-        serde_json::from_value(json!({"apiVersion": "v1", "kind": "Pod",
+        let p: Pod = serde_json::from_value(json!({"apiVersion": "v1", "kind": "Pod",
                                       "metadata": metadata, "spec": s}))
-        .unwrap()
+        .unwrap();
+        PodView::new(&p, Arc::default())
     }
 
     #[test]

@@ -26,7 +26,7 @@ use tandem_model::taints::{Taint, TaintEffect, Toleration, TolerationOperator};
 use tandem_nodescaler::selector::{LabelSelector, SelectorExpression, SelectorOperator};
 use tandem_nodescaler::snapshot::{
     BoundPod, Budget, BudgetNodes, BudgetReason, ConsolidationPolicy, DaemonSet, Limits, NodePool,
-    NodeState, PendingPod, PodAffinityTerm, PodOwner, PoolDisruption, TopologySpreadConstraint,
+    NodeState, PendingPod, PodAffinityTerm, PoolDisruption, TopologySpreadConstraint,
     WeightedPodAffinityTerm, WhenUnsatisfiable,
 };
 
@@ -486,23 +486,6 @@ pub fn pool_disruption(np: &ApiNodePool) -> PoolDisruption {
             .as_duration()
             .map(duration_ms),
         hash: Some(nodepool_hash(np)),
-    }
-}
-
-/// Who owns a bound pod: DaemonSet pods and mirror (static) pods go with their node.
-pub fn pod_owner(pod: &Pod) -> PodOwner {
-    let mirror = pod
-        .metadata
-        .annotations
-        .as_ref()
-        .is_some_and(|a| a.contains_key("kubernetes.io/config.mirror"))
-        || is_owned_by(pod, "Node");
-    if mirror {
-        PodOwner::Mirror
-    } else if is_owned_by(pod, "DaemonSet") {
-        PodOwner::DaemonSet
-    } else {
-        PodOwner::Workload
     }
 }
 

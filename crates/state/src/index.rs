@@ -31,6 +31,7 @@ use tandem_nodescaler::snapshot::{
 };
 
 use crate::convert::{self, ClaimClass, ZoneSet};
+use crate::pod_view::PodView;
 
 /// One kind's objects, with the relist buffer.
 #[derive(Debug)]
@@ -90,8 +91,8 @@ impl<T> Kind<T> {
 /// A pod with what the snapshot needs precomputed at apply time.
 #[derive(Debug, Clone)]
 pub struct PodRecord {
-    /// The object.
-    pub pod: Arc<Pod>,
+    /// What the index keeps of the object (see [`PodView`]).
+    pub view: Arc<PodView>,
     /// Set when the pod is provisionable (see [`convert::is_provisionable`]).
     pub pending: Option<PendingPod>,
     /// The pod's scheduling constraints, for disruption to simulate where a bound pod goes.
@@ -100,9 +101,6 @@ pub struct PodRecord {
     /// PDBs and change without a pod event). Built once per pod event, not per published
     /// state: converting a PodSpec is the costliest part of a state build.
     pub bound: Option<BoundPod>,
-    /// The PersistentVolumeClaims it mounts, by name in its namespace
-    /// (see [`convert::pod_claims`]); their zones are resolved when a state is built.
-    pub claims: Vec<String>,
 }
 
 fn ns_key(meta: &kube::api::ObjectMeta) -> String {
@@ -117,31 +115,28 @@ fn name_key(meta: &kube::api::ObjectMeta) -> String {
     meta.name.clone().unwrap_or_default()
 }
 
-fn pod_record(pod: Pod) -> PodRecord {
+/// Converts a Pod once, when its event arrives; the object itself is dropped here.
+fn pod_record(pod: &Pod) -> PodRecord {
     let creation = pod
         .metadata
         .creation_timestamp
         .as_ref()
         .map_or(0, |t| u64::try_from(t.0.as_microsecond()).unwrap_or(0));
-    let pending = if convert::is_provisionable(&pod) {
-        convert::pending_pod(&pod, creation)
+    let labels = Arc::new(pod.metadata.labels.clone().unwrap_or_default());
+    let view = PodView::new(pod, labels.clone());
+    let pending = if convert::is_provisionable(pod) {
+        convert::pending_pod(pod, creation)
     } else {
         None
     };
-    let spec = if pending.is_none() && bound_node(&pod).is_some() {
-        convert::pending_pod(&pod, creation).map(Arc::new)
+    let spec = if pending.is_none() && view.bound_node().is_some() {
+        convert::pending_pod(pod, creation).map(Arc::new)
     } else {
         None
     };
-    let bound = bound_node(&pod).map(|_| {
-        convert::bound_pod(
-            &pod,
-            Arc::new(pod.metadata.labels.clone().unwrap_or_default()),
-        )
-    });
+    let bound = view.bound_node().map(|_| convert::bound_pod(pod, labels));
     PodRecord {
-        claims: convert::pod_claims(&pod),
-        pod: Arc::new(pod),
+        view: Arc::new(view),
         pending,
         spec,
         bound,
@@ -150,32 +145,18 @@ fn pod_record(pod: Pod) -> PodRecord {
 
 /// What [`crate::settled`] reads of a pod.
 fn settled_facts(rec: &PodRecord) -> crate::settled::PodFacts<'_> {
-    let pod = &rec.pod;
-    let live = crate::workloads::live(pod);
-    let unbound = pod
-        .spec
-        .as_ref()
-        .is_none_or(|s| s.node_name.as_deref().is_none_or(str::is_empty));
+    let pod = &rec.view;
+    let live = pod.live();
+    let unbound = pod.node_name.is_none();
     crate::settled::PodFacts {
         replica_set: pod
-            .metadata
-            .owner_references
-            .iter()
-            .flatten()
-            .find(|o| o.controller == Some(true) && o.kind == "ReplicaSet")
+            .controller()
+            .filter(|o| o.kind == "ReplicaSet")
             .map(|o| o.uid.as_str()),
         live,
         provisionable: rec.pending.is_some(),
         undecided: live && unbound && rec.pending.is_none(),
     }
-}
-
-/// The node a pod occupies: bound and not finished.
-fn bound_node(pod: &Pod) -> Option<&str> {
-    pod.spec
-        .as_ref()
-        .and_then(|s| s.node_name.as_deref())
-        .filter(|_| !convert::is_terminal(pod))
 }
 
 /// A PodDisruptionBudget, as disruption needs it.
@@ -281,9 +262,9 @@ pub struct ClusterState {
     /// Nodes by name.
     pub nodes: BTreeMap<String, Arc<Node>>,
     /// Pods bound to each node, by node name.
-    pub pods_by_node: BTreeMap<String, Vec<Arc<Pod>>>,
+    pub pods_by_node: BTreeMap<String, Vec<Arc<PodView>>>,
     /// Every other pod: unbound, or finished (for the per-pod metrics).
-    pub other_pods: Vec<Arc<Pod>>,
+    pub other_pods: Vec<Arc<PodView>>,
     /// Ready NodeClasses by name.
     pub node_classes: BTreeMap<String, bool>,
     /// VolumeAttachments by node name.
@@ -295,9 +276,9 @@ pub struct ClusterState {
 impl ClusterState {
     /// The PersistentVolumes a pod mounts through its claims (`persistentVolumeClaim` and
     /// generic ephemeral volumes, whose claim is named `<pod>-<volume>`), where bound.
-    pub fn persistent_volumes_of(&self, pod: &Pod) -> Vec<String> {
-        let ns = pod.metadata.namespace.as_deref().unwrap_or_default();
-        convert::pod_claims(pod)
+    pub fn persistent_volumes_of(&self, pod: &PodView) -> Vec<String> {
+        let ns = &pod.namespace;
+        pod.claims
             .iter()
             .filter_map(|claim| self.claim_volumes.get(&format!("{ns}/{claim}")).cloned())
             .collect()
@@ -559,61 +540,66 @@ impl Index {
 
     /// Applies a Pod watch event, noting when each node gained or lost a pod.
     pub fn pod_event(&mut self, ev: Event<Pod>) {
-        let mut moves: Vec<(Option<String>, Option<String>)> = Vec::new();
-        match &ev {
-            Event::Apply(p) | Event::Delete(p) => {
-                let old = self
-                    .pods
-                    .objects
-                    .get(&ns_key(&p.metadata))
-                    .and_then(|r| bound_node(&r.pod).map(str::to_owned));
-                let new = match &ev {
-                    Event::Apply(_) => bound_node(p).map(str::to_owned),
-                    _ => None,
-                };
-                moves.push((old, new));
+        match ev {
+            Event::Apply(p) => {
+                let key = ns_key(&p.metadata);
+                let rec = pod_record(&p);
+                let old = self.bound_node_of(&key);
+                self.pod_moved(old.as_deref(), rec.view.bound_node());
+                self.workloads
+                    .observe(&key, &rec.view, false, self.now_ms, || {
+                        convert::pending_pod(&p, 0)
+                    });
+                self.pods.apply(key, rec);
+            }
+            Event::Delete(p) => {
+                let key = ns_key(&p.metadata);
+                let old = self.bound_node_of(&key);
+                self.pod_moved(old.as_deref(), None);
+                let view =
+                    PodView::new(&p, Arc::new(p.metadata.labels.clone().unwrap_or_default()));
+                self.workloads
+                    .observe(&key, &view, true, self.now_ms, || None);
+                self.pods.delete(&key);
             }
             Event::InitDone => {
-                let fresh = self.pods.relist.as_ref();
-                let empty = BTreeMap::new();
-                let fresh = fresh.unwrap_or(&empty);
+                let fresh = self.pods.relist.take().unwrap_or_default();
+                let mut moves: Vec<(Option<String>, Option<String>)> = Vec::new();
                 for (k, r) in &self.pods.objects {
-                    let new = fresh.get(k).and_then(|f| bound_node(&f.pod));
+                    let new = fresh.get(k).and_then(|f| f.view.bound_node());
                     moves.push((
-                        bound_node(&r.pod).map(str::to_owned),
+                        r.view.bound_node().map(str::to_owned),
                         new.map(str::to_owned),
                     ));
                 }
-                for (k, f) in fresh {
+                for (k, f) in &fresh {
                     if !self.pods.objects.contains_key(k) {
-                        moves.push((None, bound_node(&f.pod).map(str::to_owned)));
+                        moves.push((None, f.view.bound_node().map(str::to_owned)));
                     }
                 }
+                for (old, new) in moves {
+                    self.pod_moved(old.as_deref(), new.as_deref());
+                }
+                self.pods.reset(fresh);
+                let pods = self.pods.objects.iter().map(|(k, r)| {
+                    let template = || r.pending.clone().or_else(|| r.spec.as_deref().cloned());
+                    (k.as_str(), r.view.as_ref(), template)
+                });
+                self.workloads.reset(pods, self.now_ms);
             }
-            Event::Init | Event::InitApply(_) => {}
+            ev @ (Event::Init | Event::InitApply(_)) => {
+                self.pods
+                    .event(ev, |p| ns_key(&p.metadata), |p| pod_record(&p));
+            }
         }
-        for (old, new) in moves {
-            self.pod_moved(old.as_deref(), new.as_deref());
-        }
-        match &ev {
-            Event::Apply(p) => self
-                .workloads
-                .observe(&ns_key(&p.metadata), p, false, self.now_ms),
-            Event::Delete(p) => self
-                .workloads
-                .observe(&ns_key(&p.metadata), p, true, self.now_ms),
-            _ => {}
-        }
-        let relisted = matches!(ev, Event::InitDone);
-        self.pods.event(ev, |p| ns_key(&p.metadata), pod_record);
-        if relisted {
-            let pods = self
-                .pods
-                .objects
-                .iter()
-                .map(|(k, r)| (k.as_str(), r.pod.as_ref()));
-            self.workloads.reset(pods, self.now_ms);
-        }
+    }
+
+    /// The node the indexed pod `key` occupies.
+    fn bound_node_of(&self, key: &str) -> Option<String> {
+        self.pods
+            .objects
+            .get(key)
+            .and_then(|r| r.view.bound_node().map(str::to_owned))
     }
 
     /// Applies a ScaledObject watch event.
@@ -650,7 +636,7 @@ impl Index {
     pub fn reset_pods(&mut self, pods: Vec<Pod>) {
         self.pods.reset(
             pods.into_iter()
-                .map(|p| (ns_key(&p.metadata), pod_record(p)))
+                .map(|p| (ns_key(&p.metadata), pod_record(&p)))
                 .collect(),
         );
     }
@@ -950,10 +936,10 @@ impl Index {
         pending: &PendingPod,
         default_class: Option<&StorageClassRecord>,
     ) -> Option<PendingPod> {
-        if rec.claims.is_empty() {
+        if rec.view.claims.is_empty() {
             return Some(pending.clone());
         }
-        match self.volume_zones(&pending.namespace, &rec.claims, default_class)? {
+        match self.volume_zones(&pending.namespace, &rec.view.claims, default_class)? {
             ZoneSet::Any => Some(pending.clone()),
             ZoneSet::Only(zones) if zones.is_empty() => None,
             ZoneSet::Only(zones) => {
@@ -974,10 +960,10 @@ impl Index {
         default_class: Option<&StorageClassRecord>,
     ) -> Option<Arc<PendingPod>> {
         let spec = rec.spec.as_ref()?;
-        if rec.claims.is_empty() {
+        if rec.view.claims.is_empty() {
             return Some(spec.clone());
         }
-        match self.volume_zones(&spec.namespace, &rec.claims, default_class) {
+        match self.volume_zones(&spec.namespace, &rec.view.claims, default_class) {
             Some(ZoneSet::Only(zones)) if !zones.is_empty() => {
                 let mut s = PendingPod::clone(spec);
                 s.volume_zones = zones.into_iter().collect();
@@ -1020,16 +1006,14 @@ impl Index {
     /// Why no PodDisruptionBudget lets this pod be evicted now, if one does not: a PDB of its
     /// namespace selecting it allows no disruption, or more than one selects it (the Eviction
     /// API refuses those).
-    fn pdb_block(&self, pod: &Pod) -> Option<String> {
-        let ns = pod.metadata.namespace.as_deref().unwrap_or_default();
-        let labels = pod.metadata.labels.clone().unwrap_or_default();
+    fn pdb_block(&self, pod: &PodView) -> Option<String> {
+        let ns = pod.namespace.as_str();
+        let labels = pod.labels.as_ref();
         let matching: Vec<&PdbRecord> = self
             .pdbs
             .objects
             .values()
-            .filter(|p| {
-                p.namespace == ns && p.selector.as_ref().is_some_and(|s| s.matches(&labels))
-            })
+            .filter(|p| p.namespace == ns && p.selector.as_ref().is_some_and(|s| s.matches(labels)))
             .collect();
         match matching.as_slice() {
             [] => None,
@@ -1051,9 +1035,9 @@ impl Index {
         default_class: Option<&StorageClassRecord>,
     ) -> PodDisruption {
         PodDisruption {
-            owner: convert::pod_owner(&rec.pod),
-            do_not_disrupt: convert::do_not_disrupt(&rec.pod.metadata),
-            pdb_blocked: self.pdb_block(&rec.pod),
+            owner: rec.view.owner_kind(),
+            do_not_disrupt: rec.view.do_not_disrupt(),
+            pdb_blocked: self.pdb_block(&rec.view),
             spec: self.bound_spec_with_volumes(rec, default_class),
         }
     }
@@ -1061,7 +1045,7 @@ impl Index {
     /// Builds the immutable state readers see.
     pub fn state(&self) -> ClusterState {
         let nodes = &self.nodes.objects;
-        let mut pods_by_node: BTreeMap<String, Vec<Arc<Pod>>> = BTreeMap::new();
+        let mut pods_by_node: BTreeMap<String, Vec<Arc<PodView>>> = BTreeMap::new();
         let mut records_by_node: BTreeMap<&str, Vec<&PodRecord>> = BTreeMap::new();
         let mut pending = Vec::new();
         let mut other_pods = Vec::new();
@@ -1072,14 +1056,14 @@ impl Index {
             {
                 pending.push(p);
             }
-            if let Some(node) = bound_node(&rec.pod) {
+            if let Some(node) = rec.view.bound_node() {
                 pods_by_node
                     .entry(node.to_owned())
                     .or_default()
-                    .push(rec.pod.clone());
+                    .push(rec.view.clone());
                 records_by_node.entry(node).or_default().push(rec);
             } else {
-                other_pods.push(rec.pod.clone());
+                other_pods.push(rec.view.clone());
             }
         }
         let claims_by_provider_id: BTreeMap<&str, &NodeClaim> = self

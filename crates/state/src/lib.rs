@@ -32,6 +32,7 @@ pub mod convert;
 pub mod created;
 pub mod dedupe;
 pub mod index;
+pub mod pod_view;
 pub mod predictions;
 pub mod settled;
 pub mod watch;
@@ -42,6 +43,7 @@ pub use index::{
     ClaimRecord, ClusterState, Ec2ClassRecord, Index, PdbRecord, PodRecord, StorageClassRecord,
     VolumeAttachmentRecord, ZoneCatalog,
 };
+pub use pod_view::PodView;
 
 /// Node label Karpenter sets once a node is initialized.
 pub const INITIALIZED_LABEL: &str = "karpenter.sh/initialized";

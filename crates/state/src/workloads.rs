@@ -9,33 +9,22 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use k8s_openapi::api::core::v1::Pod;
 use tandem_nodescaler::snapshot::{Comeback, PendingPod};
 use tandem_podscaler::TimeMs;
 use tandem_podscaler::comeback::{self, ReplicaChange};
 
-use crate::convert;
+use crate::pod_view::PodView;
 
 /// `(namespace, kind, name)` of a scale target: `Deployment` or `StatefulSet`.
 pub type WorkloadKey = (String, String, String);
 
 /// The scale target a pod belongs to, from its controller owner.
-pub fn key_of(pod: &Pod) -> Option<WorkloadKey> {
-    let ns = pod.metadata.namespace.clone().unwrap_or_default();
-    let owner = pod
-        .metadata
-        .owner_references
-        .iter()
-        .flatten()
-        .find(|o| o.controller == Some(true))?;
+pub fn key_of(pod: &PodView) -> Option<WorkloadKey> {
+    let ns = pod.namespace.clone();
+    let owner = pod.controller()?;
     match owner.kind.as_str() {
         "ReplicaSet" => {
-            let hash = pod
-                .metadata
-                .labels
-                .as_ref()
-                .and_then(|l| l.get("pod-template-hash"));
-            let name = match hash {
+            let name = match pod.labels.get("pod-template-hash") {
                 Some(h) => owner
                     .name
                     .strip_suffix(&format!("-{h}"))
@@ -47,11 +36,6 @@ pub fn key_of(pod: &Pod) -> Option<WorkloadKey> {
         "StatefulSet" => Some((ns, "StatefulSet".into(), owner.name.clone())),
         _ => None,
     }
-}
-
-/// Counts toward its owner's replicas: not being deleted and not finished.
-pub(crate) fn live(pod: &Pod) -> bool {
-    pod.metadata.deletion_timestamp.is_none() && !convert::is_terminal(pod)
 }
 
 /// A ScaledObject as coordination needs it.
@@ -76,13 +60,21 @@ pub struct Workloads {
 }
 
 impl Workloads {
-    /// A pod applied (`Some`) or deleted (`None`) at `now_ms`.
-    pub fn observe(&mut self, pod_key: &str, pod: &Pod, deleted: bool, now_ms: i64) {
+    /// A pod applied or deleted at `now_ms`. `template` is asked for the pod's scheduling
+    /// constraints only when its workload has no template yet.
+    pub fn observe(
+        &mut self,
+        pod_key: &str,
+        pod: &PodView,
+        deleted: bool,
+        now_ms: i64,
+        template: impl FnOnce() -> Option<PendingPod>,
+    ) {
         let Some(key) = key_of(pod) else {
             return;
         };
-        if !deleted && live(pod) {
-            self.add(&key, pod_key, pod);
+        if !deleted && pod.live() {
+            self.add(&key, pod_key, pod, template);
         } else {
             if let Some(set) = self.pods.get_mut(&key) {
                 set.remove(pod_key);
@@ -94,16 +86,22 @@ impl Workloads {
         self.record(&key, now_ms);
     }
 
-    /// Every pod at once (a finished relist).
-    pub fn reset<'a>(&mut self, pods: impl IntoIterator<Item = (&'a str, &'a Pod)>, now_ms: i64) {
+    /// Every pod at once (a finished relist), each with its template as in [`Self::observe`].
+    pub fn reset<'a, T>(
+        &mut self,
+        pods: impl IntoIterator<Item = (&'a str, &'a PodView, T)>,
+        now_ms: i64,
+    ) where
+        T: FnOnce() -> Option<PendingPod>,
+    {
         let before: Vec<WorkloadKey> = self.pods.keys().cloned().collect();
         self.pods.clear();
         self.bound.clear();
-        for (k, p) in pods {
+        for (k, p, template) in pods {
             if let Some(key) = key_of(p)
-                && live(p)
+                && p.live()
             {
-                self.add(&key, k, p);
+                self.add(&key, k, p, template);
             }
         }
         let keys: BTreeSet<WorkloadKey> = before
@@ -117,23 +115,25 @@ impl Workloads {
 
     /// Counts a live pod under its workload; its spec becomes the workload's template if it
     /// has none yet.
-    fn add(&mut self, key: &WorkloadKey, pod_key: &str, pod: &Pod) {
+    fn add(
+        &mut self,
+        key: &WorkloadKey,
+        pod_key: &str,
+        pod: &PodView,
+        template: impl FnOnce() -> Option<PendingPod>,
+    ) {
         self.pods
             .entry(key.clone())
             .or_default()
             .insert(pod_key.to_owned());
-        let bound = pod
-            .spec
-            .as_ref()
-            .is_some_and(|s| s.node_name.as_ref().is_some_and(|n| !n.is_empty()));
         let set = self.bound.entry(key.clone()).or_default();
-        if bound {
+        if pod.node_name.is_some() {
             set.insert(pod_key.to_owned());
         } else {
             set.remove(pod_key);
         }
         if !self.templates.contains_key(key)
-            && let Some(t) = convert::pending_pod(pod, 0)
+            && let Some(t) = template()
         {
             self.templates.insert(key.clone(), t);
         }
@@ -207,7 +207,9 @@ pub const COORDINATION_CEILING_SECS: u32 = 600;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use k8s_openapi::api::core::v1::Pod;
     use serde_json::json;
+    use std::sync::Arc;
 
     fn pod(name: &str, deleting: bool) -> Pod {
         let mut v = json!({
@@ -223,6 +225,17 @@ mod tests {
         serde_json::from_value(v).unwrap()
     }
 
+    fn view(p: &Pod) -> PodView {
+        PodView::new(p, Arc::new(p.metadata.labels.clone().unwrap_or_default()))
+    }
+
+    /// Applies or deletes `p` as the index does.
+    fn observe(w: &mut Workloads, key: &str, p: &Pod, deleted: bool, now_ms: i64) {
+        w.observe(key, &view(p), deleted, now_ms, || {
+            crate::convert::pending_pod(p, 0)
+        });
+    }
+
     fn target(window_secs: u32) -> ScaledTarget {
         ScaledTarget {
             scaled_object: "shop/worker".into(),
@@ -234,7 +247,7 @@ mod tests {
     #[test]
     fn a_deployments_pods_are_counted_under_the_deployment() {
         assert_eq!(
-            key_of(&pod("a", false)),
+            key_of(&view(&pod("a", false))),
             Some(("shop".into(), "Deployment".into(), "worker".into()))
         );
     }
@@ -243,7 +256,8 @@ mod tests {
     fn pods_scaled_away_come_back_as_comebacks_for_the_window() {
         let mut w = Workloads::default();
         for (i, n) in ["a", "b", "c"].iter().enumerate() {
-            w.observe(
+            observe(
+                &mut w,
                 &format!("shop/{n}"),
                 &pod(n, false),
                 false,
@@ -255,8 +269,8 @@ mod tests {
             "still at peak"
         );
         // Two are deleted at 10 s (first marked deleting, then gone).
-        w.observe("shop/b", &pod("b", true), false, 10_000);
-        w.observe("shop/c", &pod("c", true), true, 10_000);
+        observe(&mut w, "shop/b", &pod("b", true), false, 10_000);
+        observe(&mut w, "shop/c", &pod("c", true), true, 10_000);
         let c = w.comebacks(&[target(60)], 20_000);
         assert_eq!(c.len(), 1);
         assert_eq!((c[0].count, c[0].until_ms), (2, 70_000));
@@ -270,9 +284,9 @@ mod tests {
     #[test]
     fn the_ceiling_bounds_a_long_window() {
         let mut w = Workloads::default();
-        w.observe("shop/a", &pod("a", false), false, 0);
-        w.observe("shop/b", &pod("b", false), false, 0);
-        w.observe("shop/b", &pod("b", false), true, 1_000);
+        observe(&mut w, "shop/a", &pod("a", false), false, 0);
+        observe(&mut w, "shop/b", &pod("b", false), false, 0);
+        observe(&mut w, "shop/b", &pod("b", false), true, 1_000);
         let c = w.comebacks(&[target(3_600)], 2_000);
         assert_eq!(c[0].until_ms, 601_000);
     }
@@ -280,10 +294,10 @@ mod tests {
     #[test]
     fn a_relist_recounts() {
         let mut w = Workloads::default();
-        w.observe("shop/a", &pod("a", false), false, 0);
-        w.observe("shop/b", &pod("b", false), false, 0);
-        let a = pod("a", false);
-        w.reset([("shop/a", &a)], 5_000);
+        observe(&mut w, "shop/a", &pod("a", false), false, 0);
+        observe(&mut w, "shop/b", &pod("b", false), false, 0);
+        let a = view(&pod("a", false));
+        w.reset([("shop/a", &a, || None)], 5_000);
         let c = w.comebacks(&[target(60)], 6_000);
         assert_eq!(c[0].count, 1);
     }

@@ -308,13 +308,17 @@ fn volume_attachments_are_kept_by_node_and_pods_resolve_their_volumes() {
             {"name": "cfg", "configMap": {"name": "x"}}]},
     }))
     .unwrap();
+    ix.apply_pod(pod);
     let st = ix.state();
     assert_eq!(st.volume_attachments["n1"].len(), 1);
     assert_eq!(
         st.volume_attachments["n1"][0].persistent_volume.as_deref(),
         Some("pv-1")
     );
-    assert_eq!(st.persistent_volumes_of(&pod), ["pv-1", "pv-2"]);
+    assert_eq!(
+        st.persistent_volumes_of(&st.pods_by_node["n1"][0]),
+        ["pv-1", "pv-2"]
+    );
     ix.delete_volume_attachment(&va);
     assert!(ix.state().volume_attachments.is_empty());
 }
