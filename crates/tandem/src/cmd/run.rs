@@ -1017,6 +1017,7 @@ async fn shutdown_signal() {
     {
         let _ = ctrl_c.await;
     }
+    crate::write_heap_profile();
 }
 
 #[cfg(test)]
