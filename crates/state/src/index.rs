@@ -93,8 +93,9 @@ impl<T> Kind<T> {
 pub struct PodRecord {
     /// What the index keeps of the object (see [`PodView`]).
     pub view: Arc<PodView>,
-    /// Set when the pod is provisionable (see [`convert::is_provisionable`]).
-    pub pending: Option<PendingPod>,
+    /// Set when the pod is provisionable (see [`convert::is_provisionable`]). Boxed: most
+    /// records are bound pods, and a record's inline size is paid by every slot of the map.
+    pub pending: Option<Box<PendingPod>>,
     /// The pod's scheduling constraints, for disruption to simulate where a bound pod goes.
     pub spec: Option<Arc<PendingPod>>,
     /// What the core sees of a bound pod (without its disruption facts, which depend on
@@ -125,7 +126,7 @@ fn pod_record(pod: &Pod) -> PodRecord {
     let labels = Arc::new(pod.metadata.labels.clone().unwrap_or_default());
     let view = PodView::new(pod, labels.clone());
     let pending = if convert::is_provisionable(pod) {
-        convert::pending_pod(pod, creation)
+        convert::pending_pod(pod, creation).map(Box::new)
     } else {
         None
     };
@@ -582,7 +583,10 @@ impl Index {
                 }
                 self.pods.reset(fresh);
                 let pods = self.pods.objects.iter().map(|(k, r)| {
-                    let template = || r.pending.clone().or_else(|| r.spec.as_deref().cloned());
+                    let template = || {
+                        let p = r.pending.as_deref().or(r.spec.as_deref());
+                        p.cloned()
+                    };
                     (k.as_str(), r.view.as_ref(), template)
                 });
                 self.workloads.reset(pods, self.now_ms);

@@ -462,10 +462,13 @@ impl BoundPod {
             deleted_at: pod.metadata.deletion_timestamp.map(|t| t.0),
             not_ready: not_ready(status.as_ref()),
             phase: status.and_then(|s| s.phase),
+            // By reference, not `into_iter()`: collecting from the owned Vec would reuse its
+            // allocation in place, keeping a 2 KB k8s-openapi Container's room per pod alive
+            // for a 48-byte pair (18 MiB at 9,000 pods, the largest site of the heap profile).
             containers: spec
                 .containers
-                .into_iter()
-                .map(|c| (c.name, c.image.unwrap_or_default()))
+                .iter()
+                .map(|c| (c.name.clone(), c.image.clone().unwrap_or_default()))
                 .collect(),
         })
     }
