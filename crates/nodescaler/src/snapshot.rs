@@ -137,8 +137,9 @@ pub struct PendingPod {
     pub creation: u64,
     /// Containers and overhead; requests and host ports come from here.
     pub shape: PodShape,
-    /// The pod's labels (what selectors see).
-    pub labels: Labels,
+    /// The pod's labels (what selectors see). Shared: the live index keeps one copy per pod
+    /// for its bound-pod view and this.
+    pub labels: Arc<Labels>,
     /// `spec.nodeSelector`.
     pub node_selector: Labels,
     /// Required node-affinity terms, OR-ed; empty means none.
@@ -173,7 +174,7 @@ impl PendingPod {
                 containers: vec![Container::new("main", requests)],
                 ..PodShape::default()
             },
-            labels: Labels::new(),
+            labels: Arc::default(),
             node_selector: Labels::new(),
             required_affinity: Vec::new(),
             preferred_affinity: Vec::new(),
@@ -210,7 +211,7 @@ impl PendingPod {
 
     /// Adds a label.
     pub fn label(mut self, key: &str, value: &str) -> Self {
-        self.labels.insert(key.to_owned(), value.to_owned());
+        Arc::make_mut(&mut self.labels).insert(key.to_owned(), value.to_owned());
         self
     }
 
@@ -364,7 +365,7 @@ impl BoundPod {
         let mut b = BoundPod::new(
             &pod.namespace,
             &pod.name,
-            Arc::new(pod.labels.clone()),
+            Arc::clone(&pod.labels),
             pod.shape.effective_requests(),
         );
         b.host_ports = pod.shape.host_ports();

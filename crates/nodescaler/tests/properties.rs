@@ -333,7 +333,7 @@ fn check(s: &Snapshot, p: &Plan) -> Result<(), TestCaseError> {
     }
     for (pod, h) in &placed {
         members.entry(h.clone()).or_default().push((
-            pod.labels.clone(),
+            (*pod.labels).clone(),
             pod.shape.host_ports(),
             true,
         ));

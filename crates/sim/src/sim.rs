@@ -181,7 +181,7 @@ impl Simulation {
                 pods: BTreeSet::new(),
                 running: 0,
                 serial: 0,
-                labels: Arc::new(w.template.labels.clone()),
+                labels: Arc::clone(&w.template.labels),
                 requests: w.template.shape.effective_requests(),
                 ports: w.template.shape.host_ports(),
                 history: vec![ReplicaChange {

@@ -264,7 +264,7 @@ pub fn pending_pod(pod: &Pod, creation: u64) -> Option<PendingPod> {
         uid: pod.metadata.uid.clone().unwrap_or_default(),
         creation,
         shape: shape(spec),
-        labels: pod.metadata.labels.clone().unwrap_or_default(),
+        labels: Arc::new(pod.metadata.labels.clone().unwrap_or_default()),
         node_selector: spec.node_selector.clone().unwrap_or_default(),
         required_affinity: required_affinity(spec),
         preferred_affinity,

@@ -31,6 +31,7 @@ use tandem_nodescaler::snapshot::{
 };
 
 use crate::convert::{self, ClaimClass, ZoneSet};
+use crate::intern::Interner;
 use crate::pod_view::PodView;
 
 /// One kind's objects, with the relist buffer.
@@ -66,7 +67,12 @@ impl<T> Kind<T> {
         self.synced = true;
     }
 
-    fn event<K>(&mut self, ev: Event<K>, key: impl Fn(&K) -> String, value: impl Fn(K) -> T) {
+    fn event<K>(
+        &mut self,
+        ev: Event<K>,
+        key: impl Fn(&K) -> String,
+        mut value: impl FnMut(K) -> T,
+    ) {
         match ev {
             Event::Init => self.relist = Some(BTreeMap::new()),
             Event::InitApply(obj) => {
@@ -116,22 +122,42 @@ fn name_key(meta: &kube::api::ObjectMeta) -> String {
     meta.name.clone().unwrap_or_default()
 }
 
-/// Converts a Pod once, when its event arrives; the object itself is dropped here.
-fn pod_record(pod: &Pod) -> PodRecord {
+/// The values many pods share, kept once (see [`Interner`]).
+#[derive(Debug, Default)]
+struct Shared {
+    labels: Interner<BTreeMap<String, String>>,
+    tolerations: Interner<Vec<tandem_model::taints::Toleration>>,
+}
+
+/// Converts a Pod once, when its event arrives; the object itself is dropped here. The
+/// pod's labels are one shared copy for its view, its scheduling constraints and its bound
+/// view, and the same copy as every other pod with equal labels (a ReplicaSet's pods).
+fn pod_record(pod: &Pod, shared: &mut Shared) -> PodRecord {
     let creation = pod
         .metadata
         .creation_timestamp
         .as_ref()
         .map_or(0, |t| u64::try_from(t.0.as_microsecond()).unwrap_or(0));
-    let labels = Arc::new(pod.metadata.labels.clone().unwrap_or_default());
-    let view = PodView::new(pod, labels.clone());
+    let labels = shared
+        .labels
+        .intern(pod.metadata.labels.clone().unwrap_or_default());
+    let mut view = PodView::new(pod, labels.clone());
+    view.tolerations = shared
+        .tolerations
+        .intern(Arc::unwrap_or_clone(view.tolerations));
+    let converted = || {
+        convert::pending_pod(pod, creation).map(|mut p| {
+            p.labels = labels.clone();
+            p
+        })
+    };
     let pending = if convert::is_provisionable(pod) {
-        convert::pending_pod(pod, creation).map(Box::new)
+        converted().map(Box::new)
     } else {
         None
     };
     let spec = if pending.is_none() && view.bound_node().is_some() {
-        convert::pending_pod(pod, creation).map(Arc::new)
+        converted().map(Arc::new)
     } else {
         None
     };
@@ -359,6 +385,8 @@ pub struct Index {
     watch_replica_sets: bool,
     /// Live pods per scale target and the history of their count.
     workloads: crate::workloads::Workloads,
+    /// Labels and tolerations the pods share.
+    shared: Shared,
     /// The writer's clock, ms since the epoch: when the events being applied were observed.
     now_ms: i64,
     /// Per node, when a pod was last bound to it or left it, as observed by this index.
@@ -406,6 +434,7 @@ impl Index {
             replica_sets: Kind::default(),
             watch_replica_sets: false,
             workloads: crate::workloads::Workloads::default(),
+            shared: Shared::default(),
             now_ms: 0,
             pod_events: BTreeMap::new(),
             predictions: Arc::default(),
@@ -544,7 +573,7 @@ impl Index {
         match ev {
             Event::Apply(p) => {
                 let key = ns_key(&p.metadata);
-                let rec = pod_record(&p);
+                let rec = pod_record(&p, &mut self.shared);
                 let old = self.bound_node_of(&key);
                 self.pod_moved(old.as_deref(), rec.view.bound_node());
                 self.workloads
@@ -592,8 +621,9 @@ impl Index {
                 self.workloads.reset(pods, self.now_ms);
             }
             ev @ (Event::Init | Event::InitApply(_)) => {
+                let shared = &mut self.shared;
                 self.pods
-                    .event(ev, |p| ns_key(&p.metadata), |p| pod_record(&p));
+                    .event(ev, |p| ns_key(&p.metadata), |p| pod_record(&p, shared));
             }
         }
     }
@@ -640,7 +670,7 @@ impl Index {
     pub fn reset_pods(&mut self, pods: Vec<Pod>) {
         self.pods.reset(
             pods.into_iter()
-                .map(|p| (ns_key(&p.metadata), pod_record(&p)))
+                .map(|p| (ns_key(&p.metadata), pod_record(&p, &mut self.shared)))
                 .collect(),
         );
     }

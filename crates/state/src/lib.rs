@@ -32,6 +32,7 @@ pub mod convert;
 pub mod created;
 pub mod dedupe;
 pub mod index;
+pub mod intern;
 pub mod pod_view;
 pub mod predictions;
 pub mod settled;

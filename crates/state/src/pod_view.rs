@@ -57,8 +57,9 @@ pub struct PodView {
     pub mirror_annotation: bool,
     /// The `karpenter.sh/do-not-disrupt` annotation's value, when present.
     pub do_not_disrupt: Option<String>,
-    /// `spec.tolerations`, converted.
-    pub tolerations: Vec<Toleration>,
+    /// `spec.tolerations`, converted; shared like the labels (most pods carry the same two
+    /// defaults for not-ready and unreachable nodes).
+    pub tolerations: Arc<Vec<Toleration>>,
     /// `metadata.deletionTimestamp`.
     pub deletion: Option<Timestamp>,
     /// `status.startTime`.
@@ -108,12 +109,13 @@ impl PodView {
             do_not_disrupt: annotations
                 .and_then(|a| a.get(tandem_nodescaler::disruption::DO_NOT_DISRUPT))
                 .cloned(),
-            tolerations: spec
-                .and_then(|s| s.tolerations.as_ref())
-                .into_iter()
-                .flatten()
-                .map(convert::toleration)
-                .collect(),
+            tolerations: Arc::new(
+                spec.and_then(|s| s.tolerations.as_ref())
+                    .into_iter()
+                    .flatten()
+                    .map(convert::toleration)
+                    .collect(),
+            ),
             deletion: meta.deletion_timestamp.as_ref().map(|t| t.0),
             started: status.and_then(|s| s.start_time.as_ref()).map(|t| t.0),
             grace_seconds: spec.and_then(|s| s.termination_grace_period_seconds),

@@ -114,7 +114,7 @@ pub fn convert(
     let mut pod = PendingPod::new(namespace, name, Resources::new());
     pod.shape = shape(spec, spec_path)?;
     if let Some(labels) = meta.and_then(|m| m.labels.as_ref()) {
-        pod.labels = labels.clone();
+        pod.labels = std::sync::Arc::new(labels.clone());
     }
     if let Some(sel) = &spec.node_selector {
         pod.node_selector = sel.clone();

@@ -12,7 +12,6 @@ use tandem_model::requirements::Requirement;
 use super::candidates::Candidate;
 use super::{Context, Options};
 use crate::provisioning::{InstanceOption, Launch, Nominate, plan};
-use crate::selector::Labels;
 use crate::snapshot::{BoundPod, NodeState, PendingPod, Snapshot};
 
 /// Where the removed nodes' pods would go.
@@ -50,7 +49,7 @@ pub fn pending_form(bp: &BoundPod) -> PendingPod {
         }],
         ..PodShape::default()
     };
-    pod.labels = Labels::clone(&bp.labels);
+    pod.labels = std::sync::Arc::clone(&bp.labels);
     pod.pod_anti_affinity = bp.anti_affinity.clone();
     pod
 }
